@@ -1,0 +1,91 @@
+# qkv — one build command: `make` leaves ./qkv in the repository root.
+#
+#   make          library (build/libqkv.a) and the command-line program ./qkv
+#   make test     installs dependencies, builds, runs the unit suite twice:
+#                 optimised, then under AddressSanitizer + UBSan
+#   make demo     installs dependencies, builds, runs the main job
+#   make bench    builds the benchmarks in bench/ (run them by hand)
+#
+# Every .c under src/ goes into the library, every .c under cli/ into ./qkv and
+# every tests/test_*.c becomes its own test program: adding a file needs no
+# edit here.
+
+CC      ?= cc
+ARCH    ?= -march=native
+OPT     ?= -O3
+WARN    := -Wall -Wextra -Wno-unused-parameter
+DEPFLAGS = -MMD -MP
+BLAS_INC := -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) $(WARN) -fopenmp -g -Iinclude -Isrc $(BLAS_INC) $(EXTRA_CFLAGS)
+LDLIBS  := -fopenmp -lopenblas -lcjson -lm -lpthread
+
+SAN_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(ARCH) $(WARN) -fopenmp -Iinclude -Isrc $(BLAS_INC) \
+              -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_LDLIBS := -fsanitize=address,undefined $(LDLIBS)
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_LIB := tests/testlib.c
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=build/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=build/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=build/tests/%)
+SAN_LIB_OBJ := $(LIB_SRC:%.c=build-san/%.o)
+SAN_TEST_BIN := $(TEST_SRC:tests/%.c=build-san/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=build/bench/%)
+
+.PHONY: all test tests san-tests demo bench clean deps
+all: qkv
+
+deps:
+	@scripts/install-deps
+
+build/libqkv.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+build-san/libqkv.a: $(SAN_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+build-san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+qkv: $(CLI_OBJ) build/libqkv.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) build/libqkv.a $(LDLIBS)
+
+build/tests/%: tests/%.c $(TEST_LIB) build/libqkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests -o $@ $< $(TEST_LIB) build/libqkv.a $(LDLIBS)
+
+build-san/tests/%: tests/%.c $(TEST_LIB) build-san/libqkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -Itests -o $@ $< $(TEST_LIB) build-san/libqkv.a $(SAN_LDLIBS)
+
+build/bench/%: bench/%.c build/libqkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< build/libqkv.a $(LDLIBS) -ldnnl
+
+tests: $(TEST_BIN)
+san-tests: $(SAN_TEST_BIN)
+bench: $(BENCH_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory all tests san-tests
+	@tests/run build/tests build-san/tests
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo
+
+clean:
+	rm -rf build build-san qkv
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

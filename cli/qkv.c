@@ -1,0 +1,63 @@
+/* qkv: the command-line program. Dispatches to one cli/cmd_*.c per subcommand. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "qkv.h"
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("qkv: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("qkv %s\n", QKV_VERSION_STRING);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+/* One line per subcommand; keep the help texts short, each command has --help. */
+static const struct {
+    const char *name;
+    qkv_command_fn fn;
+    const char *help;
+} commands[] = {
+    {"help", cmd_help, "list the commands"},
+    {"version", cmd_version, "print the version"},
+};
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("usage: qkv COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-12s %s\n", commands[i].name, commands[i].help);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_help(argc, argv), 2;
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+        return cmd_help(argc, argv);
+    if (!strcmp(name, "--version"))
+        return cmd_version(argc, argv);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name))
+            return commands[i].fn(argc - 1, argv + 1);
+    return cli_error("unknown command '%s' (try 'qkv help')", name);
+}

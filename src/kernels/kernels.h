@@ -1,0 +1,153 @@
+/* Kernels: the numerical ops of the Transformer, each a *_forward /
+ * *_backward pair in the style of llm.c.
+ *
+ *   - outputs first, then inputs, then sizes; shapes in the comment above,
+ *     in the order of the names;
+ *   - every backward ACCUMULATES (+=) into its gradient outputs; zeroing is a
+ *     separate step done by the caller;
+ *   - all tensors are row-major, float32, contiguous unless a stride is given;
+ *   - kernels know nothing of models, files or text, never allocate, never
+ *     print; non-GEMM loops are threaded with OpenMP at this level only.
+ *
+ * Each optimised kernel has a plain *_ref twin in kernels_ref.h that the
+ * tests compare it with. */
+#ifndef QKV_KERNELS_H
+#define QKV_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- GEMM (gemm.c: the one place that knows which BLAS runs) ---------- */
+
+/* C[M,N] = alpha * op(A) * op(B) + beta * C, row-major.
+ * op(A) is [M,K]: A is [M,K] (lda >= K) or, transposed, [K,M] (lda >= M).
+ * op(B) is [K,N]: B is [K,N] (ldb >= N) or, transposed, [N,K] (ldb >= K). */
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Batched GEMM: count independent products with constant strides between
+ * consecutive A, B and C matrices (attention's per-head products). */
+void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                  size_t stride_a, const float *B, int ldb, size_t stride_b, float beta, float *C,
+                  int ldc, size_t stride_c, int count);
+
+/* ---- linear layer (PyTorch layout: weight [OC, C]) ---------------------- */
+
+/* out: [N, OC]   inp: [N, C]   weight: [OC, C]   bias: [OC] or NULL */
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                    int OC);
+/* dinp: [N, C] (may be NULL: not needed)   dweight: [OC, C]   dbias: [OC] or NULL
+ * dout: [N, OC]   inp: [N, C]   weight: [OC, C]. Accumulates. */
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC);
+
+/* ---- embedding with scale and position ---------------------------------- */
+
+/* out[b,t,:] = table[ids[b,t], :] * scale + (pos ? pos[t + pos_offset, :] : 0)
+ * out: [B, T, C]   ids: [B, T]   table: [V, C]   pos: [P, C] or NULL
+ * Requires 0 <= ids < V and T + pos_offset <= P (checked by the caller). */
+void embedding_forward(float *out, const int *ids, const float *table, const float *pos, int B, int T,
+                       int C, int pos_offset, float scale);
+/* dtable: [V, C]   dpos: [P, C] or NULL (learned positions)   dout: [B, T, C]
+ * Accumulates; rows of repeated ids add up. */
+void embedding_backward(float *dtable, float *dpos, const float *dout, const int *ids, int B, int T, int C,
+                        int pos_offset, float scale);
+
+/* Fixed sinusoidal position table, Marian / Hugging Face layout:
+ * table[p, j] = sin(p / 10000^(2j/C)) for j < C/2 and
+ * table[p, C/2 + j] = cos(p / 10000^(2j/C)) for j < C/2 (C even).
+ * table: [P, C] */
+void sinusoidal_positions(float *table, int P, int C);
+
+/* ---- layer norm ---------------------------------------------------------- */
+
+/* out, mean, rstd: [N, C], [N], [N]   inp: [N, C]   weight, bias: [C] */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int C, float eps);
+/* Accumulates into dinp, dweight, dbias. */
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, const float *mean, const float *rstd, int N, int C);
+
+/* ---- multi-head split and merge ----------------------------------------- */
+
+/* out: [B, H, T, D]   inp: [B, T, H*D] (row stride ld >= H*D) */
+void heads_split_forward(float *out, const float *inp, int B, int T, int H, int D, int ld);
+/* dinp: [B, T, H*D] (row stride ld)   dout: [B, H, T, D]. Accumulates. */
+void heads_split_backward(float *dinp, const float *dout, int B, int T, int H, int D, int ld);
+/* out: [B, T, H*D]   inp: [B, H, T, D] */
+void heads_merge_forward(float *out, const float *inp, int B, int T, int H, int D);
+/* dinp: [B, H, T, D]   dout: [B, T, H*D]. Accumulates. */
+void heads_merge_backward(float *dinp, const float *dout, int B, int T, int H, int D);
+
+/* ---- scaled dot-product attention --------------------------------------- */
+
+/* For each batch b and head h:
+ *   scores = q k^T / sqrt(D), masked to -inf where key j >= key_len[b]
+ *            and, if causal, where j > i + (Tk - Tq) (query i sits at the
+ *            end of the keys, which also covers incremental decoding);
+ *   probs  = softmax(scores) over keys (a row with every key masked gives
+ *            zeros, never NaN);
+ *   out    = (probs .* dropmask) v      (dropmask NULL: no dropout)
+ * out: [B, H, Tq, D]   probs: [B, H, Tq, Tk] (kept for backward and for
+ * showing attention)   q: [B, H, Tq, D]   k, v: [B, H, Tk, D]
+ * key_len: [B] or NULL (no padding)   dropmask: [B, H, Tq, Tk] of 0 or
+ * 1/(1-p), or NULL   scratch: [B, H, Tq, Tk] floats for backward only. */
+void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                       const int *key_len, int causal, const float *dropmask, int B, int H, int Tq, int Tk,
+                       int D);
+/* dq: [B, H, Tq, D]   dk, dv: [B, H, Tk, D]   scratch: [B, H, Tq, Tk]
+ * dout: [B, H, Tq, D]   probs, q, k, v, dropmask as in forward. Accumulates
+ * into dq, dk, dv; scratch is overwritten. */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *probs, const float *q, const float *k, const float *v,
+                        const float *dropmask, int B, int H, int Tq, int Tk, int D);
+
+/* ---- activations and the feed-forward block ------------------------------ */
+
+typedef enum { ACT_RELU = 0, ACT_GELU = 1, ACT_SWISH = 2 } activation_kind;
+
+/* GELU is the exact erf form x * 0.5 * (1 + erf(x / sqrt(2))); swish is
+ * x * sigmoid(x) (SiLU).   out, inp: [n] */
+void activation_forward(float *out, const float *inp, size_t n, activation_kind act);
+/* dinp += dout * act'(inp). */
+void activation_backward(float *dinp, const float *dout, const float *inp, size_t n, activation_kind act);
+
+/* ---- residual add -------------------------------------------------------- */
+
+/* out = a + b   out, a, b: [n] (out may alias a or b) */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+/* da += dout; db += dout. */
+void residual_backward(float *da, float *db, const float *dout, size_t n);
+
+/* ---- dropout (counter-based, so any thread count gives the same mask) ---- */
+
+/* mask[i] = (qkv_hash_uniform(seed, i) >= p) ? 1/(1-p) : 0; out = inp * mask.
+ * p == 0 gives out = inp and mask all ones. out may alias inp.
+ * out, mask, inp: [n] */
+void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, uint64_t seed);
+/* Fills mask only (for attention dropout). */
+void dropout_mask(float *mask, size_t n, float p, uint64_t seed);
+/* dinp += dout * mask. */
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+/* ---- softmax and the loss ------------------------------------------------ */
+
+/* Row-wise softmax and log-softmax.   out, inp: [N, V] (out may alias inp) */
+void softmax_forward(float *out, const float *inp, int N, int V);
+void log_softmax_forward(float *out, const float *inp, int N, int V);
+
+/* Softmax cross-entropy with label smoothing eps (PyTorch's definition):
+ *   loss[i] = (1 - eps) * -log p[i, target[i]] + eps * mean_v(-log p[i, v]),
+ * and loss[i] = 0 where target[i] == ignore_index.
+ * loss: [N]   probs: [N, V] (softmax, kept for backward; may alias logits)
+ * logits: [N, V]   targets: [N] */
+void crossentropy_forward(float *loss, float *probs, const float *logits, const int *targets, int N, int V,
+                          float eps, int ignore_index);
+/* dlogits[i, :] += dloss[i] * (probs[i, :] - (1 - eps) * onehot(target) - eps / V),
+ * nothing for ignored rows. dlogits may alias probs (then it is overwritten
+ * rather than accumulated: the caller's choice to save [N, V] floats).
+ * dlogits: [N, V]   probs: [N, V]   targets, dloss: [N] */
+void crossentropy_backward(float *dlogits, const float *probs, const int *targets, const float *dloss, int N,
+                           int V, float eps, int ignore_index);
+
+#endif

@@ -1,0 +1,114 @@
+#include "test.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int case_failures;
+static int case_messages;
+
+int test_failures(void) { return case_failures; }
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+    case_failures++;
+    if (case_messages++ >= 10)
+        return; /* the first few messages tell the story */
+    fprintf(stdout, "    %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+}
+
+int test_close_f64(const char *file, int line, const double *got, const double *want, size_t n,
+                   double rtol, const char *what)
+{
+    double maxref = 0, maxdiff = 0;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) {
+            test_fail(file, line, "%s: got non-finite %g at index %zu (want %g)", what, got[i], i, want[i]);
+            return 0;
+        }
+        double d = fabs(got[i] - want[i]);
+        if (d > maxdiff) {
+            maxdiff = d;
+            worst = i;
+        }
+        if (fabs(want[i]) > maxref)
+            maxref = fabs(want[i]);
+    }
+    double rel = maxdiff / (maxref > 1e-30 ? maxref : 1e-30);
+    if (n > 0 && rel > rtol) {
+        test_fail(file, line, "%s: max|diff|/max|want| = %.3g > %.1g at index %zu (got %.9g, want %.9g, n=%zu)",
+                  what, rel, rtol, worst, got[worst], want[worst], n);
+        return 0;
+    }
+    return 1;
+}
+
+int test_close_f32(const char *file, int line, const float *got, const float *want, size_t n,
+                   double rtol, const char *what)
+{
+    double maxref = 0, maxdiff = 0;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) {
+            test_fail(file, line, "%s: got non-finite %g at index %zu (want %g)", what, (double)got[i], i,
+                      (double)want[i]);
+            return 0;
+        }
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (d > maxdiff) {
+            maxdiff = d;
+            worst = i;
+        }
+        if (fabs((double)want[i]) > maxref)
+            maxref = fabs((double)want[i]);
+    }
+    double rel = maxdiff / (maxref > 1e-30 ? maxref : 1e-30);
+    if (n > 0 && rel > rtol) {
+        test_fail(file, line, "%s: max|diff|/max|want| = %.3g > %.1g at index %zu (got %.9g, want %.9g, n=%zu)",
+                  what, rel, rtol, worst, (double)got[worst], (double)want[worst], n);
+        return 0;
+    }
+    return 1;
+}
+
+const char *test_golden_dir(void)
+{
+    const char *d = getenv("QKV_GOLDEN_DIR");
+    return d && *d ? d : "tests/golden";
+}
+
+int test_main(int argc, char **argv, const test_case *cases, int n)
+{
+    const char *prog = strrchr(argv[0], '/');
+    prog = prog ? prog + 1 : argv[0];
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        if (argc > 1) {
+            int wanted = 0;
+            for (int a = 1; a < argc; a++)
+                wanted |= strcmp(argv[a], cases[i].name) == 0;
+            if (!wanted)
+                continue;
+        }
+        case_failures = 0;
+        case_messages = 0;
+        cases[i].fn();
+        if (case_failures == 0) {
+            printf("ok   %s/%s\n", prog, cases[i].name);
+            passed++;
+        } else {
+            printf("FAIL %s/%s (%d failed checks)\n", prog, cases[i].name, case_failures);
+            failed++;
+        }
+        fflush(stdout);
+    }
+    printf("%s: %d passed, %d failed\n", prog, passed, failed);
+    return failed ? 1 : 0;
+}
