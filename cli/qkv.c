@@ -27,7 +27,9 @@ static int cmd_version(int argc, char **argv)
 
 static int cmd_help(int argc, char **argv);
 
-/* One line per subcommand; keep the help texts short, each command has --help. */
+/* One line per subcommand; keep the help texts short, each command has --help.
+ * A name may be two words ("vocab encode"): it then matches argv[1] argv[2]
+ * and the command receives argv from the second word on. */
 static const struct {
     const char *name;
     qkv_command_fn fn;
@@ -56,8 +58,20 @@ int main(int argc, char **argv)
         return cmd_help(argc, argv);
     if (!strcmp(name, "--version"))
         return cmd_version(argc, argv);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(commands[i].name, name))
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const char *cn = commands[i].name, *space = strchr(cn, ' ');
+        if (!space && !strcmp(cn, name))
             return commands[i].fn(argc - 1, argv + 1);
+        if (space && argc > 2 && strlen(name) == (size_t)(space - cn) && !strncmp(cn, name, space - cn) &&
+            !strcmp(space + 1, argv[2]))
+            return commands[i].fn(argc - 2, argv + 2);
+    }
+    int group = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const char *cn = commands[i].name, *space = strchr(cn, ' ');
+        group |= space && strlen(name) == (size_t)(space - cn) && !strncmp(cn, name, space - cn);
+    }
+    if (group)
+        return cli_error("'%s' needs a subcommand (try 'qkv help')", name);
     return cli_error("unknown command '%s' (try 'qkv help')", name);
 }
