@@ -1,0 +1,96 @@
+/* train/checkpoint: the container format (round trip, corruption, truncation). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "train/checkpoint.h"
+#include "test.h"
+
+static void tmp_path(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "/tmp/qkv_test_ckpt_%ld_%s", (long)getpid(), name);
+}
+
+static void test_round_trip(void)
+{
+    float params[5] = {1.5f, -2.0f, 0.0f, 3.25f, 1e-8f};
+    const char *cfg = "{\"d_model\": 16}";
+    ckpt_section in[3] = {
+        {"config", (void *)cfg, strlen(cfg)},
+        {"params", params, sizeof params},
+        {"empty", NULL, 0},
+    };
+    char path[256];
+    tmp_path(path, sizeof path, "rt");
+    CHECK(ckpt_write(path, in, 3) == QKV_OK, "write: %s", qkv_last_error());
+    ckpt_file f;
+    CHECK(ckpt_read(path, &f) == QKV_OK, "read: %s", qkv_last_error());
+    CHECK(f.n_sections == 3, "%d sections", f.n_sections);
+    const ckpt_section *p = ckpt_find(&f, "params");
+    CHECK(p && p->nbytes == sizeof params && memcmp(p->data, params, sizeof params) == 0, "params differ");
+    const ckpt_section *c = ckpt_find(&f, "config");
+    CHECK(c && c->nbytes == strlen(cfg) && memcmp(c->data, cfg, c->nbytes) == 0, "config differs");
+    CHECK(ckpt_find(&f, "empty") && ckpt_find(&f, "empty")->nbytes == 0, "empty section");
+    CHECK(ckpt_find(&f, "adam_m") == NULL, "absent section found");
+    ckpt_free(&f);
+    remove(path);
+}
+
+static void test_corruption_detected(void)
+{
+    float params[64];
+    for (int i = 0; i < 64; i++)
+        params[i] = (float)i;
+    ckpt_section in[2] = {{"config", "{}", 2}, {"params", params, sizeof params}};
+    char path[256];
+    tmp_path(path, sizeof path, "bad");
+    CHECK(ckpt_write(path, in, 2) == QKV_OK, "write: %s", qkv_last_error());
+    char *data;
+    size_t len;
+    CHECK(qkv_read_file(path, &data, &len) == QKV_OK, "read back");
+    remove(path);
+    ckpt_file f;
+    /* Every truncation fails cleanly. */
+    for (size_t cut = 0; cut < len; cut++) {
+        qkv_status s = ckpt_parse(data, cut, "cut.qkv", &f);
+        CHECK(s == QKV_ERR_FORMAT, "truncated at %zu of %zu: status %d", cut, len, s);
+        if (s == QKV_OK)
+            ckpt_free(&f);
+    }
+    /* Every flipped byte is caught (by the magic, version or checksum). */
+    for (size_t i = 0; i < len; i += 7) {
+        data[i] ^= 0x5a;
+        qkv_status s = ckpt_parse(data, len, "flip.qkv", &f);
+        CHECK(s == QKV_ERR_FORMAT, "flipped byte %zu accepted", i);
+        if (s == QKV_OK)
+            ckpt_free(&f);
+        data[i] ^= 0x5a;
+    }
+    CHECK(ckpt_parse(data, len, "ok.qkv", &f) == QKV_OK, "intact: %s", qkv_last_error());
+    ckpt_free(&f);
+    data[len - 20] ^= 1;
+    CHECK(ckpt_parse(data, len, "x.qkv", &f) == QKV_ERR_FORMAT && strstr(qkv_last_error(), "checksum"),
+          "message: %s", qkv_last_error());
+    free(data);
+    CHECK(ckpt_read("/nonexistent/x.qkv", &f) == QKV_ERR_IO, "missing file");
+}
+
+static void test_bad_tag(void)
+{
+    ckpt_section in[1] = {{"", "x", 1}};
+    CHECK(ckpt_write("/tmp/qkv_never_written", in, 1) == QKV_ERR_ARG, "empty tag accepted");
+    FILE *fp = fopen("/tmp/qkv_never_written", "rb");
+    CHECK(fp == NULL, "a file was written despite the error");
+    if (fp)
+        fclose(fp);
+}
+
+static const test_case cases[] = {
+    TEST(test_round_trip),
+    TEST(test_corruption_detected),
+    TEST(test_bad_tag),
+};
+
+int main(int argc, char **argv) { return test_main(argc, argv, cases, TEST_COUNT(cases)); }
