@@ -1,0 +1,206 @@
+/* qkv corpus: builds an English-to-X parallel corpus from the translation
+ * catalogs of Debian packages (src/data/corpus.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "commands.h"
+#include "data/corpus.h"
+
+static const char usage[] =
+    "usage: qkv corpus [--lang zh_CN|de] [--cache DIR] [--out DIR] [options]\n"
+    "\n"
+    "Downloads Debian packages (apt-get download, nothing is installed), unpacks\n"
+    "them (dpkg-deb -x), reads every <lang>/LC_MESSAGES/*.mo catalog with qkv's\n"
+    "own .mo reader, cleans the English/translation pairs and writes\n"
+    "OUT/{train,dev,test}.{en,XX} and OUT/report.json (XX: zh, de, ...).\n"
+    "Re-running with a complete cache downloads and unpacks nothing.\n"
+    "\n"
+    "options:\n"
+    "  --lang L          locale directory of the target language (default zh_CN)\n"
+    "  --cache DIR       downloaded .deb files and unpacked trees\n"
+    "                    (default out/cache/debian)\n"
+    "  --out DIR         where the corpus goes (default out/corpus/<lang>)\n"
+    "  --max-chars N     drop pairs longer than N characters on either side (200)\n"
+    "  --dev N           pairs in the dev split (1000)\n"
+    "  --test N          pairs in the test split (1000)\n"
+    "  --packages A,B    packages to use instead of the default list\n"
+    "  --no-download     use only what the cache holds\n"
+    "  -q, --quiet       no progress lines\n"
+    "\n"
+    "Cleaning (each step counted in the report): drop the header and\n"
+    "untranslated entries, strip contexts, keep the singular of plurals, remove\n"
+    "keyboard accelerators (_File, &Open, Save ~As, (_F)) on both sides, join\n"
+    "lines, drop empty and over-long pairs, keep the first of duplicate sources\n"
+    "(catalogs in path order), split by FNV-1a hash of the source.\n";
+
+static void log_line(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "qkv corpus: %s\n", msg);
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int parse_int(const char *s, int *v, int min)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (errno || end == s || *end || x < min || x > 1000000000)
+        return 0;
+    *v = (int)x;
+    return 1;
+}
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -1;
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = c;
+            if (!c)
+                return 0;
+        }
+    }
+}
+
+static void print_report(const corpus_report *r, const char *out)
+{
+    fprintf(stderr, "\ncorpus %s -> %s\n", r->lang, out);
+    fprintf(stderr, "  %-34s %8s %8s %8s\n", "package", "catalogs", "entries", "pairs");
+    for (int i = 0; i < r->n_packages; i++)
+        fprintf(stderr, "  %-34s %8d %8ld %8ld\n", r->packages[i].name, r->packages[i].catalogs,
+                r->packages[i].entries, r->packages[i].pairs);
+    /* keep in sync with corpus_report_json */
+    fprintf(stderr, "  catalogs read                 %8d\n", r->catalogs);
+    fprintf(stderr, "  catalogs skipped (not UTF-8)  %8d\n", r->catalogs_not_utf8);
+    fprintf(stderr, "  entries read                  %8ld\n", r->entries);
+    fprintf(stderr, "  headers dropped               %8ld\n", r->headers);
+    fprintf(stderr, "  untranslated dropped          %8ld\n", r->untranslated);
+    fprintf(stderr, "  fuzzy dropped                 %8ld  (msgfmt keeps them out of .mo files)\n", r->fuzzy);
+    fprintf(stderr, "  invalid UTF-8 dropped         %8ld\n", r->invalid_utf8);
+    fprintf(stderr, "  contexts stripped             %8ld\n", r->contexts_stripped);
+    fprintf(stderr, "  plurals -> singular           %8ld\n", r->plurals_singular);
+    fprintf(stderr, "  accelerators removed          %8ld\n", r->accelerators);
+    fprintf(stderr, "  multi-line entries joined     %8ld\n", r->lines_joined);
+    fprintf(stderr, "  empty dropped                 %8ld\n", r->empty);
+    fprintf(stderr, "  over %3d characters dropped   %8ld\n", r->max_chars, r->too_long);
+    fprintf(stderr, "  duplicate sources dropped     %8ld\n", r->duplicates);
+    fprintf(stderr, "  train / dev / test            %8ld %8ld %8ld\n", r->train, r->dev, r->test);
+}
+
+int cmd_corpus(int argc, char **argv)
+{
+    corpus_options o = corpus_default_options();
+    const char *cache = "out/cache/debian", *out = NULL, *pkg_arg = NULL;
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--no-download")) {
+            o.download = 0;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (!v) {
+            return cli_error("corpus: option %s needs a value (see qkv corpus --help)", a);
+        } else if (!strcmp(a, "--lang")) {
+            o.lang = v, i++;
+        } else if (!strcmp(a, "--cache")) {
+            cache = v, i++;
+        } else if (!strcmp(a, "--out")) {
+            out = v, i++;
+        } else if (!strcmp(a, "--packages")) {
+            pkg_arg = v, i++;
+        } else if (!strcmp(a, "--max-chars")) {
+            if (!parse_int(v, &o.max_chars, 1))
+                return cli_error("corpus: --max-chars wants a positive integer, got '%s'", v);
+            i++;
+        } else if (!strcmp(a, "--dev")) {
+            if (!parse_int(v, &o.dev_size, 0))
+                return cli_error("corpus: --dev wants a non-negative integer, got '%s'", v);
+            i++;
+        } else if (!strcmp(a, "--test")) {
+            if (!parse_int(v, &o.test_size, 0))
+                return cli_error("corpus: --test wants a non-negative integer, got '%s'", v);
+            i++;
+        } else {
+            return cli_error("corpus: unknown option '%s' (see qkv corpus --help)", a);
+        }
+    }
+    if (!o.lang[0] || strlen(o.lang) > 24 || strchr(o.lang, '/'))
+        return cli_error("corpus: --lang wants a locale directory name such as zh_CN or de, got '%s'", o.lang);
+    char out_buf[256];
+    if (!out) {
+        snprintf(out_buf, sizeof out_buf, "out/corpus/%s", o.lang);
+        out = out_buf;
+    }
+    if (!quiet)
+        o.log = log_line;
+
+    /* package list: the default for the language, or --packages split at commas */
+    const char *const *packages = corpus_default_packages(o.lang);
+    char *pkg_copy = NULL;
+    const char **pkg_list = NULL;
+    if (pkg_arg) {
+        pkg_copy = strdup(pkg_arg);
+        pkg_list = calloc(strlen(pkg_arg) + 2, sizeof *pkg_list);
+        if (!pkg_copy || !pkg_list)
+            return cli_error("corpus: out of memory");
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(pkg_copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            pkg_list[n++] = t;
+        if (!n) {
+            free(pkg_copy);
+            free(pkg_list);
+            return cli_error("corpus: --packages is empty");
+        }
+        packages = pkg_list;
+    }
+
+    int rc = 0;
+    double t0 = now();
+    int fetched = 0;
+    char root[4096];
+    snprintf(root, sizeof root, "%s/root", cache);
+    if (corpus_fetch(cache, packages, &o, &fetched) != QKV_OK) {
+        rc = cli_error("corpus: %s", qkv_last_error());
+        goto done;
+    }
+    double t1 = now();
+    if (mkdirs(out) != 0) {
+        rc = cli_error("corpus: cannot create %s: %s", out, strerror(errno));
+        goto done;
+    }
+    corpus_report r;
+    if (corpus_build(root, packages, out, &o, &r) != QKV_OK) {
+        rc = cli_error("corpus: %s", qkv_last_error());
+        goto done;
+    }
+    double t2 = now();
+    print_report(&r, out);
+    fprintf(stderr, "  time: %.1f s fetching (%d packages %s), %.1f s building\n", t1 - t0, fetched,
+            fetched ? "downloaded or unpacked" : "fetched: cache complete", t2 - t1);
+    fprintf(stderr, "  wrote %s/{train,dev,test}.{en,...} and %s/report.json\n", out, out);
+    corpus_report_free(&r);
+done:
+    free(pkg_copy);
+    free(pkg_list);
+    return rc;
+}
