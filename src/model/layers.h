@@ -1,0 +1,65 @@
+/* Sublayers of the Transformer (attention, feed-forward) as forward /
+ * backward pairs over the kernels, with the activations each keeps for its
+ * backward. Internal to src/model/. */
+#ifndef QKV_MODEL_LAYERS_H
+#define QKV_MODEL_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+/* Kept by an attention sublayer for backward (and for showing attention).
+ * q: [B, H, Tq, D]   k, v: [B, H, Tk, D]   probs: [B, H, Tq, Tk]
+ * atty: [B, H, Tq, D] (forward scratch: backward does not read it)
+ * merged: [B, Tq, C] (input of out_proj) */
+typedef struct {
+    float *q, *k, *v, *probs, *atty, *merged;
+} attn_acts;
+
+/* Kept by a feed-forward sublayer. pre: [N, F] (fc1 output)
+ * act: [N, F] (activation after dropout: the input of fc2) */
+typedef struct {
+    float *pre, *act;
+} ffn_acts;
+
+/* Backward scratch shared by all sublayers; contents never survive a call.
+ * d_merged: [N, C]   d_atty, dq: [B, H, Tq, D]   dk, dv: [B, H, Tk, D]
+ * d_proj: [max(3 N_q, N_q + 2 N_k) * C] (projection-space gradients)
+ * att: [B, H, Tq, Tk]   d_pre, d_act: [N, F]   mask: dropout masks */
+typedef struct {
+    float *d_merged, *d_atty, *dq, *dk, *dv, *d_proj, *att, *d_pre, *d_act, *mask;
+} sublayer_scratch;
+
+/* Self-attention: out = out_proj(MHA(x, x, x)).
+ * out: [B*T, C]   qkv_tmp: [B*T, 3C] scratch   x: [B*T, C]
+ * key_len: [B] or NULL; causal for the decoder; dropmask [B, H, T, T] or NULL */
+void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
+                            const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
+                            int T, int C, int H);
+/* dx += d(loss)/dx; grads G += parameter gradients. dout: [B*T, C] */
+void self_attention_backward(float *dx, float *G, const float *dout, const float *x, const float *P,
+                             const attn_offsets *o, const attn_acts *a, const float *dropmask,
+                             const sublayer_scratch *w, int B, int T, int C, int H);
+
+/* Cross-attention: queries from the decoder x [B*T, C], keys and values from
+ * the encoder output enc [B*S, C], padded source keys masked by src_len.
+ * kv_tmp: [B*S, 2C] scratch */
+void cross_attention_forward(float *out, attn_acts *a, float *kv_tmp, const float *x, const float *enc,
+                             const float *P, const attn_offsets *o, const int *src_len, const float *dropmask,
+                             int B, int T, int S, int C, int H);
+/* dx += d/dx, denc += d/denc, G += parameter gradients. */
+void cross_attention_backward(float *dx, float *denc, float *G, const float *dout, const float *x,
+                              const float *enc, const float *P, const attn_offsets *o, const attn_acts *a,
+                              const float *dropmask, const sublayer_scratch *w, int B, int T, int S, int C, int H);
+
+/* Feed-forward: out = fc2(dropout(act(fc1(x)))). out, x: [N, C].
+ * mask: [N, F] scratch for the activation dropout (p = 0: none). */
+void ffn_forward(float *out, ffn_acts *f, const float *x, const float *P, const layer_offsets *L,
+                 activation_kind act, float p, uint64_t seed, float *mask, int N, int C, int F);
+void ffn_backward(float *dx, float *G, const float *dout, const float *x, const float *P, const layer_offsets *L,
+                  const ffn_acts *f, activation_kind act, float p, uint64_t seed, const sublayer_scratch *w, int N,
+                  int C, int F);
+
+#endif

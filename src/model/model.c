@@ -1,0 +1,748 @@
+/* The whole model: workspace layout, encoder and decoder stacks, output
+ * projection and loss, forward and backward.
+ *
+ * A stack is a chain of blocks; each block is a sublayer (self-attention,
+ * cross-attention or feed-forward) with its layer norm and residual:
+ *   post-norm: y = LN(x + drop(sub(x)))      pre-norm: y = x + drop(sub(LN(x)))
+ * block_acts keeps, per block, ln (post: the block output; pre: the
+ * sublayer input), its mean and rstd, and res (the residual sum; pre: the
+ * block output).
+ *
+ * Dropout (training only): on each sublayer output before the residual
+ * add and on the embedding sum (token * scale + position) of each stack, as
+ * in the paper and in Marian / Hugging Face, at rate `dropout`; on attention
+ * probabilities at `attention_dropout`; after the FFN activation at
+ * `activation_dropout`. Masks are never kept: each site (stack, layer,
+ * block, kind) has a seed derived from the call's seed, and backward
+ * regenerates the mask from it (the kernels' dropout is counter-based). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/arena.h"
+#include "base/rng.h"
+#include "base/status.h"
+#include "model/layers.h"
+
+/* the config's activation is passed to the kernels by value */
+_Static_assert((int)QKV_ACT_RELU == (int)ACT_RELU && (int)QKV_ACT_GELU == (int)ACT_GELU &&
+                   (int)QKV_ACT_SWISH == (int)ACT_SWISH,
+               "qkv_activation and activation_kind must agree");
+
+typedef struct {
+    float *ln, *mean, *rstd, *res;
+} block_acts;
+
+/* blocks: [0] self-attention, [1] cross-attention (decoder), [2] feed-forward */
+typedef struct {
+    block_acts blk[3];
+    attn_acts self, cross;
+    ffn_acts ffn;
+} layer_acts;
+
+enum { STACK_ENC = 0, STACK_DEC = 1 };
+enum { SITE_RESIDUAL = 0, SITE_ATTENTION = 1, SITE_ACTIVATION = 2 };
+
+struct model_state {
+    const qkv_model *m;
+    int max_B, max_S, max_T, with_grads;
+    float *grads;
+    qkv_arena ws; /* every activation and scratch buffer, carved once */
+    layer_acts *enc, *dec;
+    /* stacks: embedding outputs, final norms, outputs */
+    float *enc_x0, *enc_fin, *enc_fmean, *enc_frstd;
+    float *dec_x0, *dec_fin, *dec_fmean, *dec_frstd;
+    const float *enc_out, *dec_out;
+    float *logits, *probs, *row_loss, *dloss;
+    /* forward scratch */
+    float *proj_tmp, *h, *mask;
+    /* backward scratch */
+    float *d_a, *d_b, *d_enc, *d_tmp, *d_h;
+    float *pad_rows; /* [2, C]: see model_backward */
+    sublayer_scratch sw;
+    /* the last batch (copied: backward must not depend on the caller's arrays) */
+    int B, S, T, encoded, decoded, have_labels;
+    int *src, *src_len, *tgt, *tgt_len, *labels;
+    model_forward_options opt;
+    double count; /* label positions that count in the loss */
+};
+
+model_forward_options model_default_forward_options(void)
+{
+    model_forward_options o = {0.0f, 0, 0};
+    return o;
+}
+
+/* ---- workspace layout ---------------------------------------------------- */
+
+/* Carving from the state's arena; with arena NULL it only measures. */
+typedef struct {
+    qkv_arena *arena;
+    size_t used;
+} carver;
+
+static float *take(carver *c, size_t nfloats)
+{
+    size_t bytes = qkv_arena_round(nfloats * sizeof(float));
+    c->used += bytes;
+    /* sized by the measuring pass over the same calls, so never NULL */
+    return c->arena ? qkv_arena_alloc(c->arena, bytes) : NULL;
+}
+
+static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+static void take_block(carver *c, block_acts *b, size_t N, size_t C)
+{
+    b->ln = take(c, N * C);
+    b->mean = take(c, N);
+    b->rstd = take(c, N);
+    b->res = take(c, N * C);
+}
+
+/* atty (the heads' outputs before merging) is not needed by backward, so
+ * every attention shares one buffer for it. */
+static void take_attn(carver *c, attn_acts *a, size_t Nq, size_t Nk, size_t C, size_t probs, float *atty)
+{
+    a->q = take(c, Nq * C);
+    a->k = take(c, Nk * C);
+    a->v = take(c, Nk * C);
+    a->probs = take(c, probs);
+    a->atty = atty;
+    a->merged = take(c, Nq * C);
+}
+
+/* Carves every buffer for the state's maximum shape (pointers stay fixed;
+ * a smaller batch uses the first part of each). Returns the bytes needed. */
+static size_t layout(model_state *s, qkv_arena *arena)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    carver cv = {arena, 0};
+    size_t B = s->max_B, S = s->max_S, T = s->max_T, C = c->d_model;
+    size_t Ns = B * S, Nt = B * T, Nm = Ns > Nt ? Ns : Nt, V = c->tgt_vocab_size;
+    size_t He = c->encoder_heads, Hd = c->decoder_heads, Fe = c->encoder_d_ff, Fd = c->decoder_d_ff;
+    size_t pe = B * He * S * S, pds = B * Hd * T * T, pdc = B * Hd * T * S;
+    float *atty = take(&cv, Nm * C);
+    for (int l = 0; l < c->encoder_layers; l++) {
+        layer_acts *L = &s->enc[l];
+        take_block(&cv, &L->blk[0], Ns, C);
+        take_block(&cv, &L->blk[2], Ns, C);
+        take_attn(&cv, &L->self, Ns, Ns, C, pe, atty);
+        L->ffn.pre = take(&cv, Ns * Fe);
+        L->ffn.act = take(&cv, Ns * Fe);
+    }
+    for (int l = 0; l < c->decoder_layers; l++) {
+        layer_acts *L = &s->dec[l];
+        for (int j = 0; j < 3; j++)
+            take_block(&cv, &L->blk[j], Nt, C);
+        take_attn(&cv, &L->self, Nt, Nt, C, pds, atty);
+        take_attn(&cv, &L->cross, Nt, Ns, C, pdc, atty);
+        L->ffn.pre = take(&cv, Nt * Fd);
+        L->ffn.act = take(&cv, Nt * Fd);
+    }
+    s->enc_x0 = take(&cv, Ns * C);
+    s->dec_x0 = take(&cv, Nt * C);
+    if (c->final_norm) {
+        s->enc_fin = take(&cv, Ns * C);
+        s->enc_fmean = take(&cv, Ns);
+        s->enc_frstd = take(&cv, Ns);
+        s->dec_fin = take(&cv, Nt * C);
+        s->dec_fmean = take(&cv, Nt);
+        s->dec_frstd = take(&cv, Nt);
+    }
+    s->logits = take(&cv, Nt * V);
+    s->probs = take(&cv, Nt * V);
+    s->row_loss = take(&cv, Nt);
+    s->dloss = take(&cv, Nt);
+    size_t ffmax = Ns * Fe > Nt * Fd ? Ns * Fe : Nt * Fd, pmax = max3(pe, pds, pdc);
+    s->proj_tmp = take(&cv, 3 * Nm * C);
+    s->h = take(&cv, Nm * C);
+    s->mask = take(&cv, max3(Nm * C, ffmax, pmax));
+    s->sw.mask = s->mask;
+    if (s->with_grads) {
+        s->d_a = take(&cv, Nm * C);
+        s->d_b = take(&cv, Nm * C);
+        s->d_enc = take(&cv, Ns * C);
+        s->pad_rows = take(&cv, 2 * C);
+        s->d_tmp = take(&cv, Nm * C);
+        s->d_h = take(&cv, Nm * C);
+        s->sw.d_merged = take(&cv, Nm * C);
+        s->sw.d_atty = take(&cv, Nm * C);
+        s->sw.dq = take(&cv, Nm * C);
+        s->sw.dk = take(&cv, Nm * C);
+        s->sw.dv = take(&cv, Nm * C);
+        s->sw.d_proj = take(&cv, 3 * Nm * C);
+        s->sw.att = take(&cv, pmax);
+        s->sw.d_pre = take(&cv, ffmax);
+        s->sw.d_act = take(&cv, ffmax);
+    }
+    return cv.used;
+}
+
+void model_state_free(model_state *s)
+{
+    if (!s)
+        return;
+    free(s->grads);
+    qkv_arena_free(&s->ws);
+    free(s->enc);
+    free(s->dec);
+    free(s->src);
+    free(s->src_len);
+    free(s->tgt);
+    free(s->tgt_len);
+    free(s->labels);
+    free(s);
+}
+
+qkv_status model_state_new(const qkv_model *m, int max_B, int max_S, int max_T, int with_grads,
+                           model_state **out)
+{
+    *out = NULL;
+    const qkv_model_config *c = &m->cfg;
+    if (max_B <= 0 || max_S <= 0 || max_T <= 0)
+        return qkv_fail(QKV_ERR_ARG, "model: batch shape %d x (%d, %d) must be positive", max_B, max_S, max_T);
+    if (max_S > c->max_positions || max_T > c->max_positions)
+        return qkv_fail(QKV_ERR_ARG, "model: sequence length %d exceeds max_positions %d",
+                        max_S > max_T ? max_S : max_T, c->max_positions);
+    model_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return qkv_fail(QKV_ERR_NOMEM, "model: out of memory");
+    s->m = m;
+    s->max_B = max_B;
+    s->max_S = max_S;
+    s->max_T = max_T;
+    s->with_grads = with_grads;
+    s->enc = calloc((size_t)c->encoder_layers, sizeof *s->enc);
+    s->dec = calloc((size_t)c->decoder_layers, sizeof *s->dec);
+    size_t ns = (size_t)max_B * max_S, nt = (size_t)max_B * max_T;
+    s->src = malloc(ns * sizeof(int));
+    s->tgt = malloc(nt * sizeof(int));
+    s->labels = malloc(nt * sizeof(int));
+    s->src_len = malloc((size_t)max_B * sizeof(int));
+    s->tgt_len = malloc((size_t)max_B * sizeof(int));
+    if (!s->enc || !s->dec || !s->src || !s->tgt || !s->labels || !s->src_len || !s->tgt_len) {
+        model_state_free(s);
+        return qkv_fail(QKV_ERR_NOMEM, "model: out of memory");
+    }
+    size_t bytes = layout(s, NULL);
+    qkv_status st = qkv_arena_init(&s->ws, bytes);
+    if (with_grads)
+        s->grads = aligned_alloc(64, ((m->num_params * sizeof(float)) + 63) & ~(size_t)63);
+    if (st != QKV_OK || (with_grads && !s->grads)) {
+        model_state_free(s);
+        return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate a workspace of %zu MB and %zu gradients",
+                        bytes >> 20, with_grads ? m->num_params : 0);
+    }
+    layout(s, &s->ws);
+    if (with_grads)
+        model_zero_grads(s);
+    *out = s;
+    return QKV_OK;
+}
+
+size_t model_state_workspace_bytes(const model_state *s) { return s->ws.size; }
+float *model_grads(model_state *s) { return s->grads; }
+
+void model_zero_grads(model_state *s)
+{
+    if (s->grads)
+        memset(s->grads, 0, s->m->num_params * sizeof(float));
+}
+
+const float *model_logits(const model_state *s) { return s->logits; }
+const float *model_encoder_output(const model_state *s) { return s->enc_out; }
+
+const float *model_attention(const model_state *s, model_attention_kind kind, int layer)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    if (kind == ATTN_ENCODER_SELF)
+        return layer >= 0 && layer < c->encoder_layers && s->encoded ? s->enc[layer].self.probs : NULL;
+    if (layer < 0 || layer >= c->decoder_layers || !s->decoded)
+        return NULL;
+    return kind == ATTN_DECODER_SELF ? s->dec[layer].self.probs : s->dec[layer].cross.probs;
+}
+
+/* ---- checks on a batch ---------------------------------------------------- */
+
+static qkv_status check_ids(const char *what, const int *ids, const int *len, int B, int T, int V, int L)
+{
+    if (B <= 0 || T <= 0)
+        return qkv_fail(QKV_ERR_ARG, "model: %s shape %d x %d must be positive", what, B, T);
+    if (T > L)
+        return qkv_fail(QKV_ERR_ARG, "model: %s length %d exceeds %d (max_positions or the state's size)", what, T, L);
+    for (int b = 0; b < B; b++) {
+        if (len[b] < 0 || len[b] > T)
+            return qkv_fail(QKV_ERR_ARG, "model: %s length of row %d is %d, outside [0, %d]", what, b, len[b], T);
+        for (int t = 0; t < T; t++) {
+            int id = ids[(size_t)b * T + t];
+            if (id < 0 || id >= V)
+                return qkv_fail(QKV_ERR_ARG, "model: %s[%d][%d] = %d is outside the vocabulary [0, %d)", what, b, t,
+                                id, V);
+        }
+    }
+    return QKV_OK;
+}
+
+/* ---- blocks ---------------------------------------------------------------- */
+
+static uint64_t site_seed(const model_state *s, int stack, int layer, int block, int kind)
+{
+    uint64_t site = ((((uint64_t)stack * 4096 + (uint64_t)(layer + 1)) * 4 + (uint64_t)block) * 4) + (uint64_t)kind;
+    return qkv_splitmix64(s->opt.seed ^ qkv_splitmix64(site + 0x51ed27a3c9f1b0e5ull));
+}
+
+static float drop_p(const model_state *s, float p) { return s->opt.dropout ? p : 0.0f; }
+
+static void add_into(float *dst, const float *src, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* Returns the sublayer's input: LN(x) for pre-norm, x for post-norm. */
+static const float *block_in(const model_state *s, block_acts *b, const float *x, ln_offsets ln, int N)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    const float *P = s->m->params;
+    if (c->norm == QKV_NORM_POST)
+        return x;
+    layernorm_forward(b->ln, b->mean, b->rstd, x, P + ln.w, P + ln.b, N, c->d_model, c->layer_norm_eps);
+    return b->ln;
+}
+
+/* h (the sublayer output, dropped out in place) joins the residual stream;
+ * returns the block output. */
+static const float *block_out(model_state *s, block_acts *b, const float *x, float *h, ln_offsets ln, int N,
+                              uint64_t seed)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    const float *P = s->m->params;
+    size_t n = (size_t)N * c->d_model;
+    float p = drop_p(s, c->dropout);
+    if (p > 0.0f)
+        dropout_forward(h, s->mask, h, n, p, seed);
+    residual_forward(b->res, x, h, n);
+    if (c->norm == QKV_NORM_PRE)
+        return b->res;
+    layernorm_forward(b->ln, b->mean, b->rstd, b->res, P + ln.w, P + ln.b, N, c->d_model, c->layer_norm_eps);
+    return b->ln;
+}
+
+static const float *block_output(const model_state *s, const block_acts *b)
+{
+    return s->m->cfg.norm == QKV_NORM_PRE ? b->res : b->ln;
+}
+
+/* Backward through the norm, residual and dropout of a block, up to the
+ * sublayer. dout: gradient of the block output; dx (accumulated): of its
+ * input. Returns the gradient of the sublayer output in *dh and where the
+ * sublayer must accumulate its input gradient in *dsub. */
+static void block_backward_top(model_state *s, const block_acts *b, const float *dout, float *dx, ln_offsets ln,
+                               int N, uint64_t seed, const float **dh, float **dsub)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    const float *P = s->m->params;
+    float *G = s->grads;
+    size_t n = (size_t)N * c->d_model;
+    const float *dres = dout;
+    if (c->norm == QKV_NORM_POST) {
+        memset(s->d_tmp, 0, n * sizeof(float));
+        layernorm_backward(s->d_tmp, G + ln.w, G + ln.b, dout, b->res, P + ln.w, b->mean, b->rstd, N, c->d_model);
+        dres = s->d_tmp;
+        *dsub = dx;
+    } else {
+        memset(s->d_tmp, 0, n * sizeof(float));
+        *dsub = s->d_tmp;
+    }
+    add_into(dx, dres, n);
+    float p = drop_p(s, c->dropout);
+    *dh = dres;
+    if (p > 0.0f) {
+        dropout_mask(s->mask, n, p, seed);
+        memset(s->d_h, 0, n * sizeof(float));
+        dropout_backward(s->d_h, dres, s->mask, n);
+        *dh = s->d_h;
+    }
+}
+
+/* Pre-norm: from the sublayer input's gradient (in d_tmp) through LN into dx. */
+static void block_backward_bottom(model_state *s, const block_acts *b, const float *x, float *dx, ln_offsets ln,
+                                  int N)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    if (c->norm == QKV_NORM_POST)
+        return;
+    layernorm_backward(dx, s->grads + ln.w, s->grads + ln.b, s->d_tmp, x, s->m->params + ln.w, b->mean, b->rstd, N,
+                       c->d_model);
+}
+
+/* The sublayer's input as forward saw it. */
+static const float *sub_input(const model_state *s, const block_acts *b, const float *x)
+{
+    return s->m->cfg.norm == QKV_NORM_PRE ? b->ln : x;
+}
+
+static const float *attention_mask(model_state *s, size_t n, uint64_t seed)
+{
+    float p = drop_p(s, s->m->cfg.attention_dropout);
+    if (p <= 0.0f)
+        return NULL;
+    dropout_mask(s->mask, n, p, seed);
+    return s->mask;
+}
+
+static float embed_scale(const qkv_model_config *c) { return c->scale_embedding ? sqrtf((float)c->d_model) : 1.0f; }
+
+/* ---- encoder ---------------------------------------------------------------- */
+
+static void encoder_forward(model_state *s)
+{
+    const qkv_model *m = s->m;
+    const qkv_model_config *c = &m->cfg;
+    const float *P = m->params;
+    int B = s->B, S = s->S, C = c->d_model, N = B * S, H = c->encoder_heads;
+    const float *pos = m->enc_pos != NO_PARAM ? P + m->enc_pos : m->sin_table;
+    embedding_forward(s->enc_x0, s->src, P + m->enc_embed, pos, B, S, C, 0, embed_scale(c));
+    float p = drop_p(s, c->dropout);
+    if (p > 0.0f)
+        dropout_forward(s->enc_x0, s->mask, s->enc_x0, (size_t)N * C, p, site_seed(s, STACK_ENC, -1, 0, 0));
+    const float *x = s->enc_x0;
+    for (int l = 0; l < c->encoder_layers; l++) {
+        layer_acts *A = &s->enc[l];
+        const layer_offsets *L = &m->enc_layers[l];
+        const float *in = block_in(s, &A->blk[0], x, L->ln[0], N);
+        const float *dm = attention_mask(s, (size_t)B * H * S * S, site_seed(s, STACK_ENC, l, 0, SITE_ATTENTION));
+        self_attention_forward(s->h, &A->self, s->proj_tmp, in, P, &L->self, s->src_len, 0, dm, B, S, C, H);
+        x = block_out(s, &A->blk[0], x, s->h, L->ln[0], N, site_seed(s, STACK_ENC, l, 0, SITE_RESIDUAL));
+        in = block_in(s, &A->blk[2], x, L->ln[2], N);
+        ffn_forward(s->h, &A->ffn, in, P, L, (activation_kind)c->activation, drop_p(s, c->activation_dropout),
+                    site_seed(s, STACK_ENC, l, 2, SITE_ACTIVATION), s->mask, N, C, c->encoder_d_ff);
+        x = block_out(s, &A->blk[2], x, s->h, L->ln[2], N, site_seed(s, STACK_ENC, l, 2, SITE_RESIDUAL));
+    }
+    if (c->final_norm) {
+        layernorm_forward(s->enc_fin, s->enc_fmean, s->enc_frstd, x, P + m->enc_final.w, P + m->enc_final.b, N, C,
+                          c->layer_norm_eps);
+        x = s->enc_fin;
+    }
+    s->enc_out = x;
+}
+
+/* Input of block j of layer l of a stack (the previous block's output). */
+static const float *block_input(const model_state *s, int stack, int l, int j)
+{
+    const layer_acts *A = stack == STACK_ENC ? s->enc : s->dec;
+    int first = 0, prev_last = 2;
+    if (j == first)
+        return l == 0 ? (stack == STACK_ENC ? s->enc_x0 : s->dec_x0) : block_output(s, &A[l - 1].blk[prev_last]);
+    int pj = stack == STACK_ENC ? 0 : j - 1;
+    return block_output(s, &A[l].blk[pj]);
+}
+
+/* dcur: gradient of the stack's last block output (d_a); returns the gradient
+ * of the embedding output (one of d_a, d_b). */
+static float *encoder_backward_layers(model_state *s, float *dcur)
+{
+    const qkv_model *m = s->m;
+    const qkv_model_config *c = &m->cfg;
+    const float *P = m->params;
+    float *G = s->grads;
+    int B = s->B, S = s->S, C = c->d_model, N = B * S, H = c->encoder_heads;
+    size_t n = (size_t)N * C;
+    float *dnext = dcur == s->d_a ? s->d_b : s->d_a;
+    const float *dh;
+    float *dsub;
+    for (int l = c->encoder_layers - 1; l >= 0; l--) {
+        const layer_acts *A = &s->enc[l];
+        const layer_offsets *L = &m->enc_layers[l];
+        static const int blocks[2] = {2, 0};
+        for (int bi = 0; bi < 2; bi++) {
+            int j = blocks[bi];
+            const float *x = block_input(s, STACK_ENC, l, j);
+            memset(dnext, 0, n * sizeof(float));
+            block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N, site_seed(s, STACK_ENC, l, j, SITE_RESIDUAL),
+                               &dh, &dsub);
+            const float *in = sub_input(s, &A->blk[j], x);
+            if (j == 2) {
+                ffn_backward(dsub, G, dh, in, P, L, &A->ffn, (activation_kind)c->activation,
+                             drop_p(s, c->activation_dropout), site_seed(s, STACK_ENC, l, 2, SITE_ACTIVATION), &s->sw,
+                             N, C, c->encoder_d_ff);
+            } else {
+                const float *dm = attention_mask(s, (size_t)B * H * S * S, site_seed(s, STACK_ENC, l, 0, SITE_ATTENTION));
+                self_attention_backward(dsub, G, dh, in, P, &L->self, &A->self, dm, &s->sw, B, S, C, H);
+            }
+            block_backward_bottom(s, &A->blk[j], x, dnext, L->ln[j], N);
+            float *t = dcur;
+            dcur = dnext;
+            dnext = t;
+        }
+    }
+    return dcur;
+}
+
+static void embedding_backward_stack(model_state *s, int stack, const float *dx0)
+{
+    const qkv_model *m = s->m;
+    const qkv_model_config *c = &m->cfg;
+    int B = s->B, T = stack == STACK_ENC ? s->S : s->T, C = c->d_model;
+    size_t n = (size_t)B * T * C;
+    float p = drop_p(s, c->dropout);
+    if (p > 0.0f) {
+        dropout_mask(s->mask, n, p, site_seed(s, stack, -1, 0, 0));
+        memset(s->d_h, 0, n * sizeof(float));
+        dropout_backward(s->d_h, dx0, s->mask, n);
+        dx0 = s->d_h;
+    }
+    size_t table = stack == STACK_ENC ? m->enc_embed : m->dec_embed;
+    size_t pos = stack == STACK_ENC ? m->enc_pos : m->dec_pos;
+    embedding_backward(s->grads + table, pos != NO_PARAM ? s->grads + pos : NULL, dx0,
+                       stack == STACK_ENC ? s->src : s->tgt, B, T, C, 0, embed_scale(c));
+}
+
+/* ---- decoder ------------------------------------------------------------------ */
+
+static void decoder_forward(model_state *s)
+{
+    const qkv_model *m = s->m;
+    const qkv_model_config *c = &m->cfg;
+    const float *P = m->params;
+    int B = s->B, S = s->S, T = s->T, C = c->d_model, N = B * T, H = c->decoder_heads;
+    const float *pos = m->dec_pos != NO_PARAM ? P + m->dec_pos : m->sin_table;
+    embedding_forward(s->dec_x0, s->tgt, P + m->dec_embed, pos, B, T, C, 0, embed_scale(c));
+    float p = drop_p(s, c->dropout);
+    if (p > 0.0f)
+        dropout_forward(s->dec_x0, s->mask, s->dec_x0, (size_t)N * C, p, site_seed(s, STACK_DEC, -1, 0, 0));
+    const float *x = s->dec_x0;
+    for (int l = 0; l < c->decoder_layers; l++) {
+        layer_acts *A = &s->dec[l];
+        const layer_offsets *L = &m->dec_layers[l];
+        const float *in = block_in(s, &A->blk[0], x, L->ln[0], N);
+        const float *dm = attention_mask(s, (size_t)B * H * T * T, site_seed(s, STACK_DEC, l, 0, SITE_ATTENTION));
+        self_attention_forward(s->h, &A->self, s->proj_tmp, in, P, &L->self, s->tgt_len, 1, dm, B, T, C, H);
+        x = block_out(s, &A->blk[0], x, s->h, L->ln[0], N, site_seed(s, STACK_DEC, l, 0, SITE_RESIDUAL));
+        in = block_in(s, &A->blk[1], x, L->ln[1], N);
+        dm = attention_mask(s, (size_t)B * H * T * S, site_seed(s, STACK_DEC, l, 1, SITE_ATTENTION));
+        cross_attention_forward(s->h, &A->cross, s->proj_tmp, in, s->enc_out, P, &L->cross, s->src_len, dm, B, T, S,
+                                C, H);
+        x = block_out(s, &A->blk[1], x, s->h, L->ln[1], N, site_seed(s, STACK_DEC, l, 1, SITE_RESIDUAL));
+        in = block_in(s, &A->blk[2], x, L->ln[2], N);
+        ffn_forward(s->h, &A->ffn, in, P, L, (activation_kind)c->activation, drop_p(s, c->activation_dropout),
+                    site_seed(s, STACK_DEC, l, 2, SITE_ACTIVATION), s->mask, N, C, c->decoder_d_ff);
+        x = block_out(s, &A->blk[2], x, s->h, L->ln[2], N, site_seed(s, STACK_DEC, l, 2, SITE_RESIDUAL));
+    }
+    if (c->final_norm) {
+        layernorm_forward(s->dec_fin, s->dec_fmean, s->dec_frstd, x, P + m->dec_final.w, P + m->dec_final.b, N, C,
+                          c->layer_norm_eps);
+        x = s->dec_fin;
+    }
+    s->dec_out = x;
+    linear_forward(s->logits, s->dec_out, P + m->out_w, m->out_b != NO_PARAM ? P + m->out_b : NULL, N, C,
+                   c->tgt_vocab_size);
+}
+
+static float *decoder_backward_layers(model_state *s, float *dcur)
+{
+    const qkv_model *m = s->m;
+    const qkv_model_config *c = &m->cfg;
+    const float *P = m->params;
+    float *G = s->grads;
+    int B = s->B, S = s->S, T = s->T, C = c->d_model, N = B * T, H = c->decoder_heads;
+    size_t n = (size_t)N * C;
+    float *dnext = dcur == s->d_a ? s->d_b : s->d_a;
+    const float *dh;
+    float *dsub;
+    for (int l = c->decoder_layers - 1; l >= 0; l--) {
+        const layer_acts *A = &s->dec[l];
+        const layer_offsets *L = &m->dec_layers[l];
+        for (int j = 2; j >= 0; j--) {
+            const float *x = block_input(s, STACK_DEC, l, j);
+            memset(dnext, 0, n * sizeof(float));
+            block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N, site_seed(s, STACK_DEC, l, j, SITE_RESIDUAL),
+                               &dh, &dsub);
+            const float *in = sub_input(s, &A->blk[j], x);
+            if (j == 2) {
+                ffn_backward(dsub, G, dh, in, P, L, &A->ffn, (activation_kind)c->activation,
+                             drop_p(s, c->activation_dropout), site_seed(s, STACK_DEC, l, 2, SITE_ACTIVATION), &s->sw,
+                             N, C, c->decoder_d_ff);
+            } else if (j == 1) {
+                const float *dm = attention_mask(s, (size_t)B * H * T * S, site_seed(s, STACK_DEC, l, 1, SITE_ATTENTION));
+                cross_attention_backward(dsub, s->d_enc, G, dh, in, s->enc_out, P, &L->cross, &A->cross, dm, &s->sw,
+                                         B, T, S, C, H);
+            } else {
+                const float *dm = attention_mask(s, (size_t)B * H * T * T, site_seed(s, STACK_DEC, l, 0, SITE_ATTENTION));
+                self_attention_backward(dsub, G, dh, in, P, &L->self, &A->self, dm, &s->sw, B, T, C, H);
+            }
+            block_backward_bottom(s, &A->blk[j], x, dnext, L->ln[j], N);
+            float *t = dcur;
+            dcur = dnext;
+            dnext = t;
+        }
+    }
+    return dcur;
+}
+
+/* ---- entry points ---------------------------------------------------------------- */
+
+static qkv_status load_src(model_state *s, const int *src, const int *src_len, int B, int S)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    if (B > s->max_B)
+        return qkv_fail(QKV_ERR_ARG, "model: batch size %d exceeds the state's %d", B, s->max_B);
+    int lim = s->max_S < c->max_positions ? s->max_S : c->max_positions;
+    QKV_TRY(check_ids("src", src, src_len, B, S, c->src_vocab_size, lim));
+    memcpy(s->src, src, (size_t)B * S * sizeof(int));
+    memcpy(s->src_len, src_len, (size_t)B * sizeof(int));
+    s->B = B;
+    s->S = S;
+    return QKV_OK;
+}
+
+static qkv_status load_tgt(model_state *s, const int *tgt, const int *tgt_len, int T)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    int lim = s->max_T < c->max_positions ? s->max_T : c->max_positions;
+    QKV_TRY(check_ids("tgt_in", tgt, tgt_len, s->B, T, c->tgt_vocab_size, lim));
+    memcpy(s->tgt, tgt, (size_t)s->B * T * sizeof(int));
+    memcpy(s->tgt_len, tgt_len, (size_t)s->B * sizeof(int));
+    s->T = T;
+    return QKV_OK;
+}
+
+qkv_status model_encode(model_state *s, const int *src, const int *src_len, int B, int S)
+{
+    s->encoded = s->decoded = s->have_labels = 0;
+    s->opt = model_default_forward_options();
+    QKV_TRY(load_src(s, src, src_len, B, S));
+    encoder_forward(s);
+    s->encoded = 1;
+    return QKV_OK;
+}
+
+qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt_len, int T, const float **logits)
+{
+    if (!s->encoded)
+        return qkv_fail(QKV_ERR_ARG, "model: model_decode_logits needs model_encode first");
+    s->decoded = s->have_labels = 0;
+    QKV_TRY(load_tgt(s, tgt_in, tgt_len, T));
+    decoder_forward(s);
+    s->decoded = 1;
+    if (logits)
+        *logits = s->logits;
+    return QKV_OK;
+}
+
+qkv_status model_forward(model_state *s, const model_batch *batch, const model_forward_options *opt, float *loss)
+{
+    const qkv_model_config *c = &s->m->cfg;
+    s->encoded = s->decoded = s->have_labels = 0;
+    s->opt = opt ? *opt : model_default_forward_options();
+    int B = batch->B, T = batch->T;
+    QKV_TRY(load_src(s, batch->src, batch->src_len, B, batch->S));
+    QKV_TRY(load_tgt(s, batch->tgt_in, batch->tgt_len, T));
+    size_t N = (size_t)B * T;
+    double count = 0;
+    if (batch->labels) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int y = batch->labels[(size_t)b * T + t];
+                if (y == c->pad_id)
+                    continue;
+                if (y < 0 || y >= c->tgt_vocab_size)
+                    return qkv_fail(QKV_ERR_ARG, "model: labels[%d][%d] = %d is outside the vocabulary [0, %d)", b, t,
+                                    y, c->tgt_vocab_size);
+                if (t >= batch->tgt_len[b])
+                    return qkv_fail(QKV_ERR_ARG, "model: labels[%d][%d] = %d lies beyond tgt_len %d (expected pad_id %d)",
+                                    b, t, y, batch->tgt_len[b], c->pad_id);
+                count++;
+            }
+        memcpy(s->labels, batch->labels, N * sizeof(int));
+    }
+    encoder_forward(s);
+    s->encoded = 1;
+    decoder_forward(s);
+    s->decoded = 1;
+    float L = 0.0f;
+    if (batch->labels) {
+        crossentropy_forward(s->row_loss, s->probs, s->logits, s->labels, (int)N, c->tgt_vocab_size,
+                             s->opt.label_smoothing, c->pad_id);
+        double sum = 0;
+        for (size_t i = 0; i < N; i++)
+            sum += s->row_loss[i];
+        L = count > 0 ? (float)(sum / count) : 0.0f;
+        s->have_labels = 1;
+        s->count = count;
+    }
+    if (loss)
+        *loss = L;
+    return QKV_OK;
+}
+
+qkv_status model_backward(model_state *s)
+{
+    const qkv_model *m = s->m;
+    const qkv_model_config *c = &m->cfg;
+    const float *P = m->params;
+    float *G = s->grads;
+    if (!s->with_grads)
+        return qkv_fail(QKV_ERR_ARG, "model: model_backward on a state made without gradients");
+    if (!s->have_labels)
+        return qkv_fail(QKV_ERR_ARG, "model: model_backward needs a model_forward with labels first");
+    s->have_labels = 0; /* the loss gradient overwrites probs below */
+    int B = s->B, S = s->S, T = s->T, C = c->d_model, V = c->tgt_vocab_size;
+    int Nt = B * T, Ns = B * S;
+    if (s->count == 0)
+        return QKV_OK;
+    float g = (float)(1.0 / s->count);
+    for (int i = 0; i < Nt; i++)
+        s->dloss[i] = g;
+    /* dlogits overwrite probs (the kernel's aliasing mode) */
+    crossentropy_backward(s->probs, s->probs, s->labels, s->dloss, Nt, V, s->opt.label_smoothing, c->pad_id);
+    float *d_out = c->final_norm ? s->d_tmp : s->d_a;
+    memset(d_out, 0, (size_t)Nt * C * sizeof(float));
+    linear_backward(d_out, G + m->out_w, m->out_b != NO_PARAM ? G + m->out_b : NULL, s->probs, s->dec_out,
+                    P + m->out_w, Nt, C, V);
+    const float *x_last = block_output(s, &s->dec[c->decoder_layers - 1].blk[2]);
+    if (c->final_norm) {
+        memset(s->d_a, 0, (size_t)Nt * C * sizeof(float));
+        layernorm_backward(s->d_a, G + m->dec_final.w, G + m->dec_final.b, s->d_tmp, x_last, P + m->dec_final.w,
+                           s->dec_fmean, s->dec_frstd, Nt, C);
+    }
+    /* The pad_id row of each token table gets no gradient from lookups, as
+     * with PyTorch's padding_idx in Marian and fairseq: where decoding starts
+     * with pad (Marian) the row stays as loaded. Padded positions give it
+     * exactly zero anyway; the output projection (when tied) still does.
+     * Saved before the embedding backward passes, restored after. */
+    float *pad_dec = G + m->dec_embed + (size_t)c->pad_id * C, *pad_enc = G + m->enc_embed + (size_t)c->pad_id * C;
+    memcpy(s->pad_rows, pad_dec, (size_t)C * sizeof(float));
+    memcpy(s->pad_rows + C, pad_enc, (size_t)C * sizeof(float));
+    memset(s->d_enc, 0, (size_t)Ns * C * sizeof(float));
+    float *dx0 = decoder_backward_layers(s, s->d_a);
+    embedding_backward_stack(s, STACK_DEC, dx0);
+
+    x_last = block_output(s, &s->enc[c->encoder_layers - 1].blk[2]);
+    if (c->final_norm) {
+        memset(s->d_a, 0, (size_t)Ns * C * sizeof(float));
+        layernorm_backward(s->d_a, G + m->enc_final.w, G + m->enc_final.b, s->d_enc, x_last, P + m->enc_final.w,
+                           s->enc_fmean, s->enc_frstd, Ns, C);
+    } else {
+        memcpy(s->d_a, s->d_enc, (size_t)Ns * C * sizeof(float));
+    }
+    dx0 = encoder_backward_layers(s, s->d_a);
+    embedding_backward_stack(s, STACK_ENC, dx0);
+    memcpy(pad_enc, s->pad_rows + C, (size_t)C * sizeof(float));
+    memcpy(pad_dec, s->pad_rows, (size_t)C * sizeof(float)); /* last: right when the tables are one */
+    return QKV_OK;
+}
+
+double model_forward_flops(const qkv_model_config *c, int B, int S, int T)
+{
+    double C = c->d_model, Ns = (double)B * S, Nt = (double)B * T, V = c->tgt_vocab_size;
+    /* encoder layer: q,k,v,out projections 4 N C^2, FFN 2 N C F, scores and
+     * weighted sum 2 B S^2 C (summed over heads); 2 flops per multiply-add */
+    double enc = 2.0 * (4 * Ns * C * C + 2 * Ns * C * c->encoder_d_ff + 2.0 * B * S * S * C);
+    double dec = 2.0 * (4 * Nt * C * C                             /* self q,k,v,out */
+                        + 2 * Nt * C * C + 2 * Ns * C * C          /* cross q,out; k,v of the source */
+                        + 2 * Nt * C * c->decoder_d_ff             /* FFN */
+                        + 2.0 * B * T * T * C + 2.0 * B * T * S * C); /* attention products */
+    return enc * c->encoder_layers + dec * c->decoder_layers + 2.0 * Nt * C * V;
+}

@@ -1,0 +1,172 @@
+/* The Transformer encoder-decoder, internal interface (train/ and decode/
+ * use it; the public part is the model section of include/qkv.h).
+ *
+ * Two objects, as in whisper.cpp:
+ *   - qkv_model: config + one parameter buffer with named views; never
+ *     modified by forward or backward, so several threads may share it;
+ *   - model_state: everything a call mutates: the activation workspace
+ *     (sized once for the largest batch shape), the gradient buffer (same
+ *     offsets as the parameters) and the last batch's shapes.
+ *
+ * Batches are padded rectangles: src [B, S] with src_len [B], tgt_in [B, T]
+ * (decoder input, starting with decoder_start_id) with tgt_len [B], labels
+ * [B, T] (pad_id where ignored). Positions >= length are padding: no valid
+ * output depends on them (encoder and cross attention mask padded keys, the
+ * decoder self-attention is causal). The pad_id row of a token table gets
+ * no gradient from lookups (PyTorch's padding_idx, as in Marian). */
+#ifndef QKV_MODEL_MODEL_H
+#define QKV_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkv.h"
+
+/* ---- parameter layout (params.c) ------------------------------------------ */
+
+/* Offsets (in floats) into the parameter buffer; the gradient buffer uses the
+ * same ones. NO_PARAM marks an absent tensor. */
+#define NO_PARAM ((size_t)-1)
+
+typedef struct {
+    size_t w, b;
+} ln_offsets;
+
+/* q, k, v weights are consecutive ([3C, C] from qkv_w) and so are their
+ * biases ([3C] from qkv_b): self-attention projects with one GEMM, cross
+ * attention projects k and v of the encoder output with one GEMM from
+ * qkv_w + C*C. */
+typedef struct {
+    size_t qkv_w, qkv_b, out_w, out_b;
+} attn_offsets;
+
+typedef struct {
+    ln_offsets ln[3];   /* self_attn_layer_norm, encoder_attn_layer_norm (decoder), final_layer_norm */
+    attn_offsets self;  /* self_attn */
+    attn_offsets cross; /* encoder_attn (decoder only) */
+    size_t fc1_w, fc1_b, fc2_w, fc2_b;
+} layer_offsets;
+
+struct qkv_model {
+    qkv_model_config cfg;
+    float *params;
+    size_t num_params;
+    qkv_tensor_info *tensors; /* names point into names_buf */
+    int num_tensors;
+    char *names_buf;
+    size_t enc_embed, dec_embed; /* equal when tied */
+    size_t enc_pos, dec_pos;     /* learned positions, else NO_PARAM */
+    size_t out_w;                /* = dec_embed when tied */
+    size_t out_b;                /* final_logits_bias or NO_PARAM */
+    ln_offsets enc_final, dec_final; /* NO_PARAM unless final_norm */
+    layer_offsets *enc_layers, *dec_layers;
+    float *sin_table; /* [max_positions, d_model] for sinusoidal positions, else NULL */
+};
+
+/* ---- forward and backward (model.c) --------------------------------------- */
+
+typedef struct {
+    int B, S, T;
+    const int *src;     /* [B, S] */
+    const int *src_len; /* [B], each in [0, S] */
+    const int *tgt_in;  /* [B, T] */
+    const int *tgt_len; /* [B], each in [0, T] */
+    const int *labels;  /* [B, T], pad_id at ignored positions (and at every t >= tgt_len); NULL: no loss */
+} model_batch;
+
+typedef struct {
+    float label_smoothing; /* eps of F.cross_entropy */
+    int dropout;           /* apply the config's dropout rates (training) */
+    uint64_t seed;         /* dropout masks; use a new one per call */
+} model_forward_options;
+
+model_forward_options model_default_forward_options(void);
+
+typedef struct model_state model_state;
+
+/* A state for batches up to [max_B, max_S] x [max_B, max_T]; with_grads
+ * adds the gradient buffer and the backward workspace. */
+qkv_status model_state_new(const qkv_model *m, int max_B, int max_S, int max_T, int with_grads,
+                           model_state **out);
+void model_state_free(model_state *s);
+/* Workspace bytes (activations and, with grads, backward scratch). */
+size_t model_state_workspace_bytes(const model_state *s);
+
+/* The gradient buffer: qkv_model_num_params floats, parameter offsets. NULL
+ * without grads. */
+float *model_grads(model_state *s);
+void model_zero_grads(model_state *s);
+
+/* Runs encoder, decoder and (with labels) the loss:
+ *   loss = mean over non-ignored label positions of the label-smoothed
+ *          cross-entropy (F.cross_entropy(..., ignore_index=pad_id,
+ *          label_smoothing=eps)); 0 when no position counts.
+ * loss may be NULL. Fails with QKV_ERR_ARG on ids out of range, lengths out
+ * of range, shapes larger than the state's or than max_positions. */
+qkv_status model_forward(model_state *s, const model_batch *batch, const model_forward_options *opt, float *loss);
+
+/* Accumulates d(loss)/d(parameter) into model_grads() for the last forward
+ * (which must have had labels). Call model_zero_grads first to start over. */
+qkv_status model_backward(model_state *s);
+
+/* Results of the last forward, valid until the next call on this state. */
+const float *model_logits(const model_state *s); /* [B, T, tgt_vocab] */
+
+typedef enum { ATTN_ENCODER_SELF = 0, ATTN_DECODER_SELF = 1, ATTN_DECODER_CROSS = 2 } model_attention_kind;
+/* Attention probabilities of one layer, [B, H, Tq, Tk]: encoder self
+ * [B, He, S, S], decoder self [B, Hd, T, T], cross [B, Hd, T, S]. Rows of
+ * padded queries are computed too; masked keys have probability 0. Always
+ * kept (backward needs them), so no option asks for them; NULL for a layer
+ * out of range or a stack the last call did not run. */
+const float *model_attention(const model_state *s, model_attention_kind kind, int layer);
+
+/* Decoding interface. model_encode runs the encoder only and keeps its
+ * output in the state; model_decode_logits then runs the decoder on target
+ * prefixes tgt_in [B, T] (same B) against that output and returns the
+ * logits [B, T, V] of every position (the last valid one of row b is
+ * t = tgt_len[b] - 1). Step-by-step decoding with a key/value cache is
+ * below (incremental.c). */
+qkv_status model_encode(model_state *s, const int *src, const int *src_len, int B, int S);
+const float *model_encoder_output(const model_state *s); /* [B, S, d_model] */
+qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt_len, int T, const float **logits);
+
+/* ---- incremental decoding (incremental.c) ----------------------------------- */
+
+/* A decoder cache: per decoder layer, the self-attention keys and values of
+ * the tokens decoded so far ([B, H, max_T, D]) and the cross-attention keys
+ * and values of the source ([B, H, S, D], computed once), with the scratch
+ * of one step. One per decoding thread; the model stays shared.
+ * Step t of row b gives the same logits as model_decode_logits at position t
+ * (to rounding). */
+typedef struct model_decoder_cache model_decoder_cache;
+
+qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, model_decoder_cache **out);
+void model_cache_free(model_decoder_cache *c);
+/* Starts a batch of B rows from an encoder output enc [B, S, d_model] (e.g.
+ * model_encoder_output after model_encode) and its src_len [B]: computes
+ * every layer's cross-attention keys and values; the length becomes 0. */
+qkv_status model_cache_start(model_decoder_cache *c, const float *enc, const int *src_len, int B, int S);
+/* The same for beam search: n sources (enc [n, S, d_model], src_len [n])
+ * become n * beams rows, row i decoding source i / beams; the cross keys and
+ * values are computed once per source. */
+qkv_status model_cache_start_beams(model_decoder_cache *c, const float *enc, const int *src_len, int n, int S,
+                                   int beams);
+/* Feeds tokens [B] (one per row) at position model_cache_length(c), appends
+ * their keys and values, and returns the logits [B, tgt_vocab] of that
+ * position in *logits (valid until the next call on c). */
+qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const float **logits);
+/* Beam reselection: row i takes the cached state of old row rows[i]
+ * (rows [B], each in [0, B), repeats allowed). */
+qkv_status model_cache_reorder(model_decoder_cache *c, const int *rows);
+int model_cache_length(const model_decoder_cache *c);
+/* Cross-attention probabilities of the last step in one layer, [B, H, S]
+ * (for showing alignments while translating); NULL before the first step.
+ * Not reordered by model_cache_reorder. */
+const float *model_cache_cross_attention(const model_decoder_cache *c, int layer);
+
+/* Floating-point operations of the GEMMs (linear layers, attention
+ * products, output projection) of one forward, for a full batch of the
+ * given shape; backward is twice that (dX and dW per GEMM). */
+double model_forward_flops(const qkv_model_config *c, int B, int S, int T);
+
+#endif
