@@ -1,0 +1,119 @@
+/* The training loop: token-bucketed batches, AdamW, a learning-rate
+ * schedule, gradient accumulation and clipping, validation with best-model
+ * tracking and early stopping, checkpoints that resume bit-identically.
+ *
+ * Files in the output directory (all written atomically):
+ *   model.qkv        the model to translate with: best on dev when
+ *                    validating, else the last (config, vocabularies, params)
+ *   checkpoint.qkv   the last state, with optimizer moments, step and data
+ *                    position: what --resume continues from
+ *   step-<N>.qkv     the last keep_checkpoints models, for `qkv average`
+ *   log.jsonl        one JSON object per step (and one per validation)
+ *
+ * Determinism: dropout masks are a function of (seed, step, micro-batch),
+ * the batches of (seed, epoch); the optimizer state and both are saved, so a
+ * run stopped at step k and resumed ends at step n with the same parameters
+ * as an uninterrupted run (same thread count). */
+#ifndef QKV_TRAIN_TRAINER_H
+#define QKV_TRAIN_TRAINER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "data/batch.h"
+#include "data/parallel.h"
+#include "qkv.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+
+typedef struct {
+    qkv_schedule_options schedule;
+    float beta1, beta2, eps; /* Adam: 0.9, 0.98, 1e-9 */
+    float weight_decay;      /* 0: Adam; > 0: AdamW (decoupled) */
+    float clip_norm;         /* global-norm clipping; 0: off */
+    float label_smoothing;   /* 0.1 */
+    int accum;               /* micro-batches per update (>= 1) */
+    int64_t max_steps;       /* 0: no limit */
+    double time_budget_s;    /* 0: no limit; counts training time of this and earlier runs */
+    int64_t valid_every;     /* steps between validations; 0: none */
+    int patience;            /* validations without improvement before stopping; 0: never stop */
+    int keep_checkpoints;    /* step-<N>.qkv files kept; 0: none */
+    uint64_t seed;
+} qkv_train_options;
+
+qkv_train_options qkv_train_default_options(void);
+qkv_status qkv_train_validate_options(const qkv_train_options *o);
+
+/* What the loop reports after every step and every validation. */
+typedef struct {
+    int64_t step, epoch;
+    double loss;            /* mean label-smoothed cross-entropy of this step's tokens */
+    double lr, grad_norm;   /* grad_norm before clipping */
+    double tgt_tokens_per_s; /* target tokens per second of training time so far */
+    double elapsed_s;       /* training time so far (this and resumed runs) */
+    double remaining_s;     /* estimate from the step or time limit; < 0 when unknown */
+    int64_t tgt_tokens;     /* target tokens seen so far */
+    int is_validation;
+    double dev_loss, dev_ppl, dev_bleu, dev_chrf; /* validation only; bleu/chrf < 0 when not computed */
+    int is_best;
+} qkv_train_report;
+
+/* Optional hooks, called from the training thread. */
+typedef struct {
+    void *ctx;
+    void (*on_report)(void *ctx, const qkv_train_report *r);
+    /* Translates the dev set with the current model and scores it; NULL: dev
+     * loss only. */
+    qkv_status (*score_dev)(void *ctx, const qkv_model *m, double *bleu, double *chrf);
+    /* Set (e.g. by a signal handler) to finish the current step, save and return. */
+    volatile sig_atomic_t *stop;
+} qkv_train_hooks;
+
+/* Vocabulary files stored in checkpoints: SentencePiece .model bytes. */
+typedef struct {
+    const void *src;
+    size_t src_len;
+    const void *tgt; /* NULL: shared with src */
+    size_t tgt_len;
+} qkv_vocab_blobs;
+
+typedef struct qkv_trainer qkv_trainer;
+
+/* Sets up training of model (which the trainer updates in place and does not
+ * own) on train (and dev, may be NULL), writing into out_dir (created if
+ * missing). The corpora must outlive the trainer. */
+qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parallel *train,
+                           const qkv_parallel *dev, const qkv_batcher_options *batching,
+                           const qkv_train_options *opt, const qkv_vocab_blobs *vocab, const char *out_dir);
+void qkv_trainer_free(qkv_trainer *t);
+
+/* Restores optimizer moments, step, data position and validation history
+ * from out_dir/checkpoint.qkv (the model's parameters are loaded by the
+ * caller from the same file, see qkv_checkpoint_load_model). */
+qkv_status qkv_trainer_resume(qkv_trainer *t, const char *checkpoint_path);
+
+/* Trains until max_steps, the time budget, early stopping or *hooks.stop;
+ * then writes checkpoint.qkv and model.qkv. Returns QKV_OK on any of these
+ * ends (QKV_ERR_INTERRUPTED is not used: a stop is a clean end). */
+qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks);
+
+int64_t qkv_trainer_step(const qkv_trainer *t);
+
+/* Loads the model (config + params) of any qkv checkpoint; vocab blobs point
+ * into *file (keep it until done with them; NULL when absent). */
+qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vocab_blobs *vocab,
+                                     void **file_handle);
+void qkv_checkpoint_release(void *file_handle);
+
+/* Writes a model-only checkpoint (config, vocabularies, params). */
+qkv_status qkv_checkpoint_save_model(const char *path, const qkv_model *m, const qkv_vocab_blobs *vocab);
+
+/* Appends the vocabulary sections of vocab to sec[n..] and returns the new
+ * count (at most 2 more). */
+int ckpt_add_vocab_sections(ckpt_section *sec, int n, const qkv_vocab_blobs *vocab);
+
+/* Averages the parameters of n checkpoints of the same configuration into
+ * out_path (vocabularies and config from the first). */
+qkv_status qkv_checkpoint_average(const char *const *paths, int n, const char *out_path);
+
+#endif
