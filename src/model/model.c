@@ -46,6 +46,7 @@ enum { SITE_RESIDUAL = 0, SITE_ATTENTION = 1, SITE_ACTIVATION = 2 };
 struct model_state {
     const qkv_model *m;
     int max_B, max_S, max_T, with_grads;
+    size_t max_src_cells, max_tgt_cells; /* B * S and B * T of any batch */
     float *grads;
     qkv_arena ws; /* every activation and scratch buffer, carved once */
     layer_acts *enc, *dec;
@@ -69,7 +70,7 @@ struct model_state {
 
 model_forward_options model_default_forward_options(void)
 {
-    model_forward_options o = {0.0f, 0, 0};
+    model_forward_options o = {0.0f, 0, 0, 1.0f};
     return o;
 }
 
@@ -117,10 +118,12 @@ static size_t layout(model_state *s, qkv_arena *arena)
 {
     const qkv_model_config *c = &s->m->cfg;
     carver cv = {arena, 0};
-    size_t B = s->max_B, S = s->max_S, T = s->max_T, C = c->d_model;
-    size_t Ns = B * S, Nt = B * T, Nm = Ns > Nt ? Ns : Nt, V = c->tgt_vocab_size;
+    size_t S = s->max_S, T = s->max_T, C = c->d_model;
+    /* Token-bucketed batches are many short rows or few long ones: buffers
+     * are sized by cells (rows x length), not by max rows x max length. */
+    size_t Ns = s->max_src_cells, Nt = s->max_tgt_cells, Nm = Ns > Nt ? Ns : Nt, V = c->tgt_vocab_size;
     size_t He = c->encoder_heads, Hd = c->decoder_heads, Fe = c->encoder_d_ff, Fd = c->decoder_d_ff;
-    size_t pe = B * He * S * S, pds = B * Hd * T * T, pdc = B * Hd * T * S;
+    size_t pe = He * Ns * S, pds = Hd * Nt * T, pdc = Hd * Nt * S;
     float *atty = take(&cv, Nm * C);
     for (int l = 0; l < c->encoder_layers; l++) {
         layer_acts *L = &s->enc[l];
@@ -197,9 +200,17 @@ void model_state_free(model_state *s)
 qkv_status model_state_new(const qkv_model *m, int max_B, int max_S, int max_T, int with_grads,
                            model_state **out)
 {
+    model_state_limits lim = {max_B, max_S, max_T, (int64_t)max_B * max_S, (int64_t)max_B * max_T};
+    return model_state_new_limits(m, &lim, with_grads, out);
+}
+
+qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *lim, int with_grads,
+                                  model_state **out)
+{
     *out = NULL;
     const qkv_model_config *c = &m->cfg;
-    if (max_B <= 0 || max_S <= 0 || max_T <= 0)
+    int max_B = lim->max_B, max_S = lim->max_S, max_T = lim->max_T;
+    if (max_B <= 0 || max_S <= 0 || max_T <= 0 || lim->max_src_cells <= 0 || lim->max_tgt_cells <= 0)
         return qkv_fail(QKV_ERR_ARG, "model: batch shape %d x (%d, %d) must be positive", max_B, max_S, max_T);
     if (max_S > c->max_positions || max_T > c->max_positions)
         return qkv_fail(QKV_ERR_ARG, "model: sequence length %d exceeds max_positions %d",
@@ -211,10 +222,14 @@ qkv_status model_state_new(const qkv_model *m, int max_B, int max_S, int max_T, 
     s->max_B = max_B;
     s->max_S = max_S;
     s->max_T = max_T;
+    s->max_src_cells = (size_t)(lim->max_src_cells < (int64_t)max_B * max_S ? lim->max_src_cells
+                                                                              : (int64_t)max_B * max_S);
+    s->max_tgt_cells = (size_t)(lim->max_tgt_cells < (int64_t)max_B * max_T ? lim->max_tgt_cells
+                                                                              : (int64_t)max_B * max_T);
     s->with_grads = with_grads;
     s->enc = calloc((size_t)c->encoder_layers, sizeof *s->enc);
     s->dec = calloc((size_t)c->decoder_layers, sizeof *s->dec);
-    size_t ns = (size_t)max_B * max_S, nt = (size_t)max_B * max_T;
+    size_t ns = s->max_src_cells, nt = s->max_tgt_cells;
     s->src = malloc(ns * sizeof(int));
     s->tgt = malloc(nt * sizeof(int));
     s->labels = malloc(nt * sizeof(int));
@@ -588,6 +603,9 @@ static qkv_status load_src(model_state *s, const int *src, const int *src_len, i
     const qkv_model_config *c = &s->m->cfg;
     if (B > s->max_B)
         return qkv_fail(QKV_ERR_ARG, "model: batch size %d exceeds the state's %d", B, s->max_B);
+    if ((size_t)B * (size_t)S > s->max_src_cells)
+        return qkv_fail(QKV_ERR_ARG, "model: source batch %d x %d exceeds the state's %zu cells", B, S,
+                        s->max_src_cells);
     int lim = s->max_S < c->max_positions ? s->max_S : c->max_positions;
     QKV_TRY(check_ids("src", src, src_len, B, S, c->src_vocab_size, lim));
     memcpy(s->src, src, (size_t)B * S * sizeof(int));
@@ -600,6 +618,9 @@ static qkv_status load_src(model_state *s, const int *src, const int *src_len, i
 static qkv_status load_tgt(model_state *s, const int *tgt, const int *tgt_len, int T)
 {
     const qkv_model_config *c = &s->m->cfg;
+    if ((size_t)s->B * (size_t)T > s->max_tgt_cells)
+        return qkv_fail(QKV_ERR_ARG, "model: target batch %d x %d exceeds the state's %zu cells", s->B, T,
+                        s->max_tgt_cells);
     int lim = s->max_T < c->max_positions ? s->max_T : c->max_positions;
     QKV_TRY(check_ids("tgt_in", tgt, tgt_len, s->B, T, c->tgt_vocab_size, lim));
     memcpy(s->tgt, tgt, (size_t)s->B * T * sizeof(int));
@@ -692,7 +713,7 @@ qkv_status model_backward(model_state *s)
     int Nt = B * T, Ns = B * S;
     if (s->count == 0)
         return QKV_OK;
-    float g = (float)(1.0 / s->count);
+    float g = (float)(s->opt.loss_scale / s->count);
     for (int i = 0; i < Nt; i++)
         s->dloss[i] = g;
     /* dlogits overwrite probs (the kernel's aliasing mode) */

@@ -78,6 +78,8 @@ typedef struct {
     float label_smoothing; /* eps of F.cross_entropy */
     int dropout;           /* apply the config's dropout rates (training) */
     uint64_t seed;         /* dropout masks; use a new one per call */
+    float loss_scale;      /* 1: backward differentiates loss_scale * loss (gradient accumulation
+                              weights each micro-batch by its share of the update's tokens) */
 } model_forward_options;
 
 model_forward_options model_default_forward_options(void);
@@ -88,6 +90,15 @@ typedef struct model_state model_state;
  * adds the gradient buffer and the backward workspace. */
 qkv_status model_state_new(const qkv_model *m, int max_B, int max_S, int max_T, int with_grads,
                            model_state **out);
+/* The same, with buffers sized by cells: no batch has more than
+ * max_src_cells = B * S or max_tgt_cells = B * T (token-bucketed batches
+ * are many short rows or a few long ones, never many long ones). */
+typedef struct {
+    int max_B, max_S, max_T;
+    int64_t max_src_cells, max_tgt_cells;
+} model_state_limits;
+qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *lim, int with_grads,
+                                  model_state **out);
 void model_state_free(model_state *s);
 /* Workspace bytes (activations and, with grads, backward scratch). */
 size_t model_state_workspace_bytes(const model_state *s);
@@ -159,6 +170,14 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
  * (rows [B], each in [0, B), repeats allowed). */
 qkv_status model_cache_reorder(model_decoder_cache *c, const int *rows);
 int model_cache_length(const model_decoder_cache *c);
+/* Row selection with a new row count: row i of the new batch takes the
+ * cached state of old row rows[i] (rows [n], each in [0, B), repeats
+ * allowed, 1 <= n <= max_B): beams reselected and finished sentences
+ * dropped in one call, so later steps compute only the running rows. Only
+ * the decoded positions of the self-attention cache move, and
+ * cross-attention rows that stay in place (rows[i] == i) are not copied.
+ * Like model_cache_reorder, it does not move model_cache_cross_attention. */
+qkv_status model_cache_select(model_decoder_cache *c, const int *rows, int n);
 /* Cross-attention probabilities of the last step in one layer, [B, H, S]
  * (for showing alignments while translating); NULL before the first step.
  * Not reordered by model_cache_reorder. */

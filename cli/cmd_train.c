@@ -1,0 +1,503 @@
+/* qkv train: parallel text in, a translation model out.
+ *
+ *   qkv train --src F --tgt F [--valid-src F --valid-tgt F] --out DIR
+ *             [--preset tiny|small|base | --config FILE.json]
+ *             [--src-vocab M.model --tgt-vocab M.model] [--time-budget MINUTES]
+ *             [--max-steps N] [--batch-tokens N] [--threads N] [--seed N] [--resume]
+ *             and the finer options listed by --help. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "commands.h"
+#include "data/batch.h"
+#include "data/parallel.h"
+#include "model/model.h"
+#include "qkv.h"
+#include "train/trainer.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static const char usage[] =
+    "usage: qkv train --src F --tgt F --out DIR [options]\n"
+    "  --valid-src F --valid-tgt F   dev pair: validation, best-model tracking\n"
+    "  --preset tiny|small|base      model and recipe (default small)\n"
+    "  --config FILE.json            model configuration instead of a preset\n"
+    "  --src-vocab M --tgt-vocab M   SentencePiece models (default: trained into DIR)\n"
+    "  --vocab-size N                size of vocabularies trained here (preset's)\n"
+    "  --joint-vocab                 train one vocabulary on both sides\n"
+    "  --time-budget MINUTES         stop cleanly after this much training time\n"
+    "  --max-steps N                 stop after N updates\n"
+    "  --batch-tokens N              sentences x longest padded side per batch\n"
+    "  --accum N                     batches per update (gradient accumulation)\n"
+    "  --lr X --warmup N             peak learning rate and warmup steps\n"
+    "  --schedule inverse-sqrt|constant|cosine\n"
+    "  --clip X --weight-decay X --label-smoothing X --dropout X\n"
+    "  --max-len N                   drop pairs longer than N tokens (default 128)\n"
+    "  --valid-every N --patience N  validation interval (steps), early stopping\n"
+    "  --threads N --seed N --resume\n";
+
+typedef struct {
+    const char *src, *tgt, *valid_src, *valid_tgt, *out, *preset, *config, *src_vocab, *tgt_vocab, *schedule;
+    double time_budget_min, lr, clip, weight_decay, label_smoothing, dropout;
+    long long max_steps, batch_tokens, seed, warmup, valid_every;
+    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab;
+} train_args;
+
+static int parse_num(const char *opt, const char *s, double lo, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo) || !isfinite(v))
+        return cli_error("%s: expected a number >= %g, got '%s'", opt, lo, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->time_budget_min = a->lr = a->clip = a->weight_decay = a->label_smoothing = a->dropout = -1;
+    a->max_steps = a->batch_tokens = a->seed = a->warmup = a->valid_every = -1;
+    a->accum = a->patience = a->max_len = a->vocab_size = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (!strcmp(o, "--resume")) {
+            a->resume = 1;
+            continue;
+        }
+        if (!strcmp(o, "--joint-vocab")) {
+            a->joint_vocab = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return cli_error("%s needs a value (see qkv train --help)", o);
+        const char *v = argv[++i];
+        double d = 0;
+        const char **sp = NULL;
+        if (!strcmp(o, "--src")) sp = &a->src;
+        else if (!strcmp(o, "--tgt")) sp = &a->tgt;
+        else if (!strcmp(o, "--valid-src")) sp = &a->valid_src;
+        else if (!strcmp(o, "--valid-tgt")) sp = &a->valid_tgt;
+        else if (!strcmp(o, "--out")) sp = &a->out;
+        else if (!strcmp(o, "--preset")) sp = &a->preset;
+        else if (!strcmp(o, "--config")) sp = &a->config;
+        else if (!strcmp(o, "--src-vocab")) sp = &a->src_vocab;
+        else if (!strcmp(o, "--tgt-vocab")) sp = &a->tgt_vocab;
+        else if (!strcmp(o, "--schedule")) sp = &a->schedule;
+        if (sp) {
+            *sp = v;
+            continue;
+        }
+        if (parse_num(o, v, 0, &d))
+            return 1;
+        if (!strcmp(o, "--time-budget")) a->time_budget_min = d;
+        else if (!strcmp(o, "--lr")) a->lr = d;
+        else if (!strcmp(o, "--clip")) a->clip = d;
+        else if (!strcmp(o, "--weight-decay")) a->weight_decay = d;
+        else if (!strcmp(o, "--label-smoothing")) a->label_smoothing = d;
+        else if (!strcmp(o, "--dropout")) a->dropout = d;
+        else if (d != floor(d)) return cli_error("%s: expected an integer, got '%s'", o, v);
+        else if (!strcmp(o, "--max-steps")) a->max_steps = (long long)d;
+        else if (!strcmp(o, "--batch-tokens")) a->batch_tokens = (long long)d;
+        else if (!strcmp(o, "--seed")) a->seed = (long long)d;
+        else if (!strcmp(o, "--warmup")) a->warmup = (long long)d;
+        else if (!strcmp(o, "--valid-every")) a->valid_every = (long long)d;
+        else if (!strcmp(o, "--threads")) a->threads = (int)d;
+        else if (!strcmp(o, "--accum")) a->accum = (int)d;
+        else if (!strcmp(o, "--patience")) a->patience = (int)d;
+        else if (!strcmp(o, "--max-len")) a->max_len = (int)d;
+        else if (!strcmp(o, "--vocab-size")) a->vocab_size = (int)d;
+        else return cli_error("unknown option '%s' (see qkv train --help)", o);
+    }
+    if (!a->src || !a->tgt || !a->out)
+        return cli_error("--src, --tgt and --out are required (see qkv train --help)");
+    if (!a->valid_src != !a->valid_tgt)
+        return cli_error("--valid-src and --valid-tgt go together");
+    if (!a->src_vocab != !a->tgt_vocab)
+        return cli_error("--src-vocab and --tgt-vocab go together");
+    if (a->preset && a->config)
+        return cli_error("--preset and --config exclude each other");
+    return 0;
+}
+
+/* A preset: model shape and training recipe.
+ * small: the reference recipe our PyTorch comparison trains (see README). */
+typedef struct {
+    const char *name;
+    int d_model, heads, d_ff, layers;
+    int pre_norm;
+    int vocab_size;
+    double lr;
+    int warmup;
+    int batch_tokens;
+} preset;
+
+static const preset presets[] = {
+    {"tiny", 64, 2, 256, 2, 1, 1000, 3e-3, 100, 1000},
+    {"small", 256, 4, 1024, 3, 1, 8000, 1e-3, 400, 3000},
+    {"base", 512, 8, 2048, 6, 0, 8000, 0 /* the paper's */, 4000, 4096},
+};
+
+static const preset *find_preset(const char *name)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].name, name))
+            return &presets[i];
+    return NULL;
+}
+
+/* ---- vocabularies --------------------------------------------------------- */
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void vocab_progress(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "\r\033[K  %s", line);
+}
+
+/* Trains PREFIX.model unless it exists (a resumed run reuses it). */
+static int train_vocab(const char *const *inputs, int n, int size, const char *prefix)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.model", prefix);
+    if (file_exists(path))
+        return 0;
+    fprintf(stderr, "qkv train: training a %d-piece unigram vocabulary on %s%s -> %s\n", size, inputs[0],
+            n > 1 ? " and the other side" : "", path);
+    qkv_vocab_train_options vo = qkv_vocab_train_default_options();
+    vo.vocab_size = size;
+    vo.unk_id = 0;
+    vo.bos_id = 1;
+    vo.eos_id = 2;
+    vo.pad_id = 3;
+    if (isatty(2)) {
+        vo.progress = vocab_progress;
+    }
+    qkv_status s = qkv_vocab_train(&vo, inputs, n, prefix);
+    if (isatty(2))
+        fputs("\r\033[K", stderr);
+    if (s != QKV_OK)
+        return cli_error("vocabulary training failed: %s (a small corpus may need a smaller --vocab-size)",
+                         qkv_last_error());
+    return 0;
+}
+
+static int encode_cb(void *ctx, const char *text, size_t len, int *ids, int max_ids)
+{
+    int *out = NULL;
+    size_t n = 0;
+    if (qkv_vocab_encode(ctx, text, len, &out, &n, NULL) != QKV_OK)
+        return -1;
+    for (size_t i = 0; i < n && (int)i < max_ids; i++)
+        ids[i] = out[i];
+    free(out);
+    return (int)n;
+}
+
+/* ---- progress ------------------------------------------------------------- */
+
+typedef struct {
+    int tty;
+    double last_print;
+} progress;
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    if (s < 0) {
+        snprintf(buf, n, "--:--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    snprintf(buf, n, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void on_report(void *ctx, const qkv_train_report *r)
+{
+    progress *p = ctx;
+    char el[32], rem[32];
+    fmt_time(el, sizeof el, r->elapsed_s);
+    fmt_time(rem, sizeof rem, r->remaining_s);
+    if (r->is_validation) {
+        if (p->tty)
+            fputs("\r\033[K", stderr);
+        fprintf(stderr, "valid step %lld: dev loss %.4f ppl %.2f", (long long)r->step, r->dev_loss, r->dev_ppl);
+        if (r->dev_bleu >= 0)
+            fprintf(stderr, " BLEU %.2f chrF %.2f", r->dev_bleu, r->dev_chrf);
+        fprintf(stderr, "%s\n", r->is_best ? " (best)" : "");
+        return;
+    }
+    if (p->tty) {
+        fprintf(stderr, "\r\033[Kstep %lld | epoch %lld | loss %.4f | lr %.2e | %.0f tgt tok/s | %s elapsed | %s left",
+                (long long)r->step, (long long)r->epoch + 1, r->loss, r->lr, r->tgt_tokens_per_s, el, rem);
+        fflush(stderr);
+    } else if (r->elapsed_s - p->last_print >= 10 || r->step == 1) {
+        fprintf(stderr, "step %lld epoch %lld loss %.4f lr %.2e tgt_tok/s %.0f elapsed %s left %s\n",
+                (long long)r->step, (long long)r->epoch + 1, r->loss, r->lr, r->tgt_tokens_per_s, el, rem);
+        p->last_print = r->elapsed_s;
+    }
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    if (parse_args(argc, argv, &a))
+        return 1;
+    qkv_set_threads(a.threads);
+    const preset *pr = find_preset(a.preset ? a.preset : "small");
+    if (!pr)
+        return cli_error("--preset: expected tiny, small or base, got '%s'", a.preset);
+    if (mkdir(a.out, 0777) != 0 && !file_exists(a.out))
+        return cli_error("%s: cannot create the output directory", a.out);
+    char ckpt_path[4096];
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.qkv", a.out);
+    if (!a.resume && file_exists(ckpt_path))
+        return cli_error("%s exists: pass --resume to continue that run, or choose another --out", ckpt_path);
+    if (a.resume && !file_exists(ckpt_path))
+        return cli_error("--resume: %s does not exist", ckpt_path);
+
+    /* Vocabularies: given, or trained into DIR (separate per side unless --joint-vocab). */
+    char src_prefix[4096], tgt_prefix[4096], src_model[4200], tgt_model[4200];
+    const char *src_vocab_path = a.src_vocab, *tgt_vocab_path = a.tgt_vocab;
+    int vocab_size = a.vocab_size > 0 ? a.vocab_size : pr->vocab_size;
+    if (!src_vocab_path) {
+        if (a.joint_vocab) {
+            snprintf(src_prefix, sizeof src_prefix, "%s/vocab", a.out);
+            const char *in[2] = {a.src, a.tgt};
+            if (train_vocab(in, 2, vocab_size, src_prefix))
+                return 1;
+            snprintf(src_model, sizeof src_model, "%s.model", src_prefix);
+            src_vocab_path = tgt_vocab_path = src_model;
+        } else {
+            snprintf(src_prefix, sizeof src_prefix, "%s/src", a.out);
+            snprintf(tgt_prefix, sizeof tgt_prefix, "%s/tgt", a.out);
+            if (train_vocab(&a.src, 1, vocab_size, src_prefix) || train_vocab(&a.tgt, 1, vocab_size, tgt_prefix))
+                return 1;
+            snprintf(src_model, sizeof src_model, "%s.model", src_prefix);
+            snprintf(tgt_model, sizeof tgt_model, "%s.model", tgt_prefix);
+            src_vocab_path = src_model;
+            tgt_vocab_path = tgt_model;
+        }
+    }
+    int shared = !strcmp(src_vocab_path, tgt_vocab_path);
+    qkv_vocab *sv = NULL, *tv = NULL;
+    char *sblob = NULL, *tblob = NULL;
+    size_t sblob_len = 0, tblob_len = 0;
+    int rc = 1;
+    qkv_model *model = NULL;
+    qkv_parallel train, dev;
+    memset(&train, 0, sizeof train);
+    memset(&dev, 0, sizeof dev);
+    qkv_trainer *tr = NULL;
+    void *ckpt_handle = NULL;
+
+    if (qkv_vocab_load(src_vocab_path, &sv) != QKV_OK ||
+        (!shared && qkv_vocab_load(tgt_vocab_path, &tv) != QKV_OK) ||
+        qkv_read_file(src_vocab_path, &sblob, &sblob_len) != QKV_OK ||
+        (!shared && qkv_read_file(tgt_vocab_path, &tblob, &tblob_len) != QKV_OK)) {
+        cli_error("%s", qkv_last_error());
+        goto done;
+    }
+    if (shared)
+        tv = sv;
+    /* Special ids come from the target vocabulary; a vocabulary without
+     * <pad> gets one more id for it, as Marian does. */
+    int eos = qkv_vocab_eos_id(tv), src_eos = qkv_vocab_eos_id(sv);
+    if (eos < 0 || src_eos < 0) {
+        cli_error("%s: the vocabulary has no </s> piece; train it with an eos id", eos < 0 ? tgt_vocab_path
+                                                                                           : src_vocab_path);
+        goto done;
+    }
+    int src_size = qkv_vocab_size(sv), tgt_size = qkv_vocab_size(tv);
+    int pad = qkv_vocab_pad_id(tv);
+    if (pad < 0) {
+        pad = tgt_size;
+        tgt_size++;
+        if (shared)
+            src_size++;
+    }
+    int bos = qkv_vocab_bos_id(tv);
+
+    qkv_model_config cfg;
+    if (a.config) {
+        if (qkv_config_from_file(a.config, &cfg) != QKV_OK) {
+            cli_error("%s", qkv_last_error());
+            goto done;
+        }
+    } else {
+        cfg = qkv_model_default_config();
+        cfg.d_model = pr->d_model;
+        cfg.encoder_heads = cfg.decoder_heads = pr->heads;
+        cfg.encoder_d_ff = cfg.decoder_d_ff = pr->d_ff;
+        cfg.encoder_layers = cfg.decoder_layers = pr->layers;
+        cfg.norm = pr->pre_norm ? QKV_NORM_PRE : QKV_NORM_POST;
+        cfg.final_norm = pr->pre_norm;
+        cfg.activation = QKV_ACT_RELU;
+        cfg.positions = QKV_POS_SINUSOIDAL;
+        cfg.scale_embedding = 1;
+        cfg.tie_output_embeddings = 1;
+        cfg.dropout = 0.1f;
+    }
+    if (a.dropout >= 0)
+        cfg.dropout = (float)a.dropout;
+    int max_len = a.max_len > 0 ? a.max_len : 128;
+    if (max_len > cfg.max_positions)
+        max_len = cfg.max_positions;
+    cfg.src_vocab_size = src_size;
+    cfg.tgt_vocab_size = tgt_size;
+    cfg.shared_vocab = shared;
+    cfg.pad_id = pad;
+    cfg.eos_id = eos;
+    cfg.bos_id = bos >= 0 ? bos : pad;
+    cfg.decoder_start_id = bos >= 0 ? bos : pad;
+    uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : 1;
+
+    if (a.resume) {
+        qkv_vocab_blobs ignored;
+        if (qkv_checkpoint_load_model(ckpt_path, &model, &ignored, &ckpt_handle) != QKV_OK) {
+            cli_error("%s", qkv_last_error());
+            goto done;
+        }
+    } else if (qkv_model_new(&cfg, seed, &model) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
+        goto done;
+    }
+    cfg = *qkv_model_get_config(model);
+
+    qkv_parallel_options po = qkv_parallel_default_options();
+    po.encode_src = encode_cb;
+    po.src_ctx = sv;
+    po.encode_tgt = encode_cb;
+    po.tgt_ctx = tv;
+    po.src_eos = src_eos;
+    po.tgt_bos = cfg.decoder_start_id;
+    po.tgt_eos = eos;
+    po.max_len = max_len;
+    po.src_vocab_size = cfg.src_vocab_size;
+    po.tgt_vocab_size = cfg.tgt_vocab_size;
+    qkv_parallel_stats st;
+    fprintf(stderr, "qkv train: reading %s and %s\n", a.src, a.tgt);
+    if (qkv_parallel_read(&train, a.src, a.tgt, &po, &st) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
+        goto done;
+    }
+    fprintf(stderr, "qkv train: %lld pairs kept of %lld lines (%lld empty, %lld longer than %d tokens dropped; "
+                    "%lld source and %lld target tokens)\n",
+            (long long)st.kept, (long long)st.lines, (long long)st.empty, (long long)st.too_long, max_len,
+            (long long)st.src_tokens, (long long)st.tgt_tokens);
+    if (st.invalid_utf8)
+        fprintf(stderr, "qkv train: warning: %lld lines hold invalid UTF-8 (read as U+FFFD)\n",
+                (long long)st.invalid_utf8);
+    if (a.valid_src) {
+        po.max_len = cfg.max_positions;
+        if (qkv_parallel_read(&dev, a.valid_src, a.valid_tgt, &po, &st) != QKV_OK) {
+            cli_error("%s", qkv_last_error());
+            goto done;
+        }
+        fprintf(stderr, "qkv train: dev set: %lld pairs\n", (long long)st.kept);
+    }
+
+    qkv_batcher_options bo = qkv_batcher_default_options();
+    bo.batch_tokens = a.batch_tokens > 0 ? (int)a.batch_tokens : pr->batch_tokens;
+    bo.pad_id = cfg.pad_id;
+    qkv_train_options to = qkv_train_default_options();
+    to.seed = seed;
+    to.schedule.warmup_steps = a.warmup >= 0 ? a.warmup : pr->warmup;
+    to.schedule.peak_lr = a.lr > 0 ? a.lr
+                          : pr->lr > 0 ? pr->lr
+                                       : qkv_schedule_paper_peak(cfg.d_model, to.schedule.warmup_steps);
+    if (a.schedule && qkv_schedule_parse_kind(a.schedule, &to.schedule.kind) != QKV_OK) {
+        cli_error("--schedule: %s", qkv_last_error());
+        goto done;
+    }
+    if (a.clip >= 0)
+        to.clip_norm = (float)a.clip;
+    if (a.weight_decay >= 0)
+        to.weight_decay = (float)a.weight_decay;
+    if (a.label_smoothing >= 0)
+        to.label_smoothing = (float)a.label_smoothing;
+    if (a.accum > 0)
+        to.accum = a.accum;
+    if (a.max_steps >= 0)
+        to.max_steps = a.max_steps;
+    if (a.time_budget_min >= 0)
+        to.time_budget_s = a.time_budget_min * 60.0;
+    if (to.schedule.kind == QKV_LR_COSINE) {
+        if (!to.max_steps) {
+            cli_error("--schedule cosine needs --max-steps (the step that reaches the final rate)");
+            goto done;
+        }
+        to.schedule.total_steps = to.max_steps;
+    }
+    to.valid_every = a.valid_src ? (a.valid_every >= 0 ? a.valid_every : 500) : 0;
+    if (a.patience >= 0)
+        to.patience = a.patience;
+    qkv_vocab_blobs blobs = {sblob, sblob_len, shared ? NULL : tblob, shared ? 0 : tblob_len};
+    if (qkv_trainer_new(&tr, model, &train, a.valid_src ? &dev : NULL, &bo, &to, &blobs, a.out) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
+        goto done;
+    }
+    if (a.resume) {
+        if (qkv_trainer_resume(tr, ckpt_path) != QKV_OK) {
+            cli_error("%s", qkv_last_error());
+            goto done;
+        }
+        fprintf(stderr, "qkv train: resuming %s at step %lld\n", ckpt_path, (long long)qkv_trainer_step(tr));
+    }
+    fprintf(stderr, "qkv train: %zu parameters, d_model %d, %d+%d layers, %d threads -> %s\n",
+            qkv_model_num_params(model), cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, qkv_get_threads(),
+            a.out);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    progress pg = {isatty(2), -1e9};
+    qkv_train_hooks hooks = {&pg, on_report, NULL, &stop_requested};
+    qkv_status s = qkv_trainer_run(tr, &hooks);
+    if (pg.tty)
+        fputc('\n', stderr);
+    if (s != QKV_OK) {
+        cli_error("%s", qkv_last_error());
+        goto done;
+    }
+    fprintf(stderr, "qkv train: %s at step %lld; model: %s/model.qkv, log: %s/log.jsonl\n",
+            stop_requested ? "stopped by signal" : "finished", (long long)qkv_trainer_step(tr), a.out, a.out);
+    rc = 0;
+done:
+    qkv_trainer_free(tr);
+    qkv_parallel_free(&train);
+    qkv_parallel_free(&dev);
+    qkv_model_free(model);
+    qkv_checkpoint_release(ckpt_handle);
+    if (tv != sv)
+        qkv_vocab_free(tv);
+    qkv_vocab_free(sv);
+    free(sblob);
+    free(tblob);
+    return rc;
+}

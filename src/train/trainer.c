@@ -1,0 +1,544 @@
+#include "train/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/io.h"
+#include "base/rng.h"
+#include "base/status.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+
+qkv_train_options qkv_train_default_options(void)
+{
+    qkv_train_options o;
+    memset(&o, 0, sizeof o);
+    o.schedule = qkv_schedule_default_options();
+    o.beta1 = 0.9f;
+    o.beta2 = 0.98f;
+    o.eps = 1e-9f;
+    o.weight_decay = 0.0f;
+    o.clip_norm = 1.0f;
+    o.label_smoothing = 0.1f;
+    o.accum = 1;
+    o.patience = 0;
+    o.keep_checkpoints = 5;
+    o.seed = 1;
+    return o;
+}
+
+qkv_status qkv_train_validate_options(const qkv_train_options *o)
+{
+    QKV_TRY(qkv_schedule_validate(&o->schedule));
+    if (!(o->beta1 >= 0 && o->beta1 < 1))
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'beta1': %g, expected in [0, 1)", o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1))
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'beta2': %g, expected in [0, 1)", o->beta2);
+    if (!(o->eps > 0))
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'eps': %g, expected > 0", o->eps);
+    if (!(o->weight_decay >= 0))
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'weight_decay': %g, expected >= 0", o->weight_decay);
+    if (!(o->clip_norm >= 0))
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'clip_norm': %g, expected >= 0 (0: off)", o->clip_norm);
+    if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'label_smoothing': %g, expected in [0, 1)",
+                        o->label_smoothing);
+    if (o->accum < 1)
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'accum': %d, expected >= 1", o->accum);
+    if (o->max_steps < 0 || o->valid_every < 0 || o->patience < 0 || o->keep_checkpoints < 0 ||
+        !(o->time_budget_s >= 0))
+        return qkv_fail(QKV_ERR_CONFIG, "training options: max_steps, time budget, valid_every, patience and "
+                                        "keep_checkpoints must not be negative");
+    return QKV_OK;
+}
+
+struct qkv_trainer {
+    qkv_train_options opt;
+    qkv_model *model;
+    model_state *state;
+    float *m, *v; /* Adam moments, mirroring the parameter buffer */
+    size_t n_params;
+    qkv_batcher *train_b, *dev_b;
+    const qkv_parallel *dev;
+    qkv_vocab_blobs vocab;
+    char *dir;
+    FILE *log;
+    int64_t step;        /* updates done */
+    int64_t tgt_tokens;  /* target tokens trained on */
+    double elapsed_prev; /* training seconds of earlier runs (resume) */
+    double best_score;   /* higher is better: dev BLEU, or -dev loss */
+    int64_t best_step;
+    int bad_validations;
+    int64_t last_epoch;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static qkv_status make_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return QKV_OK;
+        return qkv_fail(QKV_ERR_IO, "%s: exists and is not a directory", dir);
+    }
+    return qkv_fail(QKV_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parallel *train,
+                           const qkv_parallel *dev, const qkv_batcher_options *batching,
+                           const qkv_train_options *opt, const qkv_vocab_blobs *vocab, const char *out_dir)
+{
+    *out = NULL;
+    QKV_TRY(qkv_train_validate_options(opt));
+    QKV_TRY(make_dir(out_dir));
+    qkv_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    t->opt = *opt;
+    t->model = model;
+    t->dev = dev;
+    t->vocab = *vocab;
+    t->n_params = qkv_model_num_params(model);
+    t->best_score = -INFINITY;
+    t->best_step = -1;
+    qkv_status s = QKV_OK;
+    t->dir = strdup(out_dir);
+    t->m = calloc(t->n_params, sizeof(float));
+    t->v = calloc(t->n_params, sizeof(float));
+    if (!t->dir || !t->m || !t->v) {
+        s = qkv_fail(QKV_ERR_NOMEM, "cannot allocate the optimizer state (%zu parameters)", t->n_params);
+        goto fail;
+    }
+    qkv_batcher_options bo = *batching;
+    bo.shuffle = 1;
+    bo.seed = opt->seed;
+    bo.keep = opt->accum; /* the micro-batches of one update stay valid together */
+    if ((s = qkv_batcher_new(&t->train_b, train, &bo)) != QKV_OK)
+        goto fail;
+    qkv_batch_limits lim = qkv_batcher_limits(t->train_b);
+    if (dev && dev->n_pairs > 0) {
+        qkv_batcher_options dbo = *batching;
+        dbo.shuffle = 0;
+        dbo.sort_by_length = 1;
+        if ((s = qkv_batcher_new(&t->dev_b, dev, &dbo)) != QKV_OK)
+            goto fail;
+        qkv_batch_limits dl = qkv_batcher_limits(t->dev_b);
+        lim.max_rows = imax(lim.max_rows, dl.max_rows);
+        lim.max_src_len = imax(lim.max_src_len, dl.max_src_len);
+        lim.max_tgt_len = imax(lim.max_tgt_len, dl.max_tgt_len);
+        if (dl.max_src_cells > lim.max_src_cells)
+            lim.max_src_cells = dl.max_src_cells;
+        if (dl.max_tgt_cells > lim.max_tgt_cells)
+            lim.max_tgt_cells = dl.max_tgt_cells;
+    }
+    model_state_limits ml = {lim.max_rows, lim.max_src_len, lim.max_tgt_len, lim.max_src_cells, lim.max_tgt_cells};
+    if ((s = model_state_new_limits(model, &ml, 1, &t->state)) != QKV_OK)
+        goto fail;
+    char *log_path = path_in(out_dir, "log.jsonl");
+    t->log = log_path ? fopen(log_path, "a") : NULL;
+    if (!t->log) {
+        s = qkv_fail(QKV_ERR_IO, "%s: cannot open for appending: %s", log_path ? log_path : out_dir,
+                     strerror(errno));
+        free(log_path);
+        goto fail;
+    }
+    free(log_path);
+    *out = t;
+    return QKV_OK;
+fail:
+    qkv_trainer_free(t);
+    return s;
+}
+
+void qkv_trainer_free(qkv_trainer *t)
+{
+    if (!t)
+        return;
+    if (t->log)
+        fclose(t->log);
+    model_state_free(t->state);
+    qkv_batcher_free(t->train_b);
+    qkv_batcher_free(t->dev_b);
+    free(t->m);
+    free(t->v);
+    free(t->dir);
+    free(t);
+}
+
+int64_t qkv_trainer_step(const qkv_trainer *t) { return t->step; }
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+static char *hex_encode(const unsigned char *b, size_t n)
+{
+    char *s = malloc(2 * n + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        sprintf(s + 2 * i, "%02x", b[i]);
+    return s;
+}
+
+static int hex_decode(unsigned char *b, size_t n, const char *s)
+{
+    if (!s || strlen(s) != 2 * n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return 0;
+        b[i] = (unsigned char)v;
+    }
+    return 1;
+}
+
+/* The "train" section: everything besides tensors that resuming needs.
+ * keep in sync with qkv_trainer_resume. */
+static char *train_state_json(const qkv_trainer *t, double elapsed)
+{
+    qkv_data_position pos;
+    unsigned char enc[QKV_DATA_POSITION_BYTES];
+    qkv_batcher_tell(t->train_b, &pos);
+    qkv_data_position_encode(enc, &pos);
+    char *hex = hex_encode(enc, sizeof enc);
+    cJSON *o = cJSON_CreateObject();
+    char *out = NULL;
+    if (hex && o) {
+        cJSON_AddNumberToObject(o, "step", (double)t->step);
+        cJSON_AddNumberToObject(o, "tgt_tokens", (double)t->tgt_tokens);
+        cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+        cJSON_AddNumberToObject(o, "best_score", isfinite(t->best_score) ? t->best_score : -1e300);
+        cJSON_AddNumberToObject(o, "best_step", (double)t->best_step);
+        cJSON_AddNumberToObject(o, "bad_validations", t->bad_validations);
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->opt.seed);
+        cJSON_AddStringToObject(o, "seed", seed);
+        cJSON_AddStringToObject(o, "data_position", hex);
+        out = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    free(hex);
+    return out;
+}
+
+static qkv_status save_training_checkpoint(qkv_trainer *t, double elapsed)
+{
+    char *cfg = NULL, *state = NULL, *path = path_in(t->dir, "checkpoint.qkv");
+    qkv_status s = qkv_config_to_json(qkv_model_get_config(t->model), &cfg);
+    if (s == QKV_OK && !(state = train_state_json(t, elapsed)))
+        s = qkv_fail(QKV_ERR_NOMEM, "out of memory writing the training state");
+    if (s == QKV_OK && !path)
+        s = qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    if (s == QKV_OK) {
+        ckpt_section sec[7];
+        int n = 0;
+        size_t pb = t->n_params * sizeof(float);
+        sec[n++] = (ckpt_section){"config", cfg, strlen(cfg)};
+        n = ckpt_add_vocab_sections(sec, n, &t->vocab);
+        sec[n++] = (ckpt_section){"params", t->model->params, pb};
+        sec[n++] = (ckpt_section){"adam_m", t->m, pb};
+        sec[n++] = (ckpt_section){"adam_v", t->v, pb};
+        sec[n++] = (ckpt_section){"train", state, strlen(state)};
+        s = ckpt_write(path, sec, n);
+    }
+    free(cfg);
+    free(state);
+    free(path);
+    return s;
+}
+
+qkv_status qkv_trainer_resume(qkv_trainer *t, const char *path)
+{
+    ckpt_file f;
+    QKV_TRY(ckpt_read(path, &f));
+    qkv_status s = QKV_OK;
+    size_t pb = t->n_params * sizeof(float);
+    const ckpt_section *ms = ckpt_find(&f, "adam_m"), *vs = ckpt_find(&f, "adam_v"), *ts = ckpt_find(&f, "train");
+    const ckpt_section *ps = ckpt_find(&f, "params");
+    cJSON *o = NULL;
+    if (!ms || !vs || !ts || !ps) {
+        s = qkv_fail(QKV_ERR_FORMAT, "%s: not a training checkpoint (needs params, adam_m, adam_v and train)", path);
+        goto done;
+    }
+    if (ms->nbytes != pb || vs->nbytes != pb || ps->nbytes != pb) {
+        s = qkv_fail(QKV_ERR_FORMAT, "%s: tensors of %zu/%zu/%zu bytes, the model has %zu", path, ps->nbytes,
+                     ms->nbytes, vs->nbytes, pb);
+        goto done;
+    }
+    o = cJSON_ParseWithLength(ts->data, ts->nbytes);
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "data_position");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    qkv_data_position dp;
+    unsigned char enc[QKV_DATA_POSITION_BYTES];
+    if (!cJSON_IsNumber(step) || !cJSON_IsString(pos) || !cJSON_IsString(seed) ||
+        !hex_decode(enc, sizeof enc, pos->valuestring)) {
+        s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'train' lacks a valid step, seed or data_position", path);
+        goto done;
+    }
+    if (strtoull(seed->valuestring, NULL, 10) != t->opt.seed) {
+        s = qkv_fail(QKV_ERR_CONFIG, "%s: the run used --seed %s, this one %llu: resume with the same seed", path,
+                     seed->valuestring, (unsigned long long)t->opt.seed);
+        goto done;
+    }
+    if ((s = qkv_data_position_decode(&dp, enc)) != QKV_OK ||
+        (s = qkv_batcher_seek(t->train_b, &dp)) != QKV_OK) {
+        qkv_fail_context(s, "%s: cannot restore the data position (same corpus and batching options?)", path);
+        goto done;
+    }
+    memcpy(t->model->params, ps->data, pb);
+    memcpy(t->m, ms->data, pb);
+    memcpy(t->v, vs->data, pb);
+    t->step = (int64_t)step->valuedouble;
+    const cJSON *x;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "tgt_tokens")) && cJSON_IsNumber(x))
+        t->tgt_tokens = (int64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "elapsed_s")) && cJSON_IsNumber(x))
+        t->elapsed_prev = x->valuedouble;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "best_score")) && cJSON_IsNumber(x))
+        t->best_score = x->valuedouble <= -1e299 ? -INFINITY : x->valuedouble;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "best_step")) && cJSON_IsNumber(x))
+        t->best_step = (int64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bad_validations")) && cJSON_IsNumber(x))
+        t->bad_validations = (int)x->valuedouble;
+done:
+    cJSON_Delete(o);
+    ckpt_free(&f);
+    return s;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void log_report(qkv_trainer *t, const qkv_train_report *r)
+{
+    if (r->is_validation) {
+        fprintf(t->log,
+                "{\"step\": %lld, \"epoch\": %lld, \"valid\": true, \"dev_loss\": %.6g, \"dev_ppl\": %.6g",
+                (long long)r->step, (long long)r->epoch, r->dev_loss, r->dev_ppl);
+        if (r->dev_bleu >= 0)
+            fprintf(t->log, ", \"dev_bleu\": %.4f, \"dev_chrf\": %.4f", r->dev_bleu, r->dev_chrf);
+        fprintf(t->log, ", \"best\": %s, \"elapsed_s\": %.3f}\n", r->is_best ? "true" : "false", r->elapsed_s);
+    } else {
+        fprintf(t->log,
+                "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                "\"tgt_tokens\": %lld, \"tgt_tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                (long long)r->step, (long long)r->epoch, r->loss, r->lr, r->grad_norm, (long long)r->tgt_tokens,
+                r->tgt_tokens_per_s, r->elapsed_s);
+    }
+    fflush(t->log);
+}
+
+/* Next training batch, crossing into the next epoch when one ends. */
+static void next_batch(qkv_trainer *t, qkv_batch *b)
+{
+    if (!qkv_batcher_next(t->train_b, b)) {
+        int ok = qkv_batcher_next(t->train_b, b);
+        (void)ok; /* the corpus is not empty (checked by the batcher), so an epoch has a batch */
+    }
+    t->last_epoch = b->epoch;
+}
+
+static model_batch as_model_batch(const qkv_batch *b)
+{
+    model_batch mb = {b->B, b->S, b->T, b->src, b->src_len, b->tgt_in, b->tgt_len, b->labels};
+    return mb;
+}
+
+/* Dev loss: mean over all dev target tokens (no dropout, no smoothing, so
+ * perplexity = exp(loss)). */
+static qkv_status dev_loss(qkv_trainer *t, double *loss)
+{
+    model_forward_options fo = model_default_forward_options();
+    fo.label_smoothing = 0;
+    fo.dropout = 0;
+    double sum = 0;
+    int64_t tokens = 0;
+    qkv_batch b;
+    while (qkv_batcher_next(t->dev_b, &b)) {
+        model_batch mb = as_model_batch(&b);
+        float l;
+        QKV_TRY(model_forward(t->state, &mb, &fo, &l));
+        sum += (double)l * (double)b.tgt_tokens;
+        tokens += b.tgt_tokens;
+    }
+    *loss = tokens ? sum / (double)tokens : 0;
+    return QKV_OK;
+}
+
+static qkv_status save_step_model(qkv_trainer *t)
+{
+    if (t->opt.keep_checkpoints <= 0)
+        return QKV_OK;
+    char name[64];
+    snprintf(name, sizeof name, "step-%lld.qkv", (long long)t->step);
+    char *p = path_in(t->dir, name);
+    if (!p)
+        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    qkv_status s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
+    free(p);
+    /* Keep only the newest keep_checkpoints files: remove the one that fell out. */
+    int64_t old = t->step - (int64_t)t->opt.keep_checkpoints * (t->opt.valid_every ? t->opt.valid_every : 1);
+    if (s == QKV_OK && old > 0) {
+        snprintf(name, sizeof name, "step-%lld.qkv", (long long)old);
+        if ((p = path_in(t->dir, name))) {
+            remove(p);
+            free(p);
+        }
+    }
+    return s;
+}
+
+static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elapsed, qkv_train_report *r)
+{
+    r->is_validation = 1;
+    r->dev_bleu = r->dev_chrf = -1;
+    QKV_TRY(dev_loss(t, &r->dev_loss));
+    r->dev_ppl = exp(r->dev_loss);
+    if (h && h->score_dev)
+        QKV_TRY(h->score_dev(h->ctx, t->model, &r->dev_bleu, &r->dev_chrf));
+    double score = r->dev_bleu >= 0 ? r->dev_bleu : -r->dev_loss;
+    r->is_best = score > t->best_score;
+    if (r->is_best) {
+        t->best_score = score;
+        t->best_step = t->step;
+        t->bad_validations = 0;
+        char *p = path_in(t->dir, "model.qkv");
+        if (!p)
+            return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        qkv_status s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
+        free(p);
+        QKV_TRY(s);
+    } else {
+        t->bad_validations++;
+    }
+    r->elapsed_s = elapsed;
+    return save_step_model(t);
+}
+
+qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
+{
+    const qkv_train_options *o = &t->opt;
+    double start = now_s();
+    float *grads = model_grads(t->state);
+    qkv_batch *micro = calloc((size_t)o->accum, sizeof *micro);
+    if (!micro)
+        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    qkv_status s = QKV_OK;
+    int64_t first_step = t->step;
+    for (;;) {
+        double elapsed = t->elapsed_prev + (now_s() - start);
+        if ((o->max_steps && t->step >= o->max_steps) || (o->time_budget_s > 0 && elapsed >= o->time_budget_s) ||
+            (hooks && hooks->stop && *hooks->stop) || (o->patience && t->bad_validations >= o->patience))
+            break;
+        int64_t step = t->step + 1;
+        /* Every micro-batch's loss is a mean over its tokens; weighting it by
+         * its share of the update's tokens makes the update's gradient that
+         * of the mean over all of them, as one large batch would give. */
+        int64_t tokens = 0;
+        for (int a = 0; a < o->accum; a++) {
+            next_batch(t, &micro[a]);
+            tokens += micro[a].tgt_tokens;
+        }
+        model_zero_grads(t->state);
+        double loss_sum = 0;
+        for (int a = 0; a < o->accum && s == QKV_OK; a++) {
+            model_batch mb = as_model_batch(&micro[a]);
+            model_forward_options fo = model_default_forward_options();
+            fo.label_smoothing = o->label_smoothing;
+            fo.dropout = 1;
+            fo.seed = qkv_splitmix64(o->seed ^ qkv_splitmix64((uint64_t)step * 1024 + (uint64_t)a));
+            fo.loss_scale = tokens ? (float)micro[a].tgt_tokens / (float)tokens : 0.0f;
+            float l;
+            s = model_forward(t->state, &mb, &fo, &l);
+            if (s == QKV_OK)
+                s = model_backward(t->state);
+            loss_sum += (double)l * (double)micro[a].tgt_tokens;
+        }
+        if (s != QKV_OK)
+            break;
+        double norm = sqrt(global_norm_sq(grads, t->n_params));
+        if (!isfinite(norm)) {
+            s = qkv_fail(QKV_ERR_ARG, "step %lld: the gradient is not finite (loss %g): lower the learning rate",
+                         (long long)step, loss_sum);
+            break;
+        }
+        if (o->clip_norm > 0 && norm > o->clip_norm) {
+            float c = (float)(o->clip_norm / (norm + 1e-6));
+            for (size_t i = 0; i < t->n_params; i++)
+                grads[i] *= c;
+        }
+        double lr = qkv_schedule_lr(&o->schedule, step);
+        adamw_update(t->model->params, t->m, t->v, grads, t->n_params, (float)lr, o->beta1, o->beta2, o->eps,
+                     o->weight_decay, (int)step);
+        t->step = step;
+        t->tgt_tokens += tokens;
+
+        elapsed = t->elapsed_prev + (now_s() - start);
+        qkv_train_report r;
+        memset(&r, 0, sizeof r);
+        r.step = step;
+        r.epoch = t->last_epoch;
+        r.loss = tokens ? loss_sum / (double)tokens : 0;
+        r.lr = lr;
+        r.grad_norm = norm;
+        r.elapsed_s = elapsed;
+        r.tgt_tokens = t->tgt_tokens;
+        r.tgt_tokens_per_s = elapsed > 0 ? (double)t->tgt_tokens / elapsed : 0;
+        double per_step = (now_s() - start) / (double)(step - first_step);
+        r.remaining_s = -1;
+        if (o->max_steps)
+            r.remaining_s = per_step * (double)(o->max_steps - step);
+        if (o->time_budget_s > 0 && (r.remaining_s < 0 || o->time_budget_s - elapsed < r.remaining_s))
+            r.remaining_s = o->time_budget_s - elapsed;
+        log_report(t, &r);
+        if (hooks && hooks->on_report)
+            hooks->on_report(hooks->ctx, &r);
+        if (o->valid_every && t->dev_b && step % o->valid_every == 0) {
+            qkv_train_report v = r;
+            if ((s = validate(t, hooks, elapsed, &v)) != QKV_OK)
+                break;
+            log_report(t, &v);
+            if (hooks && hooks->on_report)
+                hooks->on_report(hooks->ctx, &v);
+        }
+    }
+    free(micro);
+    double elapsed = t->elapsed_prev + (now_s() - start);
+    if (s != QKV_OK)
+        return s;
+    QKV_TRY(save_training_checkpoint(t, elapsed));
+    /* model.qkv: the best on dev when validating, else the last. */
+    if (t->best_step < 0) {
+        char *p = path_in(t->dir, "model.qkv");
+        if (!p)
+            return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
+        free(p);
+    }
+    return s;
+}
+
