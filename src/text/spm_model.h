@@ -41,6 +41,11 @@ typedef struct { /* NormalizerSpec */
     int add_dummy_prefix;        /* default true */
     int remove_extra_whitespaces; /* default true */
     int escape_whitespaces;      /* default true */
+    /* Fields qkv does not interpret (normalization_rule_tsv, and any field
+     * unknown to this reader), kept as raw protobuf bytes (tag + value) so
+     * that read -> write preserves them. May be NULL. */
+    uint8_t *extra;
+    size_t extra_len;
 } spm_normalizer_spec;
 
 typedef struct { /* the TrainerSpec fields that matter outside training */
@@ -57,6 +62,11 @@ typedef struct { /* the TrainerSpec fields that matter outside training */
     int split_by_unicode_script; /* default true */
     int split_by_number;         /* default true */
     int max_sentencepiece_length; /* default 16 */
+    /* Raw protobuf bytes of the TrainerSpec fields not held above (input,
+     * model_prefix, user_defined_symbols, seeds, ...), written back verbatim.
+     * May be NULL. A trainer may leave it empty. */
+    uint8_t *extra;
+    size_t extra_len;
 } spm_trainer_spec;
 
 typedef struct {
@@ -66,6 +76,29 @@ typedef struct {
     spm_normalizer_spec normalizer;
     int has_denormalizer;
     spm_normalizer_spec denormalizer;
+    /* Raw bytes of ModelProto fields not held above (self_test_data, ...). */
+    uint8_t *extra;
+    size_t extra_len;
 } spm_model;
+
+/* Fills m with sentencepiece's defaults (no pieces; unigram; ids unk 0, bos 1,
+ * eos 2, pad -1; the default special pieces; all split_* flags true; the
+ * normalizer's three whitespace flags true, no charsmap). Strings are owned
+ * by m (spm_model_free releases them). */
+qkv_status spm_model_init(spm_model *m);
+
+/* Reads a ModelProto (.model file). Unknown fields are skipped (and kept in
+ * the extra buffers); a truncated or malformed file gives QKV_ERR_FORMAT
+ * naming the field and byte offset. On failure *m is left empty. Does not
+ * check the vocabulary's consistency (see spm_vocab in spm.h). */
+qkv_status spm_model_read(spm_model *m, const char *path);
+/* The same from memory; name is used in messages. */
+qkv_status spm_model_read_memory(spm_model *m, const void *data, size_t len, const char *name);
+/* Serialises m to protobuf wire format (malloc'ed *out). */
+qkv_status spm_model_serialize(const spm_model *m, uint8_t **out, size_t *out_len);
+/* Writes m to path atomically. */
+qkv_status spm_model_write(const spm_model *m, const char *path);
+/* Releases everything m owns and zeroes it; NULL-safe. */
+void spm_model_free(spm_model *m);
 
 #endif
