@@ -1,4 +1,8 @@
-/* Kernels: the numerical ops of the Transformer, each a *_forward /
+/* Changes to this contract since commit 1 (signatures kept): added
+ * adamw_update and global_norm_sq (optimiser math); attention_forward's
+ * comment no longer mentions a scratch it does not take.
+ *
+ * Kernels: the numerical ops of the Transformer, each a *_forward /
  * *_backward pair in the style of llm.c.
  *
  *   - outputs first, then inputs, then sizes; shapes in the comment above,
@@ -10,7 +14,15 @@
  *     print; non-GEMM loops are threaded with OpenMP at this level only.
  *
  * Each optimised kernel has a plain *_ref twin in kernels_ref.h that the
- * tests compare it with. */
+ * tests compare it with. Threads: the OpenMP team of qkv_set_threads() runs
+ * everything, GEMMs included (gemm.c keeps the BLAS single-threaded and
+ * splits C over the team); loops below ~32k elements stay on the calling
+ * thread (kernels/parallel.h). Call kernels from outside any parallel
+ * region to get the threads; inside one they run serially. Work is cut
+ * along boundaries that do not depend on the thread count (fixed GEMM
+ * blocks, whole rows, and sums over rows either by column blocks or by
+ * fixed row chunks added in order), so every kernel gives the same bits
+ * with any number of threads. */
 #ifndef QKV_KERNELS_H
 #define QKV_KERNELS_H
 
@@ -87,11 +99,16 @@ void heads_merge_backward(float *dinp, const float *dout, int B, int T, int H, i
  *            end of the keys, which also covers incremental decoding);
  *   probs  = softmax(scores) over keys (a row with every key masked gives
  *            zeros, never NaN);
- *   out    = (probs .* dropmask) v      (dropmask NULL: no dropout)
+ *   out    = (probs .* dropmask) v      (dropmask NULL: no dropout;
+ *            masked keys get weight 0, so their k and v must be finite
+ *            but are otherwise never seen)
  * out: [B, H, Tq, D]   probs: [B, H, Tq, Tk] (kept for backward and for
  * showing attention)   q: [B, H, Tq, D]   k, v: [B, H, Tk, D]
- * key_len: [B] or NULL (no padding)   dropmask: [B, H, Tq, Tk] of 0 or
- * 1/(1-p), or NULL   scratch: [B, H, Tq, Tk] floats for backward only. */
+ * key_len: [B] or NULL (no padding; values above Tk count as Tk)
+ * dropmask: [B, H, Tq, Tk] of 0 or 1/(1-p), or NULL. Needs no scratch:
+ * with a dropmask the product with v is taken row by row so that probs
+ * keeps the undropped softmax, which the backward needs at dropped
+ * positions too. */
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int *key_len, int causal, const float *dropmask, int B, int H, int Tq, int Tk,
                        int D);
@@ -145,9 +162,23 @@ void crossentropy_forward(float *loss, float *probs, const float *logits, const 
                           float eps, int ignore_index);
 /* dlogits[i, :] += dloss[i] * (probs[i, :] - (1 - eps) * onehot(target) - eps / V),
  * nothing for ignored rows. dlogits may alias probs (then it is overwritten
- * rather than accumulated: the caller's choice to save [N, V] floats).
+ * rather than accumulated, ignored rows becoming zeros: the caller's choice
+ * to save [N, V] floats).
  * dlogits: [N, V]   probs: [N, V]   targets, dloss: [N] */
 void crossentropy_backward(float *dlogits, const float *probs, const int *targets, const float *dloss, int N,
                            int V, float eps, int ignore_index);
+
+/* ---- optimiser math ------------------------------------------------------ */
+
+/* One AdamW step with PyTorch's semantics (torch.optim.AdamW, 1.13):
+ *   param *= 1 - lr * weight_decay                  (decoupled decay)
+ *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+ *   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+ * step counts from 1; weight_decay 0 gives Adam.   param, m, v, grad: [n] */
+void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int step);
+
+/* Sum of squares of g[n], accumulated in double (for gradient-norm clipping). */
+double global_norm_sq(const float *g, size_t n);
 
 #endif

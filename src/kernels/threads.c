@@ -4,9 +4,8 @@
 #include <omp.h>
 #include <unistd.h>
 
-/* From OpenBLAS; declared here so only this file knows which BLAS runs. */
-void openblas_set_num_threads(int n);
-
+/* One pool: the OpenMP team runs every kernel, GEMMs included (gemm.c keeps
+ * the BLAS single-threaded and splits products over this team). */
 static int qkv_threads;
 
 void qkv_set_threads(int n)
@@ -21,7 +20,6 @@ void qkv_set_threads(int n)
     }
     qkv_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
 }
 
 int qkv_get_threads(void)

@@ -1,0 +1,96 @@
+/* GEMM behind one interface: the only file that knows which BLAS runs.
+ *
+ * OpenBLAS's cblas_sgemm (bench/gemm.c found oneDNN no faster here), always
+ * single-threaded, with the threading done here by the OpenMP team that runs
+ * every other kernel: the threads take blocks of rows (or columns) of C.
+ * Two reasons: one pool of threads instead of two (OpenBLAS's pthreads would
+ * spin between calls while the OpenMP team runs the layer norm or softmax
+ * that follows each product; bench/gemm.c "interleaved" measures that), and
+ * results that do not depend on the thread count (blocks below). */
+#include <cblas.h>
+#include <omp.h>
+#include <pthread.h>
+
+#include "kernels/kernels.h"
+
+/* From OpenBLAS; declared here so only this file knows which BLAS runs. */
+void openblas_set_num_threads(int n);
+
+/* Products of at least GEMM_SPLIT_MIN multiply-adds are cut along the
+ * longer side of C into at most GEMM_MAX_BLOCKS blocks of at least
+ * GEMM_BLOCK_MIN rows (or columns), sized from the shape alone: the result is
+ * then the same bits for any thread count, and a thread that the OS preempts
+ * holds up one block, not half the product. Few blocks, because each call
+ * packs the other operand again (the 8000-word output layer would otherwise
+ * repack its 4096 x 512 input 32 times; 8 blocks keep 2 to 8 threads busy). */
+#define GEMM_SPLIT_MIN 1048576.0
+#define GEMM_BLOCK_MIN 256
+#define GEMM_MAX_BLOCKS 8
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_threaded(void) { openblas_set_num_threads(1); }
+
+/* C = beta C, without reading C when beta == 0 (BLAS rule). */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+}
+
+static void sgemm1(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+          int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        /* BLAS would reject lda = 0 with a message on stderr. */
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    pthread_once(&blas_once, blas_single_threaded);
+    int split_m = M >= N;
+    int len = split_m ? M : N;
+    if ((double)M * N * K < GEMM_SPLIT_MIN || len < 2 * GEMM_BLOCK_MIN) {
+        sgemm1(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int bs = (len + GEMM_MAX_BLOCKS - 1) / GEMM_MAX_BLOCKS;
+    bs = bs < GEMM_BLOCK_MIN ? GEMM_BLOCK_MIN : (bs + 15) / 16 * 16; /* whole 16-wide panels */
+    int blocks = (len + bs - 1) / bs;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int blk = 0; blk < blocks; blk++) {
+        int i0 = blk * bs, n = len - i0 < bs ? len - i0 : bs;
+        if (split_m) /* rows i0.. of op(A) and C */
+            sgemm1(trans_a, trans_b, n, N, K, alpha, trans_a ? A + i0 : A + (size_t)i0 * lda, lda, B, ldb, beta,
+                   C + (size_t)i0 * ldc, ldc);
+        else /* columns i0.. of op(B) and C */
+            sgemm1(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + (size_t)i0 * ldb : B + i0, ldb, beta,
+                   C + i0, ldc);
+    }
+}
+
+void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                  size_t stride_a, const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc,
+                  size_t stride_c, int count)
+{
+    if (count == 1 || (double)M * N * K >= GEMM_SPLIT_MIN) {
+        /* few or large products: one at a time, each split by gemm() */
+        for (int i = 0; i < count; i++)
+            gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+                 C + i * stride_c, ldc);
+        return;
+    }
+    /* attention's many small per-head products: threads take whole ones */
+#pragma omp parallel for schedule(dynamic, 4) if ((double)M * N * K * count > GEMM_SPLIT_MIN / 4)
+    for (int i = 0; i < count; i++)
+        gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+             C + i * stride_c, ldc);
+}
