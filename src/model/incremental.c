@@ -211,6 +211,42 @@ static void step_out(model_decoder_cache *c, ln_offsets ln)
     layernorm_forward(c->x, c->mean, c->rstd, c->res, P + ln.w, P + ln.b, c->B, cfg->d_model, cfg->layer_norm_eps);
 }
 
+/* Self-attention of the new position over the n = t + 1 cached ones:
+ * out, q: [B, H, 1, D]   k, v: [B, H, Tm, D] (first n slots valid)
+ * probs: [B, H, >= n] scratch. Only the n written slots are read, so the
+ * cost grows with the decoded length, not with the cache's capacity. */
+static void step_self_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B,
+                                int H, int Tm, int n, int D)
+{
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for schedule(static) if ((long)B * H * n * D > 32768)
+    for (int bh = 0; bh < B * H; bh++) {
+        const float *qb = q + (size_t)bh * D, *kb = k + (size_t)bh * Tm * D, *vb = v + (size_t)bh * Tm * D;
+        float *p = probs + (size_t)bh * Tm, *o = out + (size_t)bh * D, mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            float sc = 0;
+            for (int d = 0; d < D; d++)
+                sc += qb[d] * kb[(size_t)j * D + d];
+            p[j] = sc * scale;
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        float sum = 0;
+        for (int j = 0; j < n; j++) {
+            p[j] = expf(p[j] - mx);
+            sum += p[j];
+        }
+        float inv = 1.0f / sum;
+        for (int d = 0; d < D; d++)
+            o[d] = 0;
+        for (int j = 0; j < n; j++) {
+            float w = p[j] * inv;
+            const float *vj = vb + (size_t)j * D;
+            for (int d = 0; d < D; d++)
+                o[d] += w * vj[d];
+        }
+    }
+}
+
 qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const float **logits)
 {
     const qkv_model *m = c->m;
@@ -243,7 +279,7 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
                 memcpy(c->k_self[l] + dst, row + C, D * sizeof(float));
                 memcpy(c->v_self[l] + dst, row + 2 * C, D * sizeof(float));
             }
-        attention_forward(c->atty, c->probs, c->q, c->k_self[l], c->v_self[l], c->key_len, 0, NULL, B, H, 1, Tm, D);
+        step_self_attention(c->atty, c->probs, c->q, c->k_self[l], c->v_self[l], B, H, Tm, t + 1, D);
         heads_merge_forward(c->merged, c->atty, B, 1, H, D);
         linear_forward(c->h, c->merged, P + L->self.out_w, P + L->self.out_b, B, C, C);
         step_out(c, L->ln[0]);
@@ -303,5 +339,55 @@ qkv_status model_cache_reorder(model_decoder_cache *c, const int *rows)
     for (int i = 0; i < B; i++)
         c->rows_tmp[i] = c->src_len[rows[i]];
     memcpy(c->src_len, c->rows_tmp, (size_t)B * sizeof(int));
+    return QKV_OK;
+}
+
+qkv_status model_cache_select(model_decoder_cache *c, const int *rows, int n)
+{
+    if (!c->started)
+        return qkv_fail(QKV_ERR_ARG, "model: model_cache_select needs model_cache_start first");
+    if (n <= 0 || n > c->max_B)
+        return qkv_fail(QKV_ERR_ARG, "model: cache selection of %d rows outside [1, %d]", n, c->max_B);
+    int B = c->B;
+    for (int i = 0; i < n; i++)
+        if (rows[i] < 0 || rows[i] >= B)
+            return qkv_fail(QKV_ERR_ARG, "model: selected row[%d] = %d outside [0, %d)", i, rows[i], B);
+    const qkv_model_config *cfg = &c->m->cfg;
+    int H = cfg->decoder_heads, C = cfg->d_model, D = C / H, Tm = c->max_T, len = c->len;
+    int moved = 0;
+    for (int i = 0; i < n; i++)
+        moved += rows[i] != i;
+    size_t seg = (size_t)len * D, cross_row = (size_t)c->S * C;
+    for (int l = 0; moved && l < cfg->decoder_layers; l++) {
+        float *self[2] = {c->k_self[l], c->v_self[l]};
+        for (int q = 0; q < 2 && len > 0; q++) {
+            /* the decoded slots of every old row into [B, H, len, D], then
+             * back into the rows that change */
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < H; h++)
+                    memcpy(c->kv_tmp + ((size_t)b * H + h) * seg, self[q] + ((size_t)b * H + h) * Tm * D,
+                           seg * sizeof(float));
+            for (int i = 0; i < n; i++)
+                if (rows[i] != i)
+                    for (int h = 0; h < H; h++)
+                        memcpy(self[q] + ((size_t)i * H + h) * Tm * D, c->kv_tmp + ((size_t)rows[i] * H + h) * seg,
+                               seg * sizeof(float));
+        }
+        float *cross[2] = {c->k_cross[l], c->v_cross[l]};
+        for (int q = 0; q < 2; q++) {
+            size_t k = 0;
+            for (int i = 0; i < n; i++)
+                if (rows[i] != i)
+                    memcpy(c->kv_tmp + cross_row * k++, cross[q] + cross_row * rows[i], cross_row * sizeof(float));
+            k = 0;
+            for (int i = 0; i < n; i++)
+                if (rows[i] != i)
+                    memcpy(cross[q] + cross_row * i, c->kv_tmp + cross_row * k++, cross_row * sizeof(float));
+        }
+    }
+    for (int i = 0; i < n; i++)
+        c->rows_tmp[i] = c->src_len[rows[i]];
+    memcpy(c->src_len, c->rows_tmp, (size_t)n * sizeof(int));
+    c->B = n;
     return QKV_OK;
 }

@@ -1,0 +1,46 @@
+/* The translator behind qkv_translator (include/qkv.h): a model, the text
+ * side (SentencePiece vocabularies of a qkv checkpoint) and the model's own
+ * generation defaults. Internal to src/decode/. */
+#ifndef QKV_DECODE_TRANSLATOR_H
+#define QKV_DECODE_TRANSLATOR_H
+
+#include "decode/search.h"
+#include "qkv.h"
+
+#include "text/tokenizer.h"
+
+/* What a model directory asks of generate() when the caller does not. */
+typedef struct {
+    int num_beams;   /* qkv checkpoints: 4 */
+    int max_length;  /* counts the decoder start token; qkv: max_positions + 1 */
+    int forced_eos;  /* qkv: 1 */
+    int min_length, no_repeat_ngram_size;
+    float length_penalty, repetition_penalty;
+    qkv_early_stopping early_stopping;
+    int *bad_words;  /* -1-separated sequences (Marian bad_words_ids), owned */
+    int n_bad_words;
+} translator_defaults;
+
+struct qkv_translator {
+    qkv_model *model;
+    void *file;                       /* qkv checkpoint bytes the vocabularies came from */
+    qkv_vocab *src_vocab, *tgt_vocab; /* qkv checkpoints; tgt_vocab == src_vocab when shared */
+    qkv_tokenizer *tok;               /* Marian directories */
+    translator_defaults defaults;
+};
+
+/* Options + model defaults -> search_params. The prompt and bad-word lists
+ * live in *owned (free it after the search). */
+qkv_status translator_resolve(const qkv_translator *t, const qkv_translate_options *o, const int *prefix,
+                              int prefix_len, search_params *p, int **owned);
+
+/* Text side. Source: ids of text with EOS appended, cut to max_positions
+ * (EOS kept; *truncated = number of tokens dropped); whitespace-only text
+ * gives n = 0. Target: ids without EOS. */
+qkv_status translator_encode_source(const qkv_translator *t, const char *text, int **ids, int *n, int *truncated);
+qkv_status translator_encode_target(const qkv_translator *t, const char *text, int **ids, int *n);
+qkv_status translator_decode_target(const qkv_translator *t, const int *ids, int n, char **text);
+/* A piece for display (malloc'ed): source side if src, else target. */
+char *translator_piece(const qkv_translator *t, int src, int id);
+
+#endif
