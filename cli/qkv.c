@@ -26,6 +26,21 @@ static int cmd_version(int argc, char **argv)
 }
 
 static int cmd_help(int argc, char **argv);
+int cmd_vocab_train(int argc, char **argv); /* cli/cmd_vocab_train.c */
+int cmd_vocab_encode(int argc, char **argv); /* cli/cmd_vocab.c */
+int cmd_vocab_decode(int argc, char **argv); /* cli/cmd_vocab.c */
+
+int cmd_score_bleu(int argc, char **argv); /* cli/cmd_eval.c */
+int cmd_eval(int argc, char **argv);       /* cli/cmd_eval.c */
+int cmd_plot(int argc, char **argv);       /* cli/cmd_plot.c */
+int cmd_corpus(int argc, char **argv);     /* cli/cmd_corpus.c */
+int cmd_export(int argc, char **argv);     /* cli/cmd_export.c */
+int cmd_train(int argc, char **argv);      /* cli/cmd_train.c */
+int cmd_info(int argc, char **argv);       /* cli/cmd_info.c */
+int cmd_average(int argc, char **argv);    /* cli/cmd_average.c */
+int cmd_translate(int argc, char **argv);  /* cli/cmd_translate.c */
+int cmd_score(int argc, char **argv);      /* cli/cmd_score.c */
+int cmd_attn(int argc, char **argv);       /* cli/cmd_attn.c */
 
 /* One line per subcommand; keep the help texts short, each command has --help.
  * A name may be two words ("vocab encode"): it then matches argv[1] argv[2]
@@ -37,6 +52,20 @@ static const struct {
 } commands[] = {
     {"help", cmd_help, "list the commands"},
     {"version", cmd_version, "print the version"},
+    {"vocab encode", cmd_vocab_encode, "text to SentencePiece pieces or ids, line by line (as spm_encode)"},
+    {"vocab decode", cmd_vocab_decode, "SentencePiece pieces or ids back to text, line by line (as spm_decode)"},
+    {"vocab train", cmd_vocab_train, "train a SentencePiece-compatible vocabulary (unigram or BPE)"},
+    {"score-bleu", cmd_score_bleu, "corpus BLEU of a hypothesis file, as sacreBLEU computes it"},
+    {"eval", cmd_eval, "BLEU, chrF and chrF++ of a hypothesis file against references"},
+    {"plot", cmd_plot, "training curves (SVG) from a JSONL training log"},
+    {"train", cmd_train, "train a translation model on parallel text"},
+    {"info", cmd_info, "describe a qkv checkpoint"},
+    {"average", cmd_average, "average the parameters of several checkpoints"},
+    {"corpus", cmd_corpus, "build a parallel corpus from Debian's translation catalogs"},
+    {"export", cmd_export, "write a model as a Hugging Face Marian directory (--format hf)"},
+    {"translate", cmd_translate, "translate text: greedy, beam search or sampling (qkv or Marian models)"},
+    {"score", cmd_score, "log-probability of given translations under a model"},
+    {"attn", cmd_attn, "cross-attention heatmap (SVG) of one sentence"},
 };
 
 static int cmd_help(int argc, char **argv)

@@ -51,6 +51,409 @@ const char *qkv_status_name(qkv_status s);
 void qkv_set_threads(int n);
 int qkv_get_threads(void);
 
+/* ---- model: configuration and parameters (src/model/) -------------------- */
+
+typedef enum { QKV_ACT_RELU = 0, QKV_ACT_GELU = 1, QKV_ACT_SWISH = 2 } qkv_activation;
+typedef enum { QKV_NORM_PRE = 0, QKV_NORM_POST = 1 } qkv_norm_placement;
+typedef enum { QKV_POS_SINUSOIDAL = 0, QKV_POS_LEARNED = 1 } qkv_position_kind;
+
+/* The shape of a Transformer encoder-decoder. Keys of the JSON form are the
+ * field names (keep in sync with src/model/config.c). Booleans are ints. */
+typedef struct {
+    int src_vocab_size, tgt_vocab_size; /* > 0, no default */
+    int shared_vocab;                   /* one vocabulary for both sides */
+    int d_model;                        /* 512 */
+    int encoder_heads, decoder_heads;   /* 8 each ("heads" sets both) */
+    int encoder_d_ff, decoder_d_ff;     /* 2048 each ("d_ff" sets both) */
+    int encoder_layers, decoder_layers; /* 6 each */
+    float dropout;                      /* 0.1: residual and embedding dropout */
+    float attention_dropout;            /* 0: on attention probabilities */
+    float activation_dropout;           /* 0: after the FFN activation */
+    qkv_activation activation;          /* relu */
+    qkv_norm_placement norm;            /* post (the paper's) */
+    int final_norm;                     /* layer norm after each stack: default 1 for pre, 0 for post */
+    qkv_position_kind positions;        /* sinusoidal */
+    int max_positions;                  /* 512: longest source or target sequence */
+    int scale_embedding;                /* 1: token embeddings times sqrt(d_model) */
+    int tie_encoder_decoder_embeddings; /* 0: needs shared_vocab */
+    int tie_output_embeddings;          /* 1: output projection = decoder embedding */
+    int output_bias;                    /* 0: a bias on the logits (Marian's final_logits_bias) */
+    float layer_norm_eps;               /* 1e-5 */
+    int pad_id;                         /* 0: padding, ignored by the loss */
+    int bos_id;                         /* 1 */
+    int eos_id;                         /* 2 */
+    int decoder_start_id;               /* first decoder input; default bos_id */
+} qkv_model_config;
+
+/* The defaults above, with both vocabulary sizes 0 (the caller must set them). */
+qkv_model_config qkv_model_default_config(void);
+
+/* Parses and validates a JSON object; every key is optional except the
+ * vocabulary sizes, and unknown keys are errors. On failure returns
+ * QKV_ERR_CONFIG with a message naming the field (or the JSON position) and
+ * leaves *out unspecified. */
+qkv_status qkv_config_from_json(const char *json, qkv_model_config *out);
+qkv_status qkv_config_from_file(const char *path, qkv_model_config *out);
+/* Checks a config built in code (same rules and messages as the parser). */
+qkv_status qkv_config_validate(const qkv_model_config *c);
+/* Writes every field as a JSON object; the caller frees *json with free().
+ * qkv_config_from_json(json) gives back an equal config. */
+qkv_status qkv_config_to_json(const qkv_model_config *c, char **json);
+
+/* A loaded model: configuration plus one parameter buffer. Never modified by
+ * training or translation calls other than through qkv_model_params(), so one
+ * model may serve several threads, each with its own state. */
+typedef struct qkv_model qkv_model;
+
+/* Validates the config and initialises the parameters from seed: Xavier
+ * uniform for matrices, normal(0, d_model^-0.5) for embeddings, zeros for
+ * biases, ones for layer-norm weights. */
+qkv_status qkv_model_new(const qkv_model_config *c, uint64_t seed, qkv_model **out);
+void qkv_model_free(qkv_model *m);
+const qkv_model_config *qkv_model_get_config(const qkv_model *m);
+/* Total number of floats in the parameter buffer (tied weights once). */
+size_t qkv_model_num_params(const qkv_model *m);
+/* The whole parameter buffer (num_params floats), for loading and saving. */
+float *qkv_model_params(qkv_model *m);
+/* Number of named parameters and the i-th one's name, offset and shape. */
+int qkv_model_num_tensors(const qkv_model *m);
+typedef struct {
+    const char *name; /* Hugging Face Marian style, e.g. "encoder.layers.0.fc1.weight" */
+    size_t offset;    /* in floats, into the parameter buffer */
+    size_t size;      /* floats */
+    int ndim;         /* 1 or 2 */
+    int shape[2];     /* PyTorch layout: [out, in] for weights */
+} qkv_tensor_info;
+qkv_status qkv_model_tensor(const qkv_model *m, int i, qkv_tensor_info *out);
+/* Looks a parameter up by name; returns a pointer into the buffer (and its
+ * description if info is not NULL), or NULL with QKV_ERR_ARG recorded. */
+float *qkv_model_find(qkv_model *m, const char *name, qkv_tensor_info *info);
+
+/* ---- evaluation: sacreBLEU-compatible BLEU and chrF (src/eval/) ---------- */
+
+/* The tokenizers of sacreBLEU 2.x: '13a' (default, mteval-v13a), 'zh' (CJK
+ * characters one per token, the rest as 13a), 'intl' (mteval-v14 Unicode
+ * punctuation and symbols), 'char' (every character), 'none'. */
+typedef enum { QKV_TOK_13A = 0, QKV_TOK_ZH, QKV_TOK_INTL, QKV_TOK_CHAR, QKV_TOK_NONE } qkv_bleu_tokenizer;
+
+/* sacreBLEU's smoothing methods; 'exp' is its default. */
+typedef enum { QKV_SMOOTH_EXP = 0, QKV_SMOOTH_NONE, QKV_SMOOTH_FLOOR, QKV_SMOOTH_ADD_K } qkv_bleu_smooth;
+
+#define QKV_BLEU_MAX_ORDER 8
+
+typedef struct {
+    qkv_bleu_tokenizer tokenize; /* QKV_TOK_13A */
+    int lowercase;               /* 0 */
+    qkv_bleu_smooth smooth;      /* QKV_SMOOTH_EXP */
+    double smooth_value;         /* < 0: sacreBLEU's default (floor 0.1, add-k 1) */
+    int max_ngram_order;         /* 4; 1..QKV_BLEU_MAX_ORDER */
+    int effective_order;         /* 0; sacreBLEU's sentence_bleu() uses 1 */
+} qkv_bleu_options;
+
+typedef struct {
+    double score; /* 0..100 */
+    /* matched and total hypothesis n-grams per order (before add-k) */
+    int64_t counts[QKV_BLEU_MAX_ORDER], totals[QKV_BLEU_MAX_ORDER];
+    double precisions[QKV_BLEU_MAX_ORDER]; /* percentages, smoothed */
+    double bp, ratio;                      /* brevity penalty, sys_len / ref_len */
+    int64_t sys_len, ref_len;
+    int max_ngram_order;
+    int n_refs; /* references per sentence; -1 when it varies */
+} qkv_bleu_result;
+
+qkv_bleu_options qkv_bleu_default_options(void);
+
+/* "13a", "zh", ... ; parse accepts the same names. */
+const char *qkv_bleu_tokenizer_name(qkv_bleu_tokenizer t);
+qkv_status qkv_bleu_tokenizer_parse(const char *name, qkv_bleu_tokenizer *t);
+
+/* sacreBLEU's BLEU preprocessing of one line: optional lowercasing, trailing
+ * whitespace removed, then the tokenizer. *out is malloc'ed (caller frees).
+ * Fails on invalid UTF-8. */
+qkv_status qkv_bleu_tokenize(const char *line, qkv_bleu_tokenizer tok, int lowercase, char **out);
+
+/* Corpus BLEU of n_sent hypotheses against n_refs reference streams:
+ * refs[k][i] is reference k of sentence i (NULL: sentence i has no k-th
+ * reference; each sentence needs at least one). Same numbers as sacreBLEU's
+ * BLEU(...).corpus_score(hyps, refs); n_sent = 1 gives sentence_score(). */
+qkv_status qkv_bleu(const char *const *hyps, const char *const *const *refs, int n_sent, int n_refs,
+                    const qkv_bleu_options *o, qkv_bleu_result *r);
+
+/* Writes sacreBLEU's text line into buf (snprintf semantics, returns the
+ * length it needed), e.g. "BLEU|nrefs:1|case:mixed|eff:no|tok:13a|
+ * smooth:exp|version:qkv-0.1.0 = 34.12 65.3/40.1/27.6/19.0 (BP = 1.000
+ * ratio = 1.012 hyp_len = 1234 ref_len = 1219)"; without the signature
+ * when signature is 0. */
+int qkv_bleu_format(char *buf, size_t size, const qkv_bleu_result *r, const qkv_bleu_options *o, int signature);
+
+#define QKV_CHRF_MAX_ORDER 16 /* char_order + word_order */
+
+typedef struct {
+    int char_order;    /* 6 */
+    int word_order;    /* 0; 2 gives chrF++ */
+    int beta;          /* 2 */
+    int lowercase;     /* 0 */
+    int whitespace;    /* 0: whitespace removed before character n-grams */
+    int eps_smoothing; /* 0: sacreBLEU 2.x's effective-order average */
+} qkv_chrf_options;
+
+typedef struct {
+    double score; /* 0..100 */
+    /* corpus sums per order (characters 1..char_order, then words):
+     * stats[3*i] hypothesis n-grams, [3*i+1] reference n-grams, [3*i+2] matches */
+    int64_t stats[3 * QKV_CHRF_MAX_ORDER];
+    int char_order, word_order, beta;
+    int n_refs; /* -1 when it varies */
+} qkv_chrf_result;
+
+qkv_chrf_options qkv_chrf_default_options(void);
+
+/* Corpus chrF (chrF++ with word_order 2), references laid out as for
+ * qkv_bleu; same numbers as sacreBLEU's CHRF(...).corpus_score(). */
+qkv_status qkv_chrf(const char *const *hyps, const char *const *const *refs, int n_sent, int n_refs,
+                    const qkv_chrf_options *o, qkv_chrf_result *r);
+
+/* "chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:qkv-0.1.0 = 55.12"
+ * (snprintf semantics). */
+int qkv_chrf_format(char *buf, size_t size, const qkv_chrf_result *r, const qkv_chrf_options *o, int signature);
+
+/* ---- vocabulary training (src/text/train_*.c) ----------------------------- */
+
+typedef enum { QKV_VOCAB_UNIGRAM = 1, QKV_VOCAB_BPE = 2 } qkv_vocab_type;
+
+/* Options of qkv_vocab_train, in sentencepiece's spirit (spm_train's flag of
+ * the same name in brackets). Ids of -1 mean "absent"; unk must be present. */
+typedef struct {
+    qkv_vocab_type type;       /* unigram [model_type] */
+    int vocab_size;            /* 8000: exact size, special pieces included */
+    float character_coverage;  /* <= 0 (default): 1.0 when the text has at most
+                                  1000 distinct characters, else 0.9995 */
+    int byte_fallback;         /* 0: add the 256 <0xXX> pieces for unknown chars */
+    const char *normalization; /* "nmt_nfkc" (default) or "identity" */
+    int unk_id, bos_id, eos_id, pad_id; /* 0, 1, 2, -1 (Marian style: unk 1, bos -1, eos 0) */
+    const char *const *user_defined_symbols; /* pieces kept whole, ids after the specials */
+    int n_user_defined_symbols;
+    long max_sentences;        /* 0: all; else a seeded sample [input_sentence_size] */
+    int max_sentence_bytes;    /* 4192: longer lines are skipped [max_sentence_length] */
+    int max_piece_length;      /* 16 [max_sentencepiece_length] */
+    int split_digits;          /* 0: digits as pieces of their own */
+    int split_by_number;       /* 1 */
+    int split_by_unicode_script; /* 1 */
+    int seed_pieces;           /* 1000000 [seed_sentencepiece_size], unigram */
+    float shrinking_factor;    /* 0.75, unigram */
+    int em_sub_iterations;     /* 2 [num_sub_iterations], unigram */
+    uint64_t seed;             /* 1: sampling; same seed, same bytes (any thread count) */
+    int threads;               /* <= 0: qkv_get_threads() */
+    /* Progress lines for long runs (no newline); NULL: silent. */
+    void (*progress)(void *ctx, const char *line);
+    void *progress_ctx;
+} qkv_vocab_train_options;
+
+qkv_vocab_train_options qkv_vocab_train_default_options(void);
+
+/* Trains a vocabulary on the UTF-8 text files (one sentence per line) and
+ * writes PREFIX.model (a SentencePiece ModelProto) and PREFIX.vocab (piece
+ * TAB score per line), each atomically. */
+qkv_status qkv_vocab_train(const qkv_vocab_train_options *opt, const char *const *inputs, int n_inputs,
+                           const char *out_prefix);
+
+/* ---- subword vocabularies: SentencePiece models (src/text/spm_*.c) -------- */
+
+/* A loaded SentencePiece model (unigram, BPE, word or char; any
+ * normalizer), immutable after load: one vocabulary may serve many threads.
+ * Encoding matches the sentencepiece library (0.1.97) id for id. */
+typedef struct qkv_vocab qkv_vocab;
+
+/* Loads a SentencePiece .model file. QKV_ERR_FORMAT for a truncated or
+ * malformed file or an inconsistent vocabulary (no <unk>, duplicate pieces,
+ * missing byte pieces with byte_fallback). On success the caller owns *out
+ * (qkv_vocab_free). */
+qkv_status qkv_vocab_load(const char *path, qkv_vocab **out);
+/* The same from a serialized ModelProto in memory (copied). */
+qkv_status qkv_vocab_load_memory(const void *data, size_t len, qkv_vocab **out);
+/* Writes the vocabulary as a SentencePiece .model file (atomically), loadable
+ * by sentencepiece; fields qkv does not interpret are kept as read. */
+qkv_status qkv_vocab_save(const qkv_vocab *v, const char *path);
+void qkv_vocab_free(qkv_vocab *v);
+
+/* Number of pieces (ids are 0 .. size-1). */
+int qkv_vocab_size(const qkv_vocab *v);
+/* The piece of id (UTF-8, owned by v) or NULL when id is out of range. */
+const char *qkv_vocab_piece(const qkv_vocab *v, int id);
+/* The id of a piece, or the unknown id when it is not in the vocabulary. */
+int qkv_vocab_piece_to_id(const qkv_vocab *v, const char *piece);
+/* Special ids, -1 when the model has none. */
+int qkv_vocab_unk_id(const qkv_vocab *v);
+int qkv_vocab_bos_id(const qkv_vocab *v);
+int qkv_vocab_eos_id(const qkv_vocab *v);
+int qkv_vocab_pad_id(const qkv_vocab *v);
+
+/* Normalizes and encodes text[0..len) (UTF-8; malformed bytes are read as
+ * U+FFFD, as sentencepiece does, and counted in *n_invalid, which may be
+ * NULL). *ids is malloc'ed (caller frees; may be NULL when *n is 0). */
+qkv_status qkv_vocab_encode(const qkv_vocab *v, const char *text, size_t len, int **ids, size_t *n,
+                            size_t *n_invalid);
+/* Decodes ids into UTF-8 text (malloc'ed, NUL-terminated; *len excludes
+ * the NUL): control pieces vanish, <unk> becomes " \u2047 ", byte pieces
+ * are reassembled (invalid bytes give U+FFFD), U+2581 becomes a space and
+ * the leading one is dropped. QKV_ERR_ARG for an id out of range. */
+qkv_status qkv_vocab_decode(const qkv_vocab *v, const int *ids, size_t n, char **text, size_t *len);
+
+/* ---- pictures: SVG attention heatmaps and training curves (src/viz/) ---- */
+
+/* Attention heatmaps of one layer: one panel per head plus the mean over
+ * heads (when there are several), source tokens along the top (rotated), target tokens down the left,
+ * and a colour legend (0 to the largest weight). weights: [n_heads][n_tgt]
+ * [n_src], row t is target token t's attention over the source. Tokens are
+ * UTF-8 (escaped for XML; invalid bytes shown as U+FFFD); title may be NULL.
+ * The file is written atomically. */
+qkv_status qkv_viz_attention_svg(const char *path, const char *const *src_tokens, int n_src,
+                                 const char *const *tgt_tokens, int n_tgt, const float *weights, int n_heads,
+                                 const char *title);
+
+/* The same for several layers: a grid with one row per layer (heads and the
+ * layer's mean across). weights: [n_layers][n_heads][n_tgt][n_src]. */
+qkv_status qkv_viz_attention_layers_svg(const char *path, const char *const *src_tokens, int n_src,
+                                        const char *const *tgt_tokens, int n_tgt, const float *weights,
+                                        int n_layers, int n_heads, const char *title);
+
+/* One named series of a line chart; NaN values leave gaps. */
+typedef struct {
+    const char *name;
+    const double *x, *y;
+    int n;
+} qkv_viz_series;
+
+/* Small multiples: one panel per series, each with its own axes, ticks and
+ * labels (x label x_label, e.g. "step"). Written atomically. */
+qkv_status qkv_viz_curves_svg(const char *path, const qkv_viz_series *series, int n_series, const char *x_label,
+                              const char *title);
+
+/* Reads a training log in JSON Lines (one object per line, as qkv train
+ * writes it) and draws every numeric key other than "step" against "step",
+ * one panel per key, to svg_path. Blank lines are skipped; lines without a
+ * numeric "step" are skipped and counted in *skipped (may be NULL). A line
+ * that is not a JSON object fails with QKV_ERR_FORMAT naming its number. */
+qkv_status qkv_viz_plot_log(const char *log_path, const char *svg_path, const char *title, int *skipped);
+
+/* ---- translation: greedy, beam search, sampling, scoring (src/decode/) --- */
+
+/* How hypotheses of different lengths are compared (len = generated tokens,
+ * EOS included, forced prefix excluded; exactly the length transformers'
+ * BeamHypotheses.add divides by):
+ *   POWER: score = logprob / len^alpha   (transformers' length_penalty)
+ *   GNMT:  score = logprob / ((5 + len) / 6)^alpha   (Wu et al. 2016) */
+typedef enum { QKV_LENGTH_PENALTY_POWER = 0, QKV_LENGTH_PENALTY_GNMT = 1 } qkv_length_penalty_kind;
+
+/* When beam search stops working on a sentence that has beam_size finished
+ * hypotheses (transformers' early_stopping):
+ *   HEURISTIC (early_stopping=False, its default): when the best running
+ *     beam, scored at the current length, cannot beat the worst finished one;
+ *   TRUE: at once;
+ *   NEVER (early_stopping="never"): only when no running beam can beat it
+ *     at any length up to max_length (exact for alpha > 0). */
+typedef enum {
+    QKV_EARLY_STOPPING_HEURISTIC = 0,
+    QKV_EARLY_STOPPING_TRUE = 1,
+    QKV_EARLY_STOPPING_NEVER = 2
+} qkv_early_stopping;
+
+/* Options of one translation job. Lengths follow generate(): a target
+ * sequence starts with the decoder start token, which counts in max_length
+ * and min_length but not in the length penalty. */
+typedef struct {
+    int beam_size;               /* 0: model default (a Marian directory's num_beams, else 4); 1: greedy */
+    int n_best;                  /* 1: hypotheses returned per sentence (<= beam_size, or num_samples);
+                                    0: all of them */
+    qkv_length_penalty_kind length_penalty_kind; /* POWER */
+    float length_penalty;        /* 1.0: alpha */
+    qkv_early_stopping early_stopping;           /* HEURISTIC */
+    int max_length;              /* 0: model default (Marian max_length, else max_positions + 1);
+                                    at most max_length - 1 tokens are generated, EOS included */
+    float max_length_ratio;      /* 0: off; else also max_length <= ratio * source tokens + offset + 1 */
+    int max_length_offset;       /* 0 */
+    int min_length;              /* 0: EOS is masked while the sequence is shorter than this */
+    int no_repeat_ngram_size;    /* 0: off; no n-gram of the sequence (start token included) occurs twice */
+    float repetition_penalty;    /* 1.0: off; transformers' (CTRL) definition: a logit (log-prob in beam
+                                    search) of an earlier token is divided by it if > 0, else multiplied */
+    int forced_eos;              /* -1: model default (Marian: forced_eos_token_id; qkv: 1): at the last
+                                    allowed position EOS is the only choice */
+    const int *bad_word_ids;     /* NULL: model ids never generated, added to the model's own (Marian
+                                    bad_words_ids; the pad id is always banned); sequences separated by -1:
+                                    the last id of a sequence is banned after the ones before it */
+    int n_bad_word_ids;
+    const char *target_prefix;   /* NULL: text every translation must start with (fed to the decoder
+                                    after the start token, not scored, as generate()'s decoder prompt) */
+    int sample;                  /* 0: search; 1: sampling (beam_size ignored) */
+    float temperature;           /* 1.0 */
+    int top_k;                   /* 0: off */
+    float top_p;                 /* 1.0: off */
+    uint64_t seed;               /* 1 */
+    int num_samples;             /* 1: independent samples per sentence (sorted by score) */
+    int batch_size;              /* 32: sentences decoded together (sorted by source length) */
+    int threads;                 /* 0: leave qkv_set_threads as it is */
+    int attention;               /* 0: 1 returns the cross-attention of each best hypothesis */
+} qkv_translate_options;
+
+qkv_translate_options qkv_translate_default_options(void);
+/* QKV_ERR_CONFIG naming the field when a value is out of range. */
+qkv_status qkv_translate_validate_options(const qkv_translate_options *o);
+
+/* A model with its vocabularies, ready to translate: a qkv checkpoint
+ * (.qkv) or a Hugging Face Marian directory. Immutable: several threads may
+ * translate with one translator at once. */
+typedef struct qkv_translator qkv_translator;
+
+qkv_status qkv_translator_load(const char *path, qkv_translator **out);
+void qkv_translator_free(qkv_translator *t);
+const qkv_model *qkv_translator_model(const qkv_translator *t);
+/* qkv_translate_default_options() with the model's own generation defaults
+ * filled in, as generate() applies them without arguments (a Marian
+ * directory: num_beams, max_length, min_length, length_penalty,
+ * early_stopping, no_repeat_ngram_size, repetition_penalty, forced EOS;
+ * bad_words_ids always apply). Like generate() in transformers 4.39, a
+ * generation_config.json marked "_from_model_config": true is passed over
+ * for config.json's values (its legacy rule; MarianConfig always meets
+ * its condition). qkv checkpoints: beam 4, max_positions + 1, forced EOS. */
+qkv_translate_options qkv_translator_default_options(const qkv_translator *t);
+
+typedef struct {
+    char *text;     /* detokenized */
+    int *ids;       /* [n_ids] generated model ids: no start token, no prefix, no EOS */
+    int n_ids;
+    int ended;      /* 1 when the hypothesis ended with EOS (counted in the length) */
+    float logprob;  /* sum of the log-probabilities of the generated tokens (EOS included) */
+    float score;    /* logprob with the length penalty: what the search ranked by */
+} qkv_hypothesis;
+
+typedef struct {
+    qkv_hypothesis *hyps; /* [n_hyps], best first; n_hyps is 0 for an empty input line */
+    int n_hyps;
+    int truncated;        /* source tokens dropped to fit max_positions */
+    int n_src;            /* source tokens, EOS included */
+    char **src_tokens;    /* [n_src] pieces; with attention only, else NULL */
+    char **tgt_tokens;    /* [n_tgt] pieces of hyps[0] (EOS included); with attention only */
+    int n_tgt;
+    /* with attention only: [n_layers][n_heads][n_tgt][n_src], row t is
+     * target token t's cross-attention over the source */
+    float *attention;
+    int n_layers, n_heads;
+} qkv_translation;
+
+/* Translates n lines of UTF-8 text (invalid bytes read as U+FFFD). The
+ * result *out ([n], in input order) is freed with qkv_translations_free. */
+qkv_status qkv_translate(const qkv_translator *t, const char *const *texts, int n,
+                         const qkv_translate_options *o, qkv_translation **out);
+void qkv_translations_free(qkv_translation *r, int n);
+
+/* Forced decoding: logprob[i] = log P(tgt[i] + EOS | src[i]) (raw model
+ * probabilities, no search processors) and n_tokens[i] the tokens scored
+ * (EOS included; may be NULL). With attention set in o (may be NULL), out
+ * (may be NULL) receives each pair's cross-attention as qkv_translate does. */
+qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, const char *const *tgt, int n,
+                               const qkv_translate_options *o, double *logprob, int *n_tokens,
+                               qkv_translation **out);
+
 #ifdef __cplusplus
 }
 #endif

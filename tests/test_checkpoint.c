@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/io.h"
@@ -87,7 +89,49 @@ static void test_bad_tag(void)
         fclose(fp);
 }
 
+/* A writer killed (SIGKILL) in the middle of rewriting a checkpoint leaves
+ * the previous one intact: the new bytes go to a temporary name. */
+static void test_killed_writer_keeps_previous(void)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "kill");
+    size_t n = 16 << 20; /* 64 MB: the write takes long enough to be interrupted */
+    float *big = malloc(n * sizeof *big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (float)i;
+    ckpt_section first[1] = {{"params", big, 1024 * sizeof(float)}};
+    CHECK(ckpt_write(path, first, 1) == QKV_OK, "first write: %s", qkv_last_error());
+    for (int attempt = 0; attempt < 3; attempt++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            ckpt_section second[1] = {{"params", big, n * sizeof(float)}};
+            for (;;)
+                ckpt_write(path, second, 1);
+        }
+        usleep(30000 + 40000 * attempt);
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        ckpt_file f;
+        qkv_status s = ckpt_read(path, &f);
+        CHECK(s == QKV_OK, "after kill %d: %s", attempt, qkv_last_error());
+        if (s == QKV_OK) {
+            const ckpt_section *p = ckpt_find(&f, "params");
+            CHECK(p && (p->nbytes == 1024 * sizeof(float) || p->nbytes == n * sizeof(float)),
+                  "after kill %d: params of %zu bytes", attempt, p ? p->nbytes : 0);
+            CHECK(p && memcmp(p->data, big, 1024 * sizeof(float)) == 0, "after kill %d: content", attempt);
+            ckpt_free(&f);
+        }
+        char tmp[300];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)pid);
+        remove(tmp);
+    }
+    remove(path);
+    free(big);
+}
+
 static const test_case cases[] = {
+    TEST(test_killed_writer_keeps_previous),
     TEST(test_round_trip),
     TEST(test_corruption_detected),
     TEST(test_bad_tag),

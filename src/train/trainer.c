@@ -333,6 +333,9 @@ done:
 
 /* ---- the loop ------------------------------------------------------------- */
 
+/* Without validation, checkpoint.qkv is still refreshed this often. */
+#define TRAIN_SAVE_INTERVAL_S 600.0
+
 static void log_report(qkv_trainer *t, const qkv_train_report *r)
 {
     if (r->is_validation) {
@@ -449,6 +452,7 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
     qkv_status s = QKV_OK;
     int64_t first_step = t->step;
+    double last_save = start;
     for (;;) {
         double elapsed = t->elapsed_prev + (now_s() - start);
         if ((o->max_steps && t->step >= o->max_steps) || (o->time_budget_s > 0 && elapsed >= o->time_budget_s) ||
@@ -517,10 +521,19 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         log_report(t, &r);
         if (hooks && hooks->on_report)
             hooks->on_report(hooks->ctx, &r);
+        if ((!o->valid_every || !t->dev_b) && now_s() - last_save > TRAIN_SAVE_INTERVAL_S) {
+            if ((s = save_training_checkpoint(t, elapsed)) != QKV_OK)
+                break;
+            last_save = now_s();
+        }
         if (o->valid_every && t->dev_b && step % o->valid_every == 0) {
             qkv_train_report v = r;
             if ((s = validate(t, hooks, elapsed, &v)) != QKV_OK)
                 break;
+            /* a crash after this loses at most one validation interval */
+            if ((s = save_training_checkpoint(t, elapsed)) != QKV_OK)
+                break;
+            last_save = now_s();
             log_report(t, &v);
             if (hooks && hooks->on_report)
                 hooks->on_report(hooks->ctx, &v);
