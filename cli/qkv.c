@@ -1,5 +1,7 @@
 /* qkv: the command-line program. Dispatches to one cli/cmd_*.c per subcommand. */
 #include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,8 +80,24 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
+/* libgomp reads its wait policy when it loads, before main. Its default
+ * (spin ~300k iterations between parallel regions) makes idle threads steal
+ * the other core from a busy one as soon as anything else runs on a 2-core
+ * machine: 2 threads then ran 2-4x slower than 1 (bench/translate,
+ * bench/model_step). So unless the user chose a policy, run again with
+ * passive waiting. */
+static void prefer_passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc): carry on with the default policy */
+}
+
 int main(int argc, char **argv)
 {
+    prefer_passive_openmp(argv);
     if (argc < 2)
         return cmd_help(argc, argv), 2;
     const char *name = argv[1];
