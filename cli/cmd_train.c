@@ -154,7 +154,7 @@ static const preset presets[] = {
     {"base", 512, 8, 2048, 6, 0, 8000, 0 /* the paper's */, 4000, 4096},
     /* make demo: the small model with a recipe for minutes of CPU time
      * (smaller vocabularies, higher peak rate, short warmup; see README) */
-    {"demo", 256, 4, 1024, 3, 1, 4000, 2e-3, 300, 2500},
+    {"demo", 256, 4, 1024, 3, 1, 4000, 2e-3, 150, 1500},
 };
 
 static const preset *find_preset(const char *name)
