@@ -1,0 +1,180 @@
+/* qkv train as a user runs it: a short run, resume, and bad input (each a
+ * clear error and a non-zero exit, no checkpoint written). Needs ./qkv. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static char dir[256], vocab[512];
+
+/* Runs a shell command with stderr joined to stdout; returns the exit status. */
+static int run(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t cap = 1 << 16, n = 0, k;
+    char *buf = malloc(cap);
+    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += k;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void write_text(const char *name, const char *text)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Source and target: lines of the committed vocabulary-training text. */
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/qkv_test_train_cli_%ld", (long)getpid());
+    mkdir(dir, 0777);
+    snprintf(vocab, sizeof vocab, "tests/golden/vocab_train/unigram.model");
+    FILE *in = fopen("tests/golden/vocab_train/train.txt", "r");
+    char p[600], line[4096];
+    snprintf(p, sizeof p, "%s/a.txt", dir);
+    FILE *a = fopen(p, "w");
+    snprintf(p, sizeof p, "%s/b.txt", dir);
+    FILE *b = fopen(p, "w");
+    int i = 0;
+    while (in && a && b && fgets(line, sizeof line, in) && i < 400)
+        fputs(line, i++ % 2 ? b : a);
+    if (in)
+        fclose(in);
+    if (a)
+        fclose(a);
+    if (b)
+        fclose(b);
+}
+
+#define CMD(buf, ...) snprintf(buf, sizeof buf, __VA_ARGS__)
+#define TRAIN "./qkv train --src %s/a.txt --tgt %s/b.txt --preset tiny --src-vocab %s --tgt-vocab %s "
+
+static void test_short_run_and_resume(void)
+{
+    char cmd[2048], path[600], *out = NULL;
+    CMD(cmd, TRAIN "--out %s/run --max-steps 3 2>&1", dir, dir, vocab, vocab, dir);
+    int rc = run(cmd, &out);
+    CHECK(rc == 0, "train exited %d: %s", rc, out);
+    free(out);
+    const char *files[] = {"model.qkv", "checkpoint.qkv", "log.jsonl"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/run/%s", dir, files[i]);
+        CHECK(exists(path), "%s missing", path);
+    }
+    /* A second run into the same directory must say how to continue. */
+    rc = run(cmd, &out);
+    CHECK(rc != 0 && strstr(out, "--resume"), "rerun without --resume: exit %d: %s", rc, out);
+    free(out);
+    CMD(cmd, TRAIN "--out %s/run --max-steps 5 --resume 2>&1", dir, dir, vocab, vocab, dir);
+    rc = run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "resuming") && strstr(out, "at step 5"), "resume: exit %d: %s", rc, out);
+    free(out);
+    CMD(cmd, "./qkv info %s/run/checkpoint.qkv 2>&1", dir);
+    rc = run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "\"step\":\t5") && strstr(out, "resumable"), "info: exit %d: %s", rc, out);
+    free(out);
+    CMD(cmd, "head -3 %s/a.txt | ./qkv translate -m %s/run/model.qkv --max-length 6 --beam-size 2 2>&1", dir, dir);
+    rc = run(cmd, &out);
+    int lines = 0;
+    for (char *p = out; p && *p; p++)
+        lines += *p == '\n';
+    CHECK(rc == 0 && lines == 3, "translate with the trained model: exit %d, %d lines: %s", rc, lines, out);
+    free(out);
+}
+
+static void expect_error(const char *what, const char *cmd, const char *needle, const char *no_file)
+{
+    char *out = NULL;
+    int rc = run(cmd, &out);
+    CHECK(rc != 0, "%s: exit 0: %s", what, out);
+    CHECK(strstr(out, "qkv: error:") && strstr(out, needle), "%s: message lacks '%s': %s", what, needle, out);
+    CHECK(!no_file || !exists(no_file), "%s: %s was written", what, no_file);
+    free(out);
+}
+
+static void test_bad_input(void)
+{
+    char cmd[2048], ck[600];
+    write_text("short.txt", "one line\ntwo lines\n");
+    CMD(cmd, "./qkv train --src %s/a.txt --tgt %s/short.txt --preset tiny --src-vocab %s --tgt-vocab %s "
+             "--out %s/bad1 --max-steps 2 2>&1", dir, dir, vocab, vocab, dir);
+    CMD(ck, "%s/bad1/checkpoint.qkv", dir);
+    expect_error("different line counts", cmd, "short.txt has 2;", ck);
+    CMD(cmd, "./qkv train --src %s/missing.txt --tgt %s/b.txt --preset tiny --src-vocab %s --tgt-vocab %s "
+             "--out %s/bad2 --max-steps 2 2>&1", dir, dir, vocab, vocab, dir);
+    CMD(ck, "%s/bad2/checkpoint.qkv", dir);
+    expect_error("missing file", cmd, "missing.txt", ck);
+    CMD(cmd, TRAIN "--out /proc/qkv_cannot_be_here --max-steps 2 2>&1", dir, dir, vocab, vocab);
+    expect_error("unwritable output directory", cmd, "/proc/qkv_cannot_be_here", NULL);
+    CMD(cmd, "./qkv train --src %s/a.txt --tgt %s/b.txt --preset huge --out %s/bad3 2>&1", dir, dir, dir);
+    expect_error("unknown preset", cmd, "huge", NULL);
+    CMD(cmd, TRAIN "--out %s/bad4 --resume 2>&1", dir, dir, vocab, vocab, dir);
+    expect_error("resume without a checkpoint", cmd, "does not exist", NULL);
+    CMD(cmd, "./qkv train --src %s/a.txt --tgt %s/b.txt --out %s/bad5 --src-vocab %s/a.txt --tgt-vocab %s 2>&1",
+        dir, dir, dir, dir, vocab);
+    expect_error("a vocabulary that is not a SentencePiece model", cmd, "a.txt", NULL);
+    CMD(cmd, TRAIN "--out %s/bad6 --max-steps x 2>&1", dir, dir, vocab, vocab, dir);
+    expect_error("non-numeric option", cmd, "--max-steps", NULL);
+}
+
+/* Empty lines and invalid UTF-8 are counted and reported, not fatal. */
+static void test_counted_handling(void)
+{
+    char cmd[2048], *out = NULL;
+    write_text("e.src", "hello world\n\nbad \xff\xfe bytes\nfine\n");
+    write_text("e.tgt", "bonjour\nvide\nmauvais\n\n");
+    CMD(cmd, "./qkv train --src %s/e.src --tgt %s/e.tgt --preset tiny --src-vocab %s --tgt-vocab %s "
+             "--out %s/counted --max-steps 1 2>&1", dir, dir, vocab, vocab, dir);
+    int rc = run(cmd, &out);
+    CHECK(rc == 0, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "2 pairs kept of 4 lines (2 empty"), "empty lines not counted: %s", out);
+    CHECK(strstr(out, "1 lines hold invalid UTF-8"), "invalid UTF-8 not reported: %s", out);
+    free(out);
+}
+
+static void test_cleanup(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+static const test_case cases[] = {
+    TEST(test_short_run_and_resume),
+    TEST(test_bad_input),
+    TEST(test_counted_handling),
+    TEST(test_cleanup),
+};
+
+int main(int argc, char **argv)
+{
+    setup();
+    return test_main(argc, argv, cases, TEST_COUNT(cases));
+}
