@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "data/batch.h"
 #include "data/parallel.h"
+#include "decode/search.h"
 #include "model/model.h"
 #include "qkv.h"
 #include "train/trainer.h"
@@ -220,9 +221,11 @@ static int encode_cb(void *ctx, const char *text, size_t len, int *ids, int max_
 
 /* ---- progress ------------------------------------------------------------- */
 
+struct dev_scorer_s;
 typedef struct {
     int tty;
     double last_print;
+    struct dev_scorer_s *dev; /* dev BLEU/chrF at validations, or NULL */
 } progress;
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -259,6 +262,142 @@ static void on_report(void *ctx, const qkv_train_report *r)
                 (long long)r->step, (long long)r->epoch + 1, r->loss, r->lr, r->tgt_tokens_per_s, el, rem);
         p->last_print = r->elapsed_s;
     }
+}
+
+/* ---- dev BLEU and chrF ----------------------------------------------------- */
+
+/* Validation translates (greedy) up to DEV_SCORE_MAX dev sentences and scores
+ * them against the dev references with sacreBLEU's rules. */
+#define DEV_SCORE_MAX 500
+
+typedef struct dev_scorer_s {
+    const qkv_parallel *dev;
+    const qkv_vocab *tgt_vocab;
+    char **refs; /* reference text of each kept dev pair */
+    int n;
+    int **src;   /* source ids + EOS */
+    int *src_len;
+    qkv_bleu_tokenizer tok;
+} dev_scorer;
+
+static int has_cjk(const char *s)
+{
+    /* UTF-8 lead bytes 0xE3..0xE9 cover U+3000..U+9FFF (CJK punctuation, kana, ideographs) */
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0xE3 && (unsigned char)*s <= 0xE9)
+            return 1;
+    return 0;
+}
+
+/* Reads the dev target lines again, keeping those of the pairs the reader
+ * kept (pair.line is 1-based). */
+static int dev_scorer_init(dev_scorer *d, const qkv_parallel *dev, const char *tgt_path, const qkv_vocab *tv)
+{
+    memset(d, 0, sizeof *d);
+    d->dev = dev;
+    d->tgt_vocab = tv;
+    d->n = dev->n_pairs < DEV_SCORE_MAX ? (int)dev->n_pairs : DEV_SCORE_MAX;
+    char *text;
+    size_t len;
+    if (qkv_read_file(tgt_path, &text, &len) != QKV_OK)
+        return cli_error("%s", qkv_last_error());
+    d->refs = calloc((size_t)d->n, sizeof *d->refs);
+    d->src = calloc((size_t)d->n, sizeof *d->src);
+    d->src_len = calloc((size_t)d->n, sizeof *d->src_len);
+    int64_t line = 1, k = 0, cjk = 0;
+    char *p = text;
+    while (k < d->n && p < text + len) {
+        char *e = strchr(p, '\n');
+        if (!e)
+            e = text + len;
+        if (line == dev->pairs[k].line) {
+            size_t n = (size_t)(e - p);
+            if (n && p[n - 1] == '\r')
+                n--;
+            d->refs[k] = strndup(p, n);
+            cjk += has_cjk(d->refs[k]);
+            const qkv_pair *q = &dev->pairs[k];
+            d->src_len[k] = q->src_len + 1;
+            d->src[k] = malloc((size_t)d->src_len[k] * sizeof(int));
+            memcpy(d->src[k], dev->ids + q->off, (size_t)q->src_len * sizeof(int));
+            d->src[k][q->src_len] = dev->src_eos;
+            k++;
+        }
+        line++;
+        p = e + 1;
+    }
+    free(text);
+    d->n = (int)k;
+    d->tok = cjk * 2 > k ? QKV_TOK_ZH : QKV_TOK_13A;
+    return 0;
+}
+
+static void dev_scorer_free(dev_scorer *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        free(d->refs[i]);
+        free(d->src[i]);
+    }
+    free(d->refs);
+    free(d->src);
+    free(d->src_len);
+}
+
+static qkv_status score_dev(void *ctx, const qkv_model *m, double *bleu, double *chrf)
+{
+    dev_scorer *d = ((progress *)ctx)->dev;
+    const qkv_model_config *c = qkv_model_get_config(m);
+    search_params p;
+    memset(&p, 0, sizeof p);
+    p.beam_size = p.n_best = 1;
+    p.temperature = p.top_p = p.alpha = p.repetition_penalty = 1;
+    p.max_length = c->max_positions + 1;
+    p.max_length_ratio = 2;
+    p.max_length_offset = 10;
+    int prompt = c->decoder_start_id;
+    p.prompt = &prompt;
+    p.prompt_len = 1;
+    p.eos_id = c->eos_id;
+    p.batch_size = 64;
+    search_result *res = calloc((size_t)d->n, sizeof *res);
+    char **hyps = calloc((size_t)d->n, sizeof *hyps);
+    if (!res || !hyps) {
+        free(res);
+        free(hyps);
+        return QKV_ERR_NOMEM;
+    }
+    qkv_status s = search_run(m, &p, (const int *const *)d->src, d->src_len, d->n, res);
+    for (int i = 0; s == QKV_OK && i < d->n; i++) {
+        size_t len;
+        const search_hyp *h = res[i].n_hyps ? &res[i].hyps[0] : NULL;
+        /* ids beyond the SentencePiece model (an appended pad) decode to nothing */
+        int *ids = malloc(((h ? h->n : 0) + 1) * sizeof(int)), n = 0;
+        for (int j = 0; h && j < h->n; j++)
+            if (h->ids[j] < qkv_vocab_size(d->tgt_vocab))
+                ids[n++] = h->ids[j];
+        s = qkv_vocab_decode(d->tgt_vocab, ids, (size_t)n, &hyps[i], &len);
+        free(ids);
+    }
+    if (s == QKV_OK) {
+        const char *const *refs[1] = {(const char *const *)d->refs};
+        qkv_bleu_options bo = qkv_bleu_default_options();
+        bo.tokenize = d->tok;
+        qkv_bleu_result br;
+        qkv_chrf_options co = qkv_chrf_default_options();
+        qkv_chrf_result cr;
+        s = qkv_bleu((const char *const *)hyps, refs, d->n, 1, &bo, &br);
+        if (s == QKV_OK)
+            s = qkv_chrf((const char *const *)hyps, refs, d->n, 1, &co, &cr);
+        if (s == QKV_OK) {
+            *bleu = br.score;
+            *chrf = cr.score;
+        }
+    }
+    search_results_free(res, d->n);
+    for (int i = 0; i < d->n; i++)
+        free(hyps[i]);
+    free(hyps);
+    return s;
 }
 
 /* ---- the command ---------------------------------------------------------- */
@@ -479,9 +618,14 @@ int cmd_train(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    progress pg = {isatty(2), -1e9};
-    qkv_train_hooks hooks = {&pg, on_report, NULL, &stop_requested};
+    dev_scorer ds;
+    memset(&ds, 0, sizeof ds);
+    if (a.valid_src && dev_scorer_init(&ds, &dev, a.valid_tgt, tv))
+        goto done;
+    progress pg = {isatty(2), -1e9, a.valid_src ? &ds : NULL};
+    qkv_train_hooks hooks = {&pg, on_report, a.valid_src ? score_dev : NULL, &stop_requested};
     qkv_status s = qkv_trainer_run(tr, &hooks);
+    dev_scorer_free(&ds);
     if (pg.tty)
         fputc('\n', stderr);
     if (s != QKV_OK) {

@@ -423,7 +423,9 @@ static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elap
     r->dev_ppl = exp(r->dev_loss);
     if (h && h->score_dev)
         QKV_TRY(h->score_dev(h->ctx, t->model, &r->dev_bleu, &r->dev_chrf));
-    double score = r->dev_bleu >= 0 ? r->dev_bleu : -r->dev_loss;
+    /* Best = highest dev chrF (it moves earlier than BLEU in a short run),
+     * ties (e.g. both 0 at the start) broken by the lower dev loss. */
+    double score = (r->dev_chrf >= 0 ? 100.0 * r->dev_chrf : 0.0) - r->dev_loss;
     r->is_best = score > t->best_score;
     if (r->is_best) {
         t->best_score = score;
@@ -485,7 +487,7 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         if (s != QKV_OK)
             break;
         double norm = sqrt(global_norm_sq(grads, t->n_params));
-        if (!isfinite(norm)) {
+        if (!isfinite(norm) || !isfinite(loss_sum)) {
             s = qkv_fail(QKV_ERR_ARG, "step %lld: the gradient is not finite (loss %g): lower the learning rate",
                          (long long)step, loss_sum);
             break;
