@@ -73,7 +73,7 @@ struct qkv_trainer {
     int64_t step;        /* updates done */
     int64_t tgt_tokens;  /* target tokens trained on */
     double elapsed_prev; /* training seconds of earlier runs (resume) */
-    double best_score;   /* higher is better: dev BLEU, or -dev loss */
+    double best_score;   /* higher is better: 100 x dev chrF - dev loss (see validate) */
     int64_t best_step;
     int bad_validations;
     int64_t last_epoch;
