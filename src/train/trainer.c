@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/io.h"
 #include "base/rng.h"
@@ -336,6 +337,20 @@ done:
 /* Without validation, checkpoint.qkv is still refreshed this often. */
 #define TRAIN_SAVE_INTERVAL_S 600.0
 
+/* Resident memory now, in MB (Linux /proc; 0 elsewhere): logged each step
+ * so that growth over a long run shows in the log. */
+static double rss_mb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (double)resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
 static void log_report(qkv_trainer *t, const qkv_train_report *r)
 {
     if (r->is_validation) {
@@ -348,9 +363,9 @@ static void log_report(qkv_trainer *t, const qkv_train_report *r)
     } else {
         fprintf(t->log,
                 "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                "\"tgt_tokens\": %lld, \"tgt_tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                "\"tgt_tokens\": %lld, \"tgt_tokens_per_s\": %.1f, \"elapsed_s\": %.3f, \"rss_mb\": %.1f}\n",
                 (long long)r->step, (long long)r->epoch, r->loss, r->lr, r->grad_norm, (long long)r->tgt_tokens,
-                r->tgt_tokens_per_s, r->elapsed_s);
+                r->tgt_tokens_per_s, r->elapsed_s, rss_mb());
     }
     fflush(t->log);
 }
