@@ -5,7 +5,20 @@
 
 #include <string.h>
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
+void zero_floats(float *p, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > (1u << 18))
+    for (size_t i0 = 0; i0 < n; i0 += 4096)
+        memset(p + i0, 0, (n - i0 < 4096 ? n - i0 : 4096) * sizeof *p);
+}
+
+void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC)
+{
+    /* dinp[N, C] = dout[N, OC] weight[OC, C] */
+    gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+    linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
+}
 
 void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
                             const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
@@ -30,13 +43,12 @@ static void attention_core_backward(float *G, const float *dout, const float *P,
 {
     int Nq = B * Tq, D = C / H;
     size_t nq = (size_t)Nq * C, nk = (size_t)B * Tk * C;
-    zero(w->d_merged, nq);
-    linear_backward(w->d_merged, G + o->out_w, G + o->out_b, dout, a->merged, P + o->out_w, Nq, C, C);
-    zero(w->d_atty, nq);
-    heads_merge_backward(w->d_atty, w->d_merged, B, Tq, H, D);
-    zero(w->dq, nq);
-    zero(w->dk, nk);
-    zero(w->dv, nk);
+    linear_backward_set(w->d_merged, G + o->out_w, G + o->out_b, dout, a->merged, P + o->out_w, Nq, C, C);
+    /* heads_merge_backward into zeros is a copy into head layout: the split */
+    heads_split_forward(w->d_atty, w->d_merged, B, Tq, H, D, C);
+    zero_floats(w->dq, nq);
+    zero_floats(w->dk, nk);
+    zero_floats(w->dv, nk);
     attention_backward(w->dq, w->dk, w->dv, w->att, w->d_atty, a->probs, a->q, a->k, a->v, dropmask, B, H, Tq, Tk,
                        D);
 }
@@ -48,7 +60,7 @@ void self_attention_backward(float *dx, float *G, const float *dout, const float
     int N = B * T, D = C / H;
     attention_core_backward(G, dout, P, o, a, dropmask, w, B, T, T, C, H);
     float *dqkv = w->d_proj; /* [N, 3C] */
-    zero(dqkv, (size_t)N * 3 * C);
+    zero_floats(dqkv, (size_t)N * 3 * C);
     heads_split_backward(dqkv, w->dq, B, T, H, D, 3 * C);
     heads_split_backward(dqkv + C, w->dk, B, T, H, D, 3 * C);
     heads_split_backward(dqkv + 2 * C, w->dv, B, T, H, D, 3 * C);
@@ -82,8 +94,8 @@ void cross_attention_backward(float *dx, float *denc, float *G, const float *dou
     attention_core_backward(G, dout, P, o, a, dropmask, w, B, T, S, C, H);
     float *dkv = w->d_proj;                     /* [Ns, 2C] */
     float *dq = w->d_proj + (size_t)Ns * 2 * C; /* [Nt, C] */
-    zero(dkv, (size_t)Ns * 2 * C);
-    zero(dq, (size_t)Nt * C);
+    zero_floats(dkv, (size_t)Ns * 2 * C);
+    zero_floats(dq, (size_t)Nt * C);
     heads_split_backward(dq, w->dq, B, T, H, D, C);
     heads_split_backward(dkv, w->dk, B, S, H, D, 2 * C);
     heads_split_backward(dkv + C, w->dv, B, S, H, D, 2 * C);
@@ -108,18 +120,17 @@ void ffn_backward(float *dx, float *G, const float *dout, const float *x, const 
 {
     size_t n = (size_t)N * F;
     /* d_act: gradient of fc2's input (the activation after dropout) */
-    zero(w->d_act, n);
-    linear_backward(w->d_act, G + L->fc2_w, G + L->fc2_b, dout, f->act, P + L->fc2_w, N, F, C);
+    linear_backward_set(w->d_act, G + L->fc2_w, G + L->fc2_b, dout, f->act, P + L->fc2_w, N, F, C);
     float *d_out_act = w->d_act, *d_pre = w->d_pre;
     if (p > 0.0f) {
         /* through the dropout, with the mask regenerated from its seed */
         dropout_mask(w->mask, n, p, seed);
-        zero(w->d_pre, n);
+        zero_floats(w->d_pre, n);
         dropout_backward(w->d_pre, w->d_act, w->mask, n);
         d_out_act = w->d_pre;
         d_pre = w->d_act;
     }
-    zero(d_pre, n);
+    zero_floats(d_pre, n);
     activation_backward(d_pre, d_out_act, f->pre, n, act);
     linear_backward(dx, G + L->fc1_w, G + L->fc1_b, d_pre, x, P + L->fc1_w, N, C, F);
 }

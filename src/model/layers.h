@@ -32,6 +32,16 @@ typedef struct {
     float *d_merged, *d_atty, *dq, *dk, *dv, *d_proj, *att, *d_pre, *d_act, *mask;
 } sublayer_scratch;
 
+/* p[0, n) = 0, threaded: a [3000, 1024] gradient buffer is 12 MB, and a
+ * lone memset would leave the other cores idle while it streams. */
+void zero_floats(float *p, size_t n);
+
+/* linear_backward with dinp OVERWRITTEN rather than accumulated: the GEMM
+ * writes it with beta = 0, which saves zeroing it first and reading the
+ * zeros back (same values: 0 + x is x). Shapes as linear_backward's. */
+void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC);
+
 /* Self-attention: out = out_proj(MHA(x, x, x)).
  * out: [B*T, C]   qkv_tmp: [B*T, 3C] scratch   x: [B*T, C]
  * key_len: [B] or NULL; causal for the decoder; dropmask [B, H, T, T] or NULL */

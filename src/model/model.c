@@ -261,7 +261,7 @@ float *model_grads(model_state *s) { return s->grads; }
 void model_zero_grads(model_state *s)
 {
     if (s->grads)
-        memset(s->grads, 0, s->m->num_params * sizeof(float));
+        zero_floats(s->grads, s->m->num_params);
 }
 
 const float *model_logits(const model_state *s) { return s->logits; }
@@ -308,11 +308,11 @@ static uint64_t site_seed(const model_state *s, int stack, int layer, int block,
 
 static float drop_p(const model_state *s, float p) { return s->opt.dropout ? p : 0.0f; }
 
-static void add_into(float *dst, const float *src, size_t n)
+static void copy_into(float *dst, const float *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++)
-        dst[i] += src[i];
+        dst[i] = src[i];
 }
 
 /* Returns the sublayer's input: LN(x) for pre-norm, x for post-norm. */
@@ -350,9 +350,10 @@ static const float *block_output(const model_state *s, const block_acts *b)
 }
 
 /* Backward through the norm, residual and dropout of a block, up to the
- * sublayer. dout: gradient of the block output; dx (accumulated): of its
- * input. Returns the gradient of the sublayer output in *dh and where the
- * sublayer must accumulate its input gradient in *dsub. */
+ * sublayer. dout: gradient of the block output; dx: of its input,
+ * OVERWRITTEN with the residual path's share (which saves zeroing it and
+ * adding to the zeros). Returns the gradient of the sublayer output in *dh
+ * and where the sublayer must accumulate its input gradient in *dsub. */
 static void block_backward_top(model_state *s, const block_acts *b, const float *dout, float *dx, ln_offsets ln,
                                int N, uint64_t seed, const float **dh, float **dsub)
 {
@@ -362,20 +363,20 @@ static void block_backward_top(model_state *s, const block_acts *b, const float 
     size_t n = (size_t)N * c->d_model;
     const float *dres = dout;
     if (c->norm == QKV_NORM_POST) {
-        memset(s->d_tmp, 0, n * sizeof(float));
+        zero_floats(s->d_tmp, n);
         layernorm_backward(s->d_tmp, G + ln.w, G + ln.b, dout, b->res, P + ln.w, b->mean, b->rstd, N, c->d_model);
         dres = s->d_tmp;
         *dsub = dx;
     } else {
-        memset(s->d_tmp, 0, n * sizeof(float));
+        zero_floats(s->d_tmp, n);
         *dsub = s->d_tmp;
     }
-    add_into(dx, dres, n);
+    copy_into(dx, dres, n);
     float p = drop_p(s, c->dropout);
     *dh = dres;
     if (p > 0.0f) {
         dropout_mask(s->mask, n, p, seed);
-        memset(s->d_h, 0, n * sizeof(float));
+        zero_floats(s->d_h, n);
         dropout_backward(s->d_h, dres, s->mask, n);
         *dh = s->d_h;
     }
@@ -463,7 +464,6 @@ static float *encoder_backward_layers(model_state *s, float *dcur)
     const float *P = m->params;
     float *G = s->grads;
     int B = s->B, S = s->S, C = c->d_model, N = B * S, H = c->encoder_heads;
-    size_t n = (size_t)N * C;
     float *dnext = dcur == s->d_a ? s->d_b : s->d_a;
     const float *dh;
     float *dsub;
@@ -474,7 +474,6 @@ static float *encoder_backward_layers(model_state *s, float *dcur)
         for (int bi = 0; bi < 2; bi++) {
             int j = blocks[bi];
             const float *x = block_input(s, STACK_ENC, l, j);
-            memset(dnext, 0, n * sizeof(float));
             block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N, site_seed(s, STACK_ENC, l, j, SITE_RESIDUAL),
                                &dh, &dsub);
             const float *in = sub_input(s, &A->blk[j], x);
@@ -504,7 +503,7 @@ static void embedding_backward_stack(model_state *s, int stack, const float *dx0
     float p = drop_p(s, c->dropout);
     if (p > 0.0f) {
         dropout_mask(s->mask, n, p, site_seed(s, stack, -1, 0, 0));
-        memset(s->d_h, 0, n * sizeof(float));
+        zero_floats(s->d_h, n);
         dropout_backward(s->d_h, dx0, s->mask, n);
         dx0 = s->d_h;
     }
@@ -562,7 +561,6 @@ static float *decoder_backward_layers(model_state *s, float *dcur)
     const float *P = m->params;
     float *G = s->grads;
     int B = s->B, S = s->S, T = s->T, C = c->d_model, N = B * T, H = c->decoder_heads;
-    size_t n = (size_t)N * C;
     float *dnext = dcur == s->d_a ? s->d_b : s->d_a;
     const float *dh;
     float *dsub;
@@ -571,7 +569,6 @@ static float *decoder_backward_layers(model_state *s, float *dcur)
         const layer_offsets *L = &m->dec_layers[l];
         for (int j = 2; j >= 0; j--) {
             const float *x = block_input(s, STACK_DEC, l, j);
-            memset(dnext, 0, n * sizeof(float));
             block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N, site_seed(s, STACK_DEC, l, j, SITE_RESIDUAL),
                                &dh, &dsub);
             const float *in = sub_input(s, &A->blk[j], x);
@@ -719,12 +716,11 @@ qkv_status model_backward(model_state *s)
     /* dlogits overwrite probs (the kernel's aliasing mode) */
     crossentropy_backward(s->probs, s->probs, s->labels, s->dloss, Nt, V, s->opt.label_smoothing, c->pad_id);
     float *d_out = c->final_norm ? s->d_tmp : s->d_a;
-    memset(d_out, 0, (size_t)Nt * C * sizeof(float));
-    linear_backward(d_out, G + m->out_w, m->out_b != NO_PARAM ? G + m->out_b : NULL, s->probs, s->dec_out,
-                    P + m->out_w, Nt, C, V);
+    linear_backward_set(d_out, G + m->out_w, m->out_b != NO_PARAM ? G + m->out_b : NULL, s->probs, s->dec_out,
+                        P + m->out_w, Nt, C, V);
     const float *x_last = block_output(s, &s->dec[c->decoder_layers - 1].blk[2]);
     if (c->final_norm) {
-        memset(s->d_a, 0, (size_t)Nt * C * sizeof(float));
+        zero_floats(s->d_a, (size_t)Nt * C);
         layernorm_backward(s->d_a, G + m->dec_final.w, G + m->dec_final.b, s->d_tmp, x_last, P + m->dec_final.w,
                            s->dec_fmean, s->dec_frstd, Nt, C);
     }
@@ -736,13 +732,13 @@ qkv_status model_backward(model_state *s)
     float *pad_dec = G + m->dec_embed + (size_t)c->pad_id * C, *pad_enc = G + m->enc_embed + (size_t)c->pad_id * C;
     memcpy(s->pad_rows, pad_dec, (size_t)C * sizeof(float));
     memcpy(s->pad_rows + C, pad_enc, (size_t)C * sizeof(float));
-    memset(s->d_enc, 0, (size_t)Ns * C * sizeof(float));
+    zero_floats(s->d_enc, (size_t)Ns * C);
     float *dx0 = decoder_backward_layers(s, s->d_a);
     embedding_backward_stack(s, STACK_DEC, dx0);
 
     x_last = block_output(s, &s->enc[c->encoder_layers - 1].blk[2]);
     if (c->final_norm) {
-        memset(s->d_a, 0, (size_t)Ns * C * sizeof(float));
+        zero_floats(s->d_a, (size_t)Ns * C);
         layernorm_backward(s->d_a, G + m->enc_final.w, G + m->enc_final.b, s->d_enc, x_last, P + m->enc_final.w,
                            s->enc_fmean, s->enc_frstd, Ns, C);
     } else {
