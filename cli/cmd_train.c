@@ -147,15 +147,16 @@ typedef struct {
     double lr;
     int warmup;
     int batch_tokens;
+    float dropout;
 } preset;
 
 static const preset presets[] = {
-    {"tiny", 64, 2, 256, 2, 1, 1000, 3e-3, 100, 1000},
-    {"small", 256, 4, 1024, 3, 1, 8000, 1e-3, 400, 3000},
-    {"base", 512, 8, 2048, 6, 0, 8000, 0 /* the paper's */, 4000, 4096},
+    {"tiny", 64, 2, 256, 2, 1, 1000, 3e-3, 100, 1000, 0.1f},
+    {"small", 256, 4, 1024, 3, 1, 8000, 1e-3, 400, 3000, 0.1f},
+    {"base", 512, 8, 2048, 6, 0, 8000, 0 /* the paper's */, 4000, 4096, 0.1f},
     /* make demo: the small model with a recipe for minutes of CPU time
      * (smaller vocabularies, higher peak rate, short warmup; see README) */
-    {"demo", 256, 4, 1024, 3, 1, 4000, 2e-3, 150, 1500},
+    {"demo", 256, 4, 1024, 3, 1, 4000, 2e-3, 150, 1500, 0.0f},
 };
 
 static const preset *find_preset(const char *name)
@@ -501,7 +502,7 @@ int cmd_train(int argc, char **argv)
         cfg.positions = QKV_POS_SINUSOIDAL;
         cfg.scale_embedding = 1;
         cfg.tie_output_embeddings = 1;
-        cfg.dropout = 0.1f;
+        cfg.dropout = pr->dropout;
     }
     if (a.dropout >= 0)
         cfg.dropout = (float)a.dropout;

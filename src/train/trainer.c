@@ -560,6 +560,17 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
     double elapsed = t->elapsed_prev + (now_s() - start);
     if (s != QKV_OK)
         return s;
+    /* The last steps since the previous validation may hold the best model. */
+    if (o->valid_every && t->dev_b && t->step > first_step && t->step % o->valid_every != 0) {
+        qkv_train_report v;
+        memset(&v, 0, sizeof v);
+        v.step = t->step;
+        v.epoch = t->last_epoch;
+        QKV_TRY(validate(t, hooks, elapsed, &v));
+        log_report(t, &v);
+        if (hooks && hooks->on_report)
+            hooks->on_report(hooks->ctx, &v);
+    }
     QKV_TRY(save_training_checkpoint(t, elapsed));
     /* model.qkv: the best on dev when validating, else the last. */
     if (t->best_step < 0) {
