@@ -78,7 +78,7 @@ san-tests: $(SAN_TEST_BIN)
 bench: $(BENCH_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory all tests san-tests
+	@$(MAKE) --no-print-directory -j$$(nproc) all tests san-tests
 	@tests/run build/tests build-san/tests
 
 demo: deps
