@@ -54,6 +54,11 @@ int test_close_f64(const char *file, int line, const double *got, const double *
 /* Number of failures recorded in the current case so far. */
 int test_failures(void);
 
+/* Runs a shell command (popen) and returns its exit status (-1 when it could
+ * not run or did not exit normally); with out, *out receives everything it
+ * wrote to stdout, NUL-terminated (caller frees). */
+int test_run(const char *cmd, char **out);
+
 /* Directory holding the committed fixtures ("tests/golden" unless
  * $QKV_GOLDEN_DIR is set); tests are run from the repository root. */
 const char *test_golden_dir(void);

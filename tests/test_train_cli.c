@@ -11,27 +11,6 @@
 
 static char dir[256], vocab[512];
 
-/* Runs a shell command with stderr joined to stdout; returns the exit status. */
-static int run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap);
-    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int exists(const char *path)
 {
@@ -80,7 +59,7 @@ static void test_short_run_and_resume(void)
 {
     char cmd[2048], path[600], *out = NULL;
     CMD(cmd, TRAIN "--out %s/run --max-steps 3 2>&1", dir, dir, vocab, vocab, dir);
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc == 0, "train exited %d: %s", rc, out);
     free(out);
     const char *files[] = {"model.qkv", "checkpoint.qkv", "log.jsonl"};
@@ -89,19 +68,19 @@ static void test_short_run_and_resume(void)
         CHECK(exists(path), "%s missing", path);
     }
     /* A second run into the same directory must say how to continue. */
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc != 0 && strstr(out, "--resume"), "rerun without --resume: exit %d: %s", rc, out);
     free(out);
     CMD(cmd, TRAIN "--out %s/run --max-steps 5 --resume 2>&1", dir, dir, vocab, vocab, dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "resuming") && strstr(out, "at step 5"), "resume: exit %d: %s", rc, out);
     free(out);
     CMD(cmd, "./qkv info %s/run/checkpoint.qkv 2>&1", dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "\"step\":\t5") && strstr(out, "resumable"), "info: exit %d: %s", rc, out);
     free(out);
     CMD(cmd, "head -3 %s/a.txt | ./qkv translate -m %s/run/model.qkv --max-length 6 --beam-size 2 2>&1", dir, dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     int lines = 0;
     for (char *p = out; p && *p; p++)
         lines += *p == '\n';
@@ -112,7 +91,7 @@ static void test_short_run_and_resume(void)
 static void expect_error(const char *what, const char *cmd, const char *needle, const char *no_file)
 {
     char *out = NULL;
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc != 0, "%s: exit 0: %s", what, out);
     CHECK(strstr(out, "qkv: error:") && strstr(out, needle), "%s: message lacks '%s': %s", what, needle, out);
     CHECK(!no_file || !exists(no_file), "%s: %s was written", what, no_file);
@@ -152,7 +131,7 @@ static void test_counted_handling(void)
     write_text("e.tgt", "bonjour\nvide\nmauvais\n\n");
     CMD(cmd, "./qkv train --src %s/e.src --tgt %s/e.tgt --preset tiny --src-vocab %s --tgt-vocab %s "
              "--out %s/counted --max-steps 1 2>&1", dir, dir, vocab, vocab, dir);
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc == 0, "exit %d: %s", rc, out);
     CHECK(strstr(out, "2 pairs kept of 4 lines (2 empty"), "empty lines not counted: %s", out);
     CHECK(strstr(out, "1 lines hold invalid UTF-8"), "invalid UTF-8 not reported: %s", out);

@@ -76,28 +76,6 @@ static int setup(void)
     return ok;
 }
 
-/* Runs a shell command; returns its exit status and (if out) its stdout. */
-static int run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int split_lines(char *s, char **lines, int max)
 {
@@ -143,10 +121,10 @@ static void test_cli_lines_in_order(void)
     snprintf(in, sizeof in, "%s/in.txt", dir);
     write_input(in);
     snprintf(cmd, sizeof cmd, "%s translate -m %s --input %s --beam-size 3 2>%s/err.txt", qkv_bin(), ckpt, in, dir);
-    CHECK(run(cmd, &out) == 0, "'%s' failed", cmd);
+    CHECK(test_run(cmd, &out) == 0, "'%s' failed", cmd);
     snprintf(cmd, sizeof cmd, "%s translate -m %s --beam-size 3 --batch-size 1 --threads 1 < %s 2>/dev/null",
              qkv_bin(), ckpt, in);
-    CHECK(run(cmd, &out1) == 0, "'%s' failed", cmd);
+    CHECK(test_run(cmd, &out1) == 0, "'%s' failed", cmd);
     if (!out || !out1)
         goto done;
     char *a[64], *b[64];
@@ -195,7 +173,7 @@ static void test_cli_nbest_and_scores(void)
     snprintf(in, sizeof in, "%s/in.txt", dir);
     write_input(in);
     snprintf(cmd, sizeof cmd, "%s translate -m %s --input %s --beam-size 4 --n-best 2>/dev/null", qkv_bin(), ckpt, in);
-    CHECK(run(cmd, &out) == 0, "'%s' failed", cmd);
+    CHECK(test_run(cmd, &out) == 0, "'%s' failed", cmd);
     if (!out)
         return;
     char *l[128];
@@ -221,7 +199,7 @@ static void test_cli_nbest_and_scores(void)
     free(out);
     out = NULL;
     snprintf(cmd, sizeof cmd, "%s translate -m %s --input %s --beam-size 2 --scores 2>/dev/null", qkv_bin(), ckpt, in);
-    CHECK(run(cmd, &out) == 0, "'%s' failed", cmd);
+    CHECK(test_run(cmd, &out) == 0, "'%s' failed", cmd);
     if (out) {
         n = split_lines(out, l, 128);
         CHECK(n == NIN, "--scores: %d lines", n);
@@ -242,7 +220,7 @@ static void test_cli_attention_json(void)
     snprintf(js, sizeof js, "%s/attn.json", dir);
     write_input(in);
     snprintf(cmd, sizeof cmd, "%s translate -m %s --input %s --attention %s >/dev/null 2>&1", qkv_bin(), ckpt, in, js);
-    CHECK(run(cmd, NULL) == 0, "'%s' failed", cmd);
+    CHECK(test_run(cmd, NULL) == 0, "'%s' failed", cmd);
     char *data;
     size_t len;
     if (qkv_read_file(js, &data, &len) != QKV_OK) {
@@ -306,7 +284,7 @@ static void test_cli_score(void)
     fclose(f);
     fclose(g);
     snprintf(cmd, sizeof cmd, "%s score -m %s --src %s --tgt %s 2>/dev/null", qkv_bin(), ckpt, sp, tp);
-    CHECK(run(cmd, &out) == 0, "'%s' failed", cmd);
+    CHECK(test_run(cmd, &out) == 0, "'%s' failed", cmd);
     if (!out)
         return;
     char *l[8];
@@ -371,7 +349,7 @@ static void test_cli_attn_svg(void)
         unlink(svg);
         snprintf(cmd, sizeof cmd, "%s attn -m %s \"the cat sat\" %s -o %s 2>/dev/null", qkv_bin(), ckpt,
                  forced ? "\"the mat\"" : "", svg);
-        CHECK(run(cmd, &out) == 0, "'%s' failed", cmd);
+        CHECK(test_run(cmd, &out) == 0, "'%s' failed", cmd);
         free(out);
         out = NULL;
         char *data;
@@ -386,9 +364,9 @@ static void test_cli_attn_svg(void)
     }
     /* errors: a missing model, a bad option value */
     snprintf(cmd, sizeof cmd, "%s translate -m %s/nope.qkv </dev/null 2>/dev/null", qkv_bin(), dir);
-    CHECK(run(cmd, NULL) != 0, "a missing model was accepted");
+    CHECK(test_run(cmd, NULL) != 0, "a missing model was accepted");
     snprintf(cmd, sizeof cmd, "%s translate -m %s --beam-size 0 </dev/null 2>/dev/null", qkv_bin(), ckpt);
-    CHECK(run(cmd, NULL) != 0, "--beam-size 0 was accepted");
+    CHECK(test_run(cmd, NULL) != 0, "--beam-size 0 was accepted");
 }
 
 static const test_case cases[] = {
