@@ -119,12 +119,16 @@ static cJSON *generation_json(const qkv_model_config *c, const marian_generation
     return j;
 }
 
-/* vocab.json: id order, every id that has a piece. */
-static cJSON *vocab_json(const qkv_tokenizer *t, int target, int n)
+/* vocab.json: id order, every id that has a piece. A pad id without a
+ * piece is the one qkv train appends after a vocabulary that has none (as
+ * Marian does): it becomes "<pad>", which MarianTokenizer requires. */
+static cJSON *vocab_json(const qkv_tokenizer *t, int target, int n, int pad_id)
 {
     cJSON *j = cJSON_CreateObject();
     for (int i = 0; i < n; i++) {
         const char *p = target ? qkv_tokenizer_target_piece(t, i) : qkv_tokenizer_source_piece(t, i);
+        if (!p && i == pad_id)
+            p = "<pad>";
         if (p && !cJSON_GetObjectItemCaseSensitive(j, p))
             cJSON_AddNumberToObject(j, p, i);
     }
@@ -223,9 +227,9 @@ qkv_status marian_export(qkv_model *m, const qkv_tokenizer *tok, const marian_ge
     QKV_TRY(spm_model_write(&qkv_tokenizer_source_spm(tok)->m, path));
     snprintf(path, sizeof path, "%s/target.spm", dir);
     QKV_TRY(spm_model_write(&qkv_tokenizer_target_spm(tok)->m, path));
-    QKV_TRY(write_json(dir, "vocab.json", vocab_json(tok, 0, c->src_vocab_size)));
+    QKV_TRY(write_json(dir, "vocab.json", vocab_json(tok, 0, c->src_vocab_size, c->pad_id)));
     if (!shared)
-        QKV_TRY(write_json(dir, "target_vocab.json", vocab_json(tok, 1, c->tgt_vocab_size)));
+        QKV_TRY(write_json(dir, "target_vocab.json", vocab_json(tok, 1, c->tgt_vocab_size, c->pad_id)));
     const char *eos, *unk, *pad;
     int cleanup;
     qkv_tokenizer_special_names(tok, &eos, &unk, &pad, &cleanup);
@@ -234,6 +238,8 @@ qkv_status marian_export(qkv_model *m, const qkv_tokenizer *tok, const marian_ge
         const qkv_vocab *v = qkv_tokenizer_source_spm(tok);
         eos = qkv_vocab_piece(v, c->eos_id);
         pad = qkv_vocab_piece(v, c->pad_id);
+        if (!pad && c->pad_id >= qkv_vocab_size(v))
+            pad = "<pad>"; /* appended after the vocabulary: vocab_json's name */
         unk = qkv_vocab_piece(v, qkv_vocab_unk_id(v));
         cleanup = 0; /* spm decode alone, as qkv does for its own models */
     }

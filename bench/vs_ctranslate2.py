@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Python side of bench/vs_ctranslate2 and scripts/check-export: translate a
+file with transformers or CTranslate2 the way `qkv translate` does, and
+convert an exported Marian directory for CTranslate2.
+
+Run in the venv the driver makes (.venv-ct2: transformers<4.40, ctranslate2 4.5.0,
+sentencepiece over Debian's torch 1.13):
+
+    PY=.venv-ct2/bin/python
+    $PY bench/vs_ctranslate2.py hf  --model HF_DIR  --input F --output F [--beam N --batch N --threads N --max-length N]
+    $PY bench/vs_ctranslate2.py ct2 --model CT2_DIR --hf HF_DIR --input F --output F [same options]
+    $PY bench/vs_ctranslate2.py convert-faithful HF_DIR OUT_DIR [--quantization int8]
+    $PY bench/vs_ctranslate2.py count --hf HF_DIR FILE...
+
+Each translation run writes one line of JSON to stderr (last line):
+{"engine", "load_s", "translate_s", "sentences"}; translate_s excludes
+imports and model loading.
+
+Settings (kept identical across engines; see scripts/check-export):
+  max_length L   as generate(): counts the decoder start token, so at most
+                 L-1 tokens are generated; CTranslate2 gets
+                 max_decoding_length L-1 (it does not count the start token)
+  no forced EOS  generate() gets forced_eos_token_id=None, qkv --forced-eos 0:
+                 CTranslate2 has no such rule, so a translation cut at the
+                 cap would otherwise differ in its last token
+  pad never generated (bad_words_ids / suppress_sequences)
+  length_penalty 1.0, early_stopping False (transformers' defaults);
+  CTranslate2: length_penalty 1, beam_size, num_hypotheses 1,
+  return_end_token False
+"""
+import argparse
+import json
+import sys
+import time
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
+
+
+def batches(items, n):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def run_hf(a):
+    t0 = time.perf_counter()
+    import torch
+    from transformers import MarianMTModel, MarianTokenizer
+
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    tok = MarianTokenizer.from_pretrained(a.model)
+    model = MarianMTModel.from_pretrained(a.model).eval()
+    lines = read_lines(a.input)
+    load_s = time.perf_counter() - t0
+    out = [""] * len(lines)
+    # empty lines stay empty (as qkv translate); the rest keep their order
+    idx = [i for i, l in enumerate(lines) if l.strip()]
+    t1 = time.perf_counter()
+    with torch.inference_mode():
+        for chunk in batches(idx, a.batch):
+            enc = tok([lines[i] for i in chunk], return_tensors="pt", padding=True)
+            gen = model.generate(
+                **enc,
+                num_beams=a.beam,
+                do_sample=False,
+                max_length=a.max_length,
+                forced_eos_token_id=None,
+                length_penalty=1.0,
+                early_stopping=False,
+                bad_words_ids=[[model.config.pad_token_id]],
+            )
+            for i, text in zip(chunk, tok.batch_decode(gen, skip_special_tokens=True)):
+                out[i] = text
+    translate_s = time.perf_counter() - t1
+    write_lines(a.output, out)
+    print(json.dumps({"engine": "transformers", "load_s": load_s, "translate_s": translate_s, "sentences": len(idx)}),
+          file=sys.stderr)
+
+
+def run_ct2(a):
+    t0 = time.perf_counter()
+    import ctranslate2
+    from transformers import MarianTokenizer
+
+    tok = MarianTokenizer.from_pretrained(a.hf)
+    tr = ctranslate2.Translator(a.model, device="cpu", compute_type=a.compute_type, inter_threads=1,
+                                intra_threads=a.threads)
+    import os
+
+    # the stock converter drops <pad> from the vocabulary, the faithful one keeps it
+    for name in ("shared_vocabulary.json", "target_vocabulary.json"):
+        if os.path.exists(os.path.join(a.model, name)):
+            with open(os.path.join(a.model, name), encoding="utf-8") as f:
+                ct2_vocab = set(json.load(f))
+            break
+    else:
+        ct2_vocab = set()
+    lines = read_lines(a.input)
+    load_s = time.perf_counter() - t0
+    out = [""] * len(lines)
+    idx = [i for i, l in enumerate(lines) if l.strip()]
+    # the same source pieces transformers feeds (pieces outside vocab.json
+    # as <unk>, </s> appended)
+    src = {i: tok.convert_ids_to_tokens(tok(lines[i]).input_ids) for i in idx}
+    t1 = time.perf_counter()
+    for chunk in batches(idx, a.batch):
+        res = tr.translate_batch(
+            [src[i] for i in chunk],
+            beam_size=a.beam,
+            num_hypotheses=1,
+            length_penalty=1.0,
+            max_decoding_length=a.max_length - 1,
+            return_end_token=False,
+            suppress_sequences=[["<pad>"]] if "<pad>" in ct2_vocab else None,
+            max_batch_size=0,
+        )
+        for i, r in zip(chunk, res):
+            out[i] = tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0]), skip_special_tokens=True)
+    translate_s = time.perf_counter() - t1
+    write_lines(a.output, out)
+    print(json.dumps({"engine": "ctranslate2-" + a.compute_type, "load_s": load_s, "translate_s": translate_s,
+                      "sentences": len(idx)}), file=sys.stderr)
+
+
+def convert_faithful(a):
+    """CTranslate2's Marian loader assumes OPUS-MT's convention that the
+    decoder starts from a zero vector (Marian C++ does; the converted
+    checkpoints have an all-zero <pad> row) and drops the last vocabulary
+    row. A model trained elsewhere (qkv, or transformers itself: the tied
+    output projection trains the <pad> row) starts from its real start-token
+    embedding. This loader keeps the whole vocabulary and that embedding."""
+    import ctranslate2
+    from ctranslate2.converters import transformers as ct2t
+
+    class FaithfulMarianLoader(ct2t.BartLoader):
+        @property
+        def architecture_name(self):
+            return "MarianMTModel"
+
+        def get_model_spec(self, model):
+            model.config.normalize_before = False
+            model.config.normalize_embedding = False
+            return super().get_model_spec(model)
+
+        def set_config(self, config, model, tokenizer):
+            config.eos_token = tokenizer.eos_token
+            config.unk_token = tokenizer.unk_token
+            config.decoder_start_token = tokenizer.convert_ids_to_tokens(model.config.decoder_start_token_id)
+
+    ct2t._MODEL_LOADERS["MarianConfig"] = FaithfulMarianLoader()
+    conv = ctranslate2.converters.TransformersConverter(a.hf)
+    conv.convert(a.out, quantization=a.quantization, force=True)
+
+
+def count(a):
+    """Target tokens of translation files: target spm pieces (+ EOS) of each
+    non-empty line, as the target tokenizer encodes the text; one number per
+    file, the same measure for every engine."""
+    from transformers import MarianTokenizer
+
+    tok = MarianTokenizer.from_pretrained(a.hf)
+    res = {}
+    for path in a.files:
+        lines = [l for l in read_lines(path) if l.strip()]
+        n = 0
+        for chunk in batches(lines, 256):
+            n += sum(len(ids) for ids in tok(text_target=chunk).input_ids)
+        res[path] = n
+    print(json.dumps(res))
+
+
+# ---- the benchmark driver (one process per engine and setting) -------------
+
+def run_measured(cmd, env=None):
+    """Runs cmd in its own process: (wall seconds, peak RSS MiB, stderr)."""
+    import os
+    import subprocess
+
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    err = p.stderr.read().decode("utf-8", "replace")
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit("vs_ctranslate2: %s failed (%d):\n%s" % (" ".join(cmd), p.returncode, err[-3000:]))
+    return wall, ru.ru_maxrss / 1024.0, err
+
+
+def qkv_eval(ref, hyp):
+    import subprocess
+
+    j = json.loads(subprocess.run(["./qkv", "eval", "--ref", ref, "--hyp", hyp, "--tokenize", "zh", "--json"],
+                                  check=True, capture_output=True, text=True).stdout)
+    return j["bleu"]["score"], j["chrf"]["score"]
+
+
+def bench(a):
+    import os
+
+    py = sys.executable
+    me = os.path.abspath(__file__)
+    os.makedirs(a.work, exist_ok=True)
+    src_all, ref_all = read_lines(a.input), read_lines(a.ref)
+    n = min(a.sentences, len(src_all)) if a.sentences else len(src_all)
+    inp, ref = os.path.join(a.work, "input.en"), os.path.join(a.work, "ref.zh")
+    write_lines(inp, src_all[:n])
+    write_lines(ref, ref_all[:n])
+    # transformers is one to two orders of magnitude slower: the first
+    # hf_n sentences only (same order, so its lines compare with qkv's)
+    hf_n = min(a.hf_sentences, n) if a.hf_sentences else n
+    hf_inp, hf_ref = os.path.join(a.work, "input.hf.en"), os.path.join(a.work, "ref.hf.zh")
+    write_lines(hf_inp, src_all[:hf_n])
+    write_lines(hf_ref, ref_all[:hf_n])
+    engines = [e for e in a.engines.split(",") if e]
+    settings = [(4, 32), (1, 1)]
+    threads = [int(t) for t in a.threads.split(",")]
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print("vs_ctranslate2: %d sentences of %s, model %s (CT2: %s, %s), max_length %d, %d cores, load before: %s"
+          % (n, a.input, a.hf, a.ct2_fp32, a.ct2_int8, a.max_length, os.cpu_count(), load))
+    print("uptime:", os.popen("uptime").read().strip())
+    rows = []
+    for beam, batch in settings:
+        for t in threads:
+            for e in engines:
+                out = os.path.join(a.work, "%s.beam%d.batch%d.t%d.zh" % (e, beam, batch, t))
+                env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS=str(t))
+                sub_n = hf_n if e == "transformers" else n
+                common = ["--input", hf_inp if e == "transformers" else inp, "--output", out, "--beam", str(beam), "--batch", str(batch),
+                          "--threads", str(t), "--max-length", str(a.max_length)]
+                if e == "qkv":
+                    cmd = ["./qkv", "translate", "-m", a.hf, "--input", inp, "--output", out, "--beam-size", str(beam),
+                           "--batch-size", str(batch), "--threads", str(t), "--max-length", str(a.max_length),
+                           "--forced-eos", "0"]
+                elif e == "transformers":
+                    cmd = [py, me, "hf", "--model", a.hf] + common
+                elif e in ("ct2-fp32", "ct2-int8"):
+                    model = a.ct2_fp32 if e == "ct2-fp32" else a.ct2_int8
+                    ctype = "float32" if e == "ct2-fp32" else "int8"
+                    cmd = [py, me, "ct2", "--model", model, "--hf", a.hf, "--compute-type", ctype] + common
+                else:
+                    sys.exit("vs_ctranslate2: unknown engine " + e)
+                wall, rss, err = run_measured(cmd, env)
+                secs = wall
+                if e != "qkv":  # engines' own figure: without Python imports and loading
+                    secs = json.loads(err.strip().splitlines()[-1])["translate_s"]
+                rows.append(dict(engine=e, beam=beam, batch=batch, threads=t, wall=wall, secs=secs, rss=rss, out=out,
+                                 n=sub_n))
+                print("  ran %-12s beam %d batch %2d threads %d: %.1f s (process %.1f s), peak RSS %.0f MiB"
+                      % (e, beam, batch, t, secs, wall, rss), flush=True)
+    # target tokens of each output, one tokenizer for all
+    import subprocess
+
+    counts = json.loads(subprocess.run([py, me, "count", "--hf", a.hf] + [r["out"] for r in rows], check=True,
+                                       capture_output=True, text=True).stdout)
+    by_key = {}
+    for r in rows:
+        r["tokens"] = counts[r["out"]]
+        r["bleu"], r["chrf"] = qkv_eval(ref if r["n"] == n else hf_ref, r["out"])
+        by_key[(r["engine"], r["beam"], r["batch"], r["threads"])] = r
+    qkv_lines = {}
+    print()
+    print("| engine | beam | batch | threads | sentences | tgt tok/s | ms/sentence | peak RSS MiB | BLEU | chrF | "
+          "same as qkv | qkv/this tok/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        q = by_key.get(("qkv", r["beam"], r["batch"], r["threads"]))
+        tps = r["tokens"] / r["secs"]
+        same = ratio = "-"
+        if q:
+            ql = qkv_lines.setdefault(q["out"], read_lines(q["out"]))
+            rl = read_lines(r["out"])
+            same = "%d/%d" % (sum(x == y for x, y in zip(ql, rl)), r["n"])
+            ratio = "%.2f" % ((q["tokens"] / q["secs"]) / tps)
+        print("| %s | %d | %d | %d | %d | %.0f | %.1f | %.0f | %.2f | %.2f | %s | %s |"
+              % (r["engine"], r["beam"], r["batch"], r["threads"], r["n"], tps, 1000 * r["secs"] / r["n"], r["rss"],
+                 r["bleu"], r["chrf"], same, ratio))
+    with open("/proc/loadavg") as f:
+        print("\nload after: %s; uptime: %s" % (" ".join(f.read().split()[:3]), os.popen("uptime").read().strip()))
+    print("tok/s: target spm pieces + EOS of the output (target.spm via MarianTokenizer, same count for every"
+          " engine) over the seconds: qkv's whole process (loading included), the Python engines' translation"
+          " loop only (imports and loading excluded). ms/sentence: those seconds over the sentences. BLEU, chrF:"
+          " qkv eval --tokenize zh against the first `sentences` references. same as qkv: lines identical to"
+          " qkv's output for the same beam, batch and threads.")
+    with open(os.path.join(a.work, "results.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("hf", "ct2"):
+        s = sub.add_parser(name)
+        s.add_argument("--model", required=True)
+        s.add_argument("--hf", help="the Marian directory (tokenizer) for ct2")
+        s.add_argument("--input", required=True)
+        s.add_argument("--output", required=True)
+        s.add_argument("--beam", type=int, default=4)
+        s.add_argument("--batch", type=int, default=32)
+        s.add_argument("--threads", type=int, default=1)
+        s.add_argument("--max-length", type=int, default=128)
+        s.add_argument("--compute-type", default="float32")
+    s = sub.add_parser("convert-faithful")
+    s.add_argument("hf")
+    s.add_argument("out")
+    s.add_argument("--quantization", default=None)
+    s = sub.add_parser("bench")
+    s.add_argument("--hf", required=True)
+    s.add_argument("--ct2-fp32", required=True)
+    s.add_argument("--ct2-int8", required=True)
+    s.add_argument("--input", required=True)
+    s.add_argument("--ref", required=True)
+    s.add_argument("--work", required=True)
+    s.add_argument("--sentences", type=int, default=0)
+    s.add_argument("--hf-sentences", type=int, default=100)
+    s.add_argument("--max-length", type=int, default=64)
+    s.add_argument("--threads", default="1,2")
+    s.add_argument("--engines", default="qkv,ct2-fp32,ct2-int8,transformers")
+    s = sub.add_parser("count")
+    s.add_argument("--hf", required=True)
+    s.add_argument("files", nargs="+")
+    a = p.parse_args()
+    if a.cmd == "hf":
+        run_hf(a)
+    elif a.cmd == "ct2":
+        if not a.hf:
+            p.error("ct2 needs --hf (the tokenizer)")
+        run_ct2(a)
+    elif a.cmd == "convert-faithful":
+        convert_faithful(a)
+    elif a.cmd == "bench":
+        bench(a)
+    else:
+        count(a)
+
+
+if __name__ == "__main__":
+    main()
