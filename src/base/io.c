@@ -118,3 +118,15 @@ qkv_status qkv_write_file(const char *path, const void *data, size_t len)
     }
     return qkv_afile_commit(&f);
 }
+
+char *qkv_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p) {
+        memcpy(p, dir, a);
+        p[a] = '/';
+        memcpy(p + a + 1, name, b + 1);
+    }
+    return p;
+}

@@ -29,6 +29,9 @@ qkv_status qkv_afile_commit(qkv_afile *f);
 /* Removes the temporary file and releases f (use on error paths). */
 void qkv_afile_abort(qkv_afile *f);
 
+/* "dir/name", malloc'ed (caller frees); NULL when out of memory. */
+char *qkv_path_join(const char *dir, const char *name);
+
 /* Writes len bytes atomically to path. */
 qkv_status qkv_write_file(const char *path, const void *data, size_t len);
 

@@ -15,21 +15,9 @@
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static char *join_path(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
 static int file_exists(const char *dir, const char *name)
 {
-    char *p = join_path(dir, name);
+    char *p = qkv_path_join(dir, name);
     FILE *f = p ? fopen(p, "rb") : NULL;
     if (f)
         fclose(f);
@@ -321,7 +309,7 @@ static qkv_status map_config(const cJSON *o, const char *path, qkv_model_config 
 
 qkv_status marian_read_config(const char *dir, qkv_model_config *cfg, marian_generation *gen)
 {
-    char *path = join_path(dir, "config.json"), *gpath = join_path(dir, "generation_config.json");
+    char *path = qkv_path_join(dir, "config.json"), *gpath = qkv_path_join(dir, "generation_config.json");
     cJSON *o = NULL, *go = NULL;
     qkv_model_config c;
     marian_generation g;
@@ -485,7 +473,7 @@ static qkv_status check_positions(const st_file *f, const char *path, const qkv_
 
 static qkv_status load_weights(const char *dir, qkv_model_config *c, qkv_model **out)
 {
-    char *path = join_path(dir, "model.safetensors");
+    char *path = qkv_path_join(dir, "model.safetensors");
     st_file *f = NULL;
     qkv_model *m = NULL;
     char *used = NULL;

@@ -330,18 +330,6 @@ static qkv_status collect_added(qkv_tokenizer *t, const cJSON *cfg, const char *
     return QKV_OK;
 }
 
-static char *join_path(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
 static int file_exists(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -354,9 +342,9 @@ qkv_status qkv_tokenizer_load_marian(const char *dir, qkv_tokenizer **out)
 {
     *out = NULL;
     qkv_tokenizer *t = calloc(1, sizeof *t);
-    char *p_src = join_path(dir, "source.spm"), *p_tgt = join_path(dir, "target.spm");
-    char *p_voc = join_path(dir, "vocab.json"), *p_tvoc = join_path(dir, "target_vocab.json");
-    char *p_cfg = join_path(dir, "tokenizer_config.json");
+    char *p_src = qkv_path_join(dir, "source.spm"), *p_tgt = qkv_path_join(dir, "target.spm");
+    char *p_voc = qkv_path_join(dir, "vocab.json"), *p_tvoc = qkv_path_join(dir, "target_vocab.json");
+    char *p_cfg = qkv_path_join(dir, "tokenizer_config.json");
     cJSON *cfg = NULL;
     qkv_status s = QKV_OK;
     if (!t || !p_src || !p_tgt || !p_voc || !p_tvoc || !p_cfg) {

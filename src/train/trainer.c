@@ -87,15 +87,6 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static qkv_status make_dir(const char *dir)
 {
     if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
@@ -159,7 +150,7 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
     model_state_limits ml = {lim.max_rows, lim.max_src_len, lim.max_tgt_len, lim.max_src_cells, lim.max_tgt_cells};
     if ((s = model_state_new_limits(model, &ml, 1, &t->state)) != QKV_OK)
         goto fail;
-    char *log_path = path_in(out_dir, "log.jsonl");
+    char *log_path = qkv_path_join(out_dir, "log.jsonl");
     t->log = log_path ? fopen(log_path, "a") : NULL;
     if (!t->log) {
         s = qkv_fail(QKV_ERR_IO, "%s: cannot open for appending: %s", log_path ? log_path : out_dir,
@@ -248,7 +239,7 @@ static char *train_state_json(const qkv_trainer *t, double elapsed)
 
 static qkv_status save_training_checkpoint(qkv_trainer *t, double elapsed)
 {
-    char *cfg = NULL, *state = NULL, *path = path_in(t->dir, "checkpoint.qkv");
+    char *cfg = NULL, *state = NULL, *path = qkv_path_join(t->dir, "checkpoint.qkv");
     qkv_status s = qkv_config_to_json(qkv_model_get_config(t->model), &cfg);
     if (s == QKV_OK && !(state = train_state_json(t, elapsed)))
         s = qkv_fail(QKV_ERR_NOMEM, "out of memory writing the training state");
@@ -413,7 +404,7 @@ static qkv_status save_step_model(qkv_trainer *t)
         return QKV_OK;
     char name[64];
     snprintf(name, sizeof name, "step-%lld.qkv", (long long)t->step);
-    char *p = path_in(t->dir, name);
+    char *p = qkv_path_join(t->dir, name);
     if (!p)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
     qkv_status s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
@@ -422,7 +413,7 @@ static qkv_status save_step_model(qkv_trainer *t)
     int64_t old = t->step - (int64_t)t->opt.keep_checkpoints * (t->opt.valid_every ? t->opt.valid_every : 1);
     if (s == QKV_OK && old > 0) {
         snprintf(name, sizeof name, "step-%lld.qkv", (long long)old);
-        if ((p = path_in(t->dir, name))) {
+        if ((p = qkv_path_join(t->dir, name))) {
             remove(p);
             free(p);
         }
@@ -446,7 +437,7 @@ static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elap
         t->best_score = score;
         t->best_step = t->step;
         t->bad_validations = 0;
-        char *p = path_in(t->dir, "model.qkv");
+        char *p = qkv_path_join(t->dir, "model.qkv");
         if (!p)
             return qkv_fail(QKV_ERR_NOMEM, "out of memory");
         qkv_status s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
@@ -574,7 +565,7 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
     QKV_TRY(save_training_checkpoint(t, elapsed));
     /* model.qkv: the best on dev when validating, else the last. */
     if (t->best_step < 0) {
-        char *p = path_in(t->dir, "model.qkv");
+        char *p = qkv_path_join(t->dir, "model.qkv");
         if (!p)
             return qkv_fail(QKV_ERR_NOMEM, "out of memory");
         s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
