@@ -82,51 +82,74 @@ def read_params(path, torch):
     return P
 
 
-def forward_train(ref, F, c, P, pos, b, eps, p):
-    """ref.forward (scripts/golden/model.py) with qkv's training dropout:
-    on the embedding sums and on each sublayer output before the residual."""
-    C = c["d_model"]
-    act = ref.act_fn(c["activation"])
-    pre = c["norm"] == "pre"
-    scale = math.sqrt(C) if c["scale_embedding"] else 1.0
-    enc_emb, dec_emb = P["encoder.embed_tokens.weight"], P["decoder.embed_tokens.weight"]
-    drop = lambda x: F.dropout(x, p, training=True)  # noqa: E731
+class Layers:
+    """The sublayers of scripts/golden/model.py's reference, with qkv's
+    training dropout (probability p, none when p == 0) on the embedding sums
+    and on each sublayer output before the residual."""
 
-    def LN(x, n):
-        return F.layer_norm(x, (C,), P[n + ".weight"], P[n + ".bias"], c["layer_norm_eps"])
+    def __init__(self, ref, F, c, P, pos, p):
+        self.ref, self.F, self.c, self.P, self.pos = ref, F, c, P, pos
+        self.C = c["d_model"]
+        self.act = ref.act_fn(c["activation"])
+        self.pre = c["norm"] == "pre"
+        self.scale = math.sqrt(self.C) if c["scale_embedding"] else 1.0
+        self.drop = (lambda x: F.dropout(x, p, training=True)) if p > 0 else (lambda x: x)
 
-    def block(x, ln_name, sub):
-        if pre:
-            return x + drop(sub(LN(x, ln_name)))
-        return LN(x + drop(sub(x)), ln_name)
+    def ln(self, x, n):
+        return self.F.layer_norm(x, (self.C,), self.P[n + ".weight"], self.P[n + ".bias"], self.c["layer_norm_eps"])
 
-    def ffn(n):
-        return lambda h: F.linear(act(F.linear(h, P[n + ".fc1.weight"], P[n + ".fc1.bias"])),
+    def block(self, x, ln_name, sub):
+        if self.pre:
+            return x + self.drop(sub(self.ln(x, ln_name)))
+        return self.ln(x + self.drop(sub(x)), ln_name)
+
+    def ffn(self, n):
+        F, P = self.F, self.P
+        return lambda h: F.linear(self.act(F.linear(h, P[n + ".fc1.weight"], P[n + ".fc1.bias"])),
                                   P[n + ".fc2.weight"], P[n + ".fc2.bias"])
 
+    def embed(self, ids, table):
+        return self.drop(self.F.embedding(ids, self.P[table], padding_idx=self.c["pad_id"]) * self.scale
+                         + self.pos[:ids.shape[1]])
+
+    def encode(self, src, src_len):
+        """Encoder output [B, S, C]."""
+        c, ref, P = self.c, self.ref, self.P
+        x = self.embed(src, "encoder.embed_tokens.weight")
+        for i in range(c["encoder_layers"]):
+            n = f"encoder.layers.{i}"
+            x = self.block(x, n + ".self_attn_layer_norm",
+                           lambda h, n=n: ref.attention(P, n + ".self_attn", h, h, src_len, False,
+                                                        c["encoder_heads"])[0])
+            x = self.block(x, n + ".final_layer_norm", self.ffn(n))
+        return self.ln(x, "encoder.layer_norm") if c["final_norm"] else x
+
+    def decode(self, enc, src_len, tgt_in, tgt_len, last_only=False):
+        """Logits [B, T, V] (last_only: of the last position, [B, V])."""
+        c, ref, P = self.c, self.ref, self.P
+        y = self.embed(tgt_in, "decoder.embed_tokens.weight")
+        for i in range(c["decoder_layers"]):
+            n = f"decoder.layers.{i}"
+            y = self.block(y, n + ".self_attn_layer_norm",
+                           lambda h, n=n: ref.attention(P, n + ".self_attn", h, h, tgt_len, True,
+                                                        c["decoder_heads"])[0])
+            y = self.block(y, n + ".encoder_attn_layer_norm",
+                           lambda h, n=n: ref.attention(P, n + ".encoder_attn", h, enc, src_len, False,
+                                                        c["decoder_heads"])[0])
+            y = self.block(y, n + ".final_layer_norm", self.ffn(n))
+        if last_only:
+            y = y[:, -1]
+        if c["final_norm"]:
+            y = self.ln(y, "decoder.layer_norm")
+        return self.F.linear(y, P["decoder.embed_tokens.weight"])
+
+
+def forward_train(ref, F, c, P, pos, b, eps, p):
+    """ref.forward (scripts/golden/model.py) with qkv's training dropout;
+    the label-smoothed loss, mean over the target tokens."""
     src, src_len, tgt_in, tgt_len, labels = b
-    S, T = src.shape[1], tgt_in.shape[1]
-    x = drop(F.embedding(src, enc_emb, padding_idx=c["pad_id"]) * scale + pos[:S])
-    for i in range(c["encoder_layers"]):
-        n = f"encoder.layers.{i}"
-        x = block(x, n + ".self_attn_layer_norm",
-                  lambda h, n=n: ref.attention(P, n + ".self_attn", h, h, src_len, False, c["encoder_heads"])[0])
-        x = block(x, n + ".final_layer_norm", ffn(n))
-    if c["final_norm"]:
-        x = LN(x, "encoder.layer_norm")
-    enc = x
-    y = drop(F.embedding(tgt_in, dec_emb, padding_idx=c["pad_id"]) * scale + pos[:T])
-    for i in range(c["decoder_layers"]):
-        n = f"decoder.layers.{i}"
-        y = block(y, n + ".self_attn_layer_norm",
-                  lambda h, n=n: ref.attention(P, n + ".self_attn", h, h, tgt_len, True, c["decoder_heads"])[0])
-        y = block(y, n + ".encoder_attn_layer_norm",
-                  lambda h, n=n: ref.attention(P, n + ".encoder_attn", h, enc, src_len, False,
-                                               c["decoder_heads"])[0])
-        y = block(y, n + ".final_layer_norm", ffn(n))
-    if c["final_norm"]:
-        y = LN(y, "decoder.layer_norm")
-    logits = F.linear(y, dec_emb)
+    L = Layers(ref, F, c, P, pos, p)
+    logits = L.decode(L.encode(src, src_len), src_len, tgt_in, tgt_len)
     V = c["tgt_vocab_size"]
     return F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=c["pad_id"],
                            label_smoothing=eps)

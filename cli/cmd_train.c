@@ -4,6 +4,7 @@
  *             [--preset tiny|small|base | --config FILE.json]
  *             [--src-vocab M.model --tgt-vocab M.model] [--time-budget MINUTES]
  *             [--max-steps N] [--batch-tokens N] [--threads N] [--seed N] [--resume]
+ *             [--snapshot-minutes 10,20,30]
  *             and the finer options listed by --help. */
 #include <math.h>
 #include <signal.h>
@@ -39,6 +40,9 @@ static const char usage[] =
     "  --vocab-size N                size of vocabularies trained here (preset's)\n"
     "  --joint-vocab                 train one vocabulary on both sides\n"
     "  --time-budget MINUTES         stop cleanly after this much training time\n"
+    "  --snapshot-minutes M1,M2,...  also write DIR/minute-M.qkv at the first step boundary where the\n"
+    "                                training time reaches M minutes (the model --time-budget M would\n"
+    "                                end with; 0: the initial model); writing them is not counted\n"
     "  --max-steps N                 stop after N updates\n"
     "  --batch-tokens N              sentences x longest padded side per batch\n"
     "  --accum N                     batches per update (gradient accumulation)\n"
@@ -51,6 +55,8 @@ static const char usage[] =
 
 typedef struct {
     const char *src, *tgt, *valid_src, *valid_tgt, *out, *preset, *config, *src_vocab, *tgt_vocab, *schedule;
+    double snapshot_minutes[QKV_TRAIN_MAX_SNAPSHOTS];
+    int n_snapshots;
     double time_budget_min, lr, clip, weight_decay, label_smoothing, dropout;
     long long max_steps, batch_tokens, seed, warmup, valid_every;
     int threads, resume, accum, patience, max_len, vocab_size, joint_vocab;
@@ -64,6 +70,28 @@ static int parse_num(const char *opt, const char *s, double lo, double *out)
         return cli_error("%s: expected a number >= %g, got '%s'", opt, lo, s);
     *out = v;
     return 0;
+}
+
+/* "10,20,30": increasing numbers >= 0 (the trainer checks again). */
+static int parse_marks(const char *s, train_args *a)
+{
+    const char *p = s;
+    a->n_snapshots = 0;
+    for (;;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !(v >= 0) || !isfinite(v))
+            return cli_error("--snapshot-minutes: expected numbers >= 0 separated by commas, got '%s'", s);
+        if (a->n_snapshots == QKV_TRAIN_MAX_SNAPSHOTS)
+            return cli_error("--snapshot-minutes: at most %d marks, got more in '%s'", QKV_TRAIN_MAX_SNAPSHOTS, s);
+        if (a->n_snapshots > 0 && !(v > a->snapshot_minutes[a->n_snapshots - 1]))
+            return cli_error("--snapshot-minutes: marks must increase, got %g after %g in '%s'", v,
+                             a->snapshot_minutes[a->n_snapshots - 1], s);
+        a->snapshot_minutes[a->n_snapshots++] = v;
+        if (!*end)
+            return 0;
+        p = end + 1;
+    }
 }
 
 static int parse_args(int argc, char **argv, train_args *a)
@@ -103,6 +131,11 @@ static int parse_args(int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--schedule")) sp = &a->schedule;
         if (sp) {
             *sp = v;
+            continue;
+        }
+        if (!strcmp(o, "--snapshot-minutes")) {
+            if (parse_marks(v, a))
+                return 1;
             continue;
         }
         if (parse_num(o, v, 0, &d))
@@ -245,6 +278,13 @@ static void on_report(void *ctx, const qkv_train_report *r)
     char el[32], rem[32];
     fmt_time(el, sizeof el, r->elapsed_s);
     fmt_time(rem, sizeof rem, r->remaining_s);
+    if (r->is_snapshot) {
+        if (p->tty)
+            fputs("\r\033[K", stderr);
+        fprintf(stderr, "snapshot minute-%g.qkv: step %lld, %lld target tokens, %s of training\n",
+                r->snapshot_minutes, (long long)r->step, (long long)r->tgt_tokens, el);
+        return;
+    }
     if (r->is_validation) {
         if (p->tty)
             fputs("\r\033[K", stderr);
@@ -598,6 +638,11 @@ int cmd_train(int argc, char **argv)
     to.valid_every = a.valid_src ? (a.valid_every >= 0 ? a.valid_every : 500) : 0;
     if (a.patience >= 0)
         to.patience = a.patience;
+    memcpy(to.snapshot_minutes, a.snapshot_minutes, sizeof to.snapshot_minutes);
+    to.n_snapshots = a.n_snapshots;
+    if (to.n_snapshots && to.time_budget_s > 0 && 60.0 * a.snapshot_minutes[a.n_snapshots - 1] > to.time_budget_s)
+        fprintf(stderr, "qkv train: warning: --snapshot-minutes %g is past --time-budget %g: not reached\n",
+                a.snapshot_minutes[a.n_snapshots - 1], a.time_budget_min);
     qkv_vocab_blobs blobs = {sblob, sblob_len, shared ? NULL : tblob, shared ? 0 : tblob_len};
     if (qkv_trainer_new(&tr, model, &train, a.valid_src ? &dev : NULL, &bo, &to, &blobs, a.out) != QKV_OK) {
         cli_error("%s", qkv_last_error());
@@ -632,6 +677,13 @@ int cmd_train(int argc, char **argv)
     if (s != QKV_OK) {
         cli_error("%s", qkv_last_error());
         goto done;
+    }
+    for (int i = 0; i < a.n_snapshots; i++) {
+        char snap[4200];
+        snprintf(snap, sizeof snap, "%s/minute-%g.qkv", a.out, a.snapshot_minutes[i]);
+        if (!file_exists(snap))
+            fprintf(stderr, "qkv train: warning: training ended before %g minutes: no %s\n", a.snapshot_minutes[i],
+                    snap);
     }
     fprintf(stderr, "qkv train: %s at step %lld; model: %s/model.qkv, log: %s/log.jsonl\n",
             stop_requested ? "stopped by signal" : "finished", (long long)qkv_trainer_step(tr), a.out, a.out);

@@ -251,6 +251,159 @@ static void test_stop_flag_saves(void)
     rmdir_all(dir);
 }
 
+/* Parameters of checkpoint path into out (n floats); 0 when unreadable. */
+static int load_params(const char *path, float *out, size_t n)
+{
+    qkv_model *m = NULL;
+    qkv_vocab_blobs vb;
+    void *h = NULL;
+    if (qkv_checkpoint_load_model(path, &m, &vb, &h) != QKV_OK)
+        return 0;
+    int ok = qkv_model_num_params(m) == n;
+    if (ok)
+        memcpy(out, qkv_model_params(m), n * sizeof(float));
+    qkv_model_free(m);
+    qkv_checkpoint_release(h);
+    return ok;
+}
+
+static size_t count_diff(const float *a, const float *b, size_t n)
+{
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d += memcmp(&a[i], &b[i], sizeof(float)) != 0;
+    return d;
+}
+
+/* Step of the log's snapshot line for name (-1 if absent); *elapsed its
+ * training time, *prev_elapsed that of the step line before it. */
+static int64_t snapshot_step(const char *dir, const char *name, double *elapsed, double *prev_elapsed)
+{
+    char path[300], *log, key[64];
+    size_t len;
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    snprintf(key, sizeof key, "\"snapshot\": \"%s\"", name);
+    if (qkv_read_file(path, &log, &len) != QKV_OK)
+        return -1;
+    int64_t step = -1;
+    double last = 0, before_last = 0; /* the last two step lines' times */
+    *prev_elapsed = 0;
+    for (char *p = log; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char *e = strchr(p, '\n');
+        long long st;
+        double el;
+        const char *at = strstr(p, "\"elapsed_s\": ");
+        if (sscanf(p, "{\"step\": %lld", &st) != 1 || !at || (e && at > e) || sscanf(at + 13, "%lf", &el) != 1)
+            continue;
+        const char *k = strstr(p, key);
+        if (k && (!e || k < e)) {
+            /* the line of step st (logged just before) then that of st - 1 */
+            step = st;
+            *elapsed = el;
+            *prev_elapsed = before_last;
+            break;
+        }
+        if (!strstr(p, "\"snapshot\"") || (e && strstr(p, "\"snapshot\"") > e)) {
+            before_last = last;
+            last = el;
+        }
+    }
+    free(log);
+    return step;
+}
+
+/* --snapshot-minutes: minute-0 is the initial model; a mark equal to the
+ * time budget is the final model; a mark is written at the first step
+ * boundary that reaches it (the same parameters as a run of exactly that
+ * many steps); a resumed run writes only the marks it has not passed. */
+static void test_snapshots(void)
+{
+    qkv_parallel train;
+    memset(&train, 0, sizeof train);
+    make_corpus(&train, 300, 5);
+    qkv_model *m = tiny_model();
+    if (!m)
+        return;
+    size_t n = qkv_model_num_params(m);
+    float *init = malloc(n * sizeof *init), *got = malloc(n * sizeof *got), *ref = malloc(n * sizeof *ref);
+    memcpy(init, qkv_model_params(m), n * sizeof *init);
+    char dir[256], path[400], ref_dir[256];
+    tmpdir(dir, sizeof dir, "snap");
+    tmpdir(ref_dir, sizeof ref_dir, "snapref");
+    const double mark = 0.0005; /* minutes: 30 ms, some steps of the tiny model */
+    qkv_train_options o = options(0);
+    o.time_budget_s = 60.0 * mark;
+    o.snapshot_minutes[0] = 0;
+    o.snapshot_minutes[1] = mark;
+    o.snapshot_minutes[2] = 1000;
+    o.n_snapshots = 3;
+    qkv_batcher_options bo = batching();
+    qkv_vocab_blobs vb = {NULL, 0, NULL, 0};
+    qkv_trainer *t = NULL;
+    CHECK(qkv_trainer_new(&t, m, &train, NULL, &bo, &o, &vb, dir) == QKV_OK, "trainer: %s", qkv_last_error());
+    CHECK(t && qkv_trainer_run(t, NULL) == QKV_OK, "run: %s", qkv_last_error());
+    int64_t steps = t ? qkv_trainer_step(t) : 0;
+    qkv_trainer_free(t);
+    snprintf(path, sizeof path, "%s/minute-0.qkv", dir);
+    CHECK(load_params(path, got, n), "%s: %s", path, qkv_last_error());
+    CHECK(count_diff(got, init, n) == 0, "minute-0.qkv: %zu of %zu parameters differ from the initial ones",
+          count_diff(got, init, n), n);
+    snprintf(path, sizeof path, "%s/minute-0.0005.qkv", dir);
+    CHECK(load_params(path, got, n), "%s: %s", path, qkv_last_error());
+    CHECK(count_diff(got, qkv_model_params(m), n) == 0,
+          "the snapshot at the time budget differs from the final model in %zu of %zu parameters",
+          count_diff(got, qkv_model_params(m), n), n);
+    snprintf(path, sizeof path, "%s/minute-1000.qkv", dir);
+    CHECK(access(path, F_OK) != 0, "%s written though the run ended before", path);
+    double el = -1, prev = -1;
+    int64_t at = snapshot_step(dir, "minute-0.0005.qkv", &el, &prev);
+    CHECK(at >= 1 && at == steps, "snapshot logged at step %lld, the run ended at %lld", (long long)at,
+          (long long)steps);
+    /* the log rounds to ms: the boundary before the snapshot is below the mark, its own at or above */
+    CHECK(el >= 60 * mark - 5e-4 && prev < 60 * mark + 5e-4, "snapshot at %.3f s (previous step %.3f s), mark %.3f s",
+          el, prev, 60 * mark);
+    double el0, prev0;
+    CHECK(snapshot_step(dir, "minute-0.qkv", &el0, &prev0) == 0, "minute-0.qkv not logged at step 0");
+    /* the same steps without any time limit: bitwise the same parameters */
+    if (at >= 1) {
+        run_steps(ref_dir, at, 0, ref);
+        snprintf(path, sizeof path, "%s/minute-0.0005.qkv", dir);
+        if (load_params(path, got, n))
+            CHECK(count_diff(got, ref, n) == 0, "snapshot after %lld steps differs from a %lld-step run in %zu of %zu",
+                  (long long)at, (long long)at, count_diff(got, ref, n), n);
+    }
+    /* resume: passed marks are not written again, a later one is */
+    snprintf(path, sizeof path, "%s/minute-0.qkv", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/minute-0.0005.qkv", dir);
+    remove(path);
+    double later = (el + 0.03) / 60.0; /* past what the first run trained */
+    char later_name[64];
+    snprintf(later_name, sizeof later_name, "minute-%g.qkv", later);
+    o.time_budget_s = 60.0 * later;
+    o.snapshot_minutes[2] = later;
+    CHECK(qkv_trainer_new(&t, m, &train, NULL, &bo, &o, &vb, dir) == QKV_OK, "trainer: %s", qkv_last_error());
+    snprintf(path, sizeof path, "%s/checkpoint.qkv", dir);
+    CHECK(t && qkv_trainer_resume(t, path) == QKV_OK, "resume: %s", qkv_last_error());
+    CHECK(t && qkv_trainer_run(t, NULL) == QKV_OK, "resumed run: %s", qkv_last_error());
+    qkv_trainer_free(t);
+    const char *gone[] = {"minute-0.qkv", "minute-0.0005.qkv"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, gone[i]);
+        CHECK(access(path, F_OK) != 0, "the resumed run wrote %s again", gone[i]);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, later_name);
+    CHECK(load_params(path, got, n) && count_diff(got, qkv_model_params(m), n) == 0,
+          "the resumed run's snapshot %s is missing or differs from its final model", later_name);
+    free(init);
+    free(got);
+    free(ref);
+    qkv_model_free(m);
+    qkv_parallel_free(&train);
+    rmdir_all(dir);
+    rmdir_all(ref_dir);
+}
+
 static void test_bad_options(void)
 {
     qkv_train_options o = qkv_train_default_options();
@@ -264,12 +417,25 @@ static void test_bad_options(void)
     o = qkv_train_default_options();
     o.schedule.peak_lr = -1;
     CHECK(qkv_train_validate_options(&o) == QKV_ERR_CONFIG, "negative lr accepted");
+    double bad[][2] = {{10, 10}, {20, 10}, {-1, 10}, {0, NAN}};
+    for (int i = 0; i < 4; i++) {
+        o = qkv_train_default_options();
+        o.snapshot_minutes[0] = bad[i][0];
+        o.snapshot_minutes[1] = bad[i][1];
+        o.n_snapshots = 2;
+        CHECK(qkv_train_validate_options(&o) == QKV_ERR_CONFIG && strstr(qkv_last_error(), "snapshot_minutes"),
+              "snapshot marks %g, %g: %s", bad[i][0], bad[i][1], qkv_last_error());
+    }
+    o = qkv_train_default_options();
+    o.n_snapshots = QKV_TRAIN_MAX_SNAPSHOTS + 1;
+    CHECK(qkv_train_validate_options(&o) == QKV_ERR_CONFIG, "%d snapshot marks accepted", o.n_snapshots);
 }
 
 static const test_case cases[] = {
     TEST(test_loss_decreases_and_files),
     TEST(test_resume_bit_identical),
     TEST(test_stop_flag_saves),
+    TEST(test_snapshots),
     TEST(test_bad_options),
 };
 

@@ -121,6 +121,34 @@ static void test_bad_input(void)
     expect_error("a vocabulary that is not a SentencePiece model", cmd, "a.txt", NULL);
     CMD(cmd, TRAIN "--out %s/bad6 --max-steps x 2>&1", dir, dir, vocab, vocab, dir);
     expect_error("non-numeric option", cmd, "--max-steps", NULL);
+    const char *marks[][2] = {{"10,5", "must increase"}, {"1,x", "expected numbers"}, {"-1", "expected numbers"},
+                              {"1,,2", "expected numbers"}, {"", "expected numbers"}};
+    for (int i = 0; i < 5; i++) {
+        CMD(cmd, TRAIN "--out %s/bad7 --max-steps 2 --snapshot-minutes '%s' 2>&1", dir, dir, vocab, vocab, dir,
+            marks[i][0]);
+        CMD(ck, "%s/bad7/checkpoint.qkv", dir);
+        expect_error("bad --snapshot-minutes", cmd, marks[i][1], ck);
+    }
+}
+
+/* --snapshot-minutes 0 writes the initial model and says so; a mark the run
+ * does not reach is reported, not written. */
+static void test_snapshot_minutes(void)
+{
+    char cmd[2048], path[600], *out = NULL;
+    CMD(cmd, TRAIN "--out %s/snap --max-steps 2 --snapshot-minutes 0,600 2>&1", dir, dir, vocab, vocab, dir);
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 0, "train exited %d: %s", rc, out);
+    CHECK(strstr(out, "snapshot minute-0.qkv: step 0"), "no snapshot report: %s", out);
+    CHECK(strstr(out, "training ended before 600 minutes"), "unreached mark not reported: %s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/snap/minute-0.qkv", dir);
+    CHECK(exists(path), "%s missing", path);
+    snprintf(path, sizeof path, "%s/snap/minute-600.qkv", dir);
+    CHECK(!exists(path), "%s written", path);
+    rc = test_run("./qkv train --help", &out);
+    CHECK(rc == 0 && strstr(out, "--snapshot-minutes"), "--help lacks --snapshot-minutes: %s", out);
+    free(out);
 }
 
 /* Empty lines and invalid UTF-8 are counted and reported, not fatal. */
@@ -148,6 +176,7 @@ static void test_cleanup(void)
 static const test_case cases[] = {
     TEST(test_short_run_and_resume),
     TEST(test_bad_input),
+    TEST(test_snapshot_minutes),
     TEST(test_counted_handling),
     TEST(test_cleanup),
 };

@@ -57,6 +57,15 @@ qkv_status qkv_train_validate_options(const qkv_train_options *o)
         !(o->time_budget_s >= 0))
         return qkv_fail(QKV_ERR_CONFIG, "training options: max_steps, time budget, valid_every, patience and "
                                         "keep_checkpoints must not be negative");
+    if (o->n_snapshots < 0 || o->n_snapshots > QKV_TRAIN_MAX_SNAPSHOTS)
+        return qkv_fail(QKV_ERR_CONFIG, "training option 'n_snapshots': %d, expected 0 to %d", o->n_snapshots,
+                        QKV_TRAIN_MAX_SNAPSHOTS);
+    for (int i = 0; i < o->n_snapshots; i++) {
+        double m = o->snapshot_minutes[i];
+        if (!(m >= 0 && isfinite(m)) || (i > 0 && !(m > o->snapshot_minutes[i - 1])))
+            return qkv_fail(QKV_ERR_CONFIG, "training option 'snapshot_minutes': mark %d is %g, expected a finite "
+                                            "number >= 0 and above the one before", i + 1, m);
+    }
     return QKV_OK;
 }
 
@@ -421,6 +430,50 @@ static qkv_status save_step_model(qkv_trainer *t)
     return s;
 }
 
+/* Writes minute-<M>.qkv for every mark from *next on that elapsed has
+ * reached (a step boundary: the model of the updates done so far) and
+ * returns in *spent the seconds it took, which the caller leaves out of
+ * the training time. */
+static qkv_status write_due_snapshots(qkv_trainer *t, const qkv_train_hooks *h, double elapsed, int *next,
+                                      double *spent)
+{
+    const qkv_train_options *o = &t->opt;
+    double t0 = now_s();
+    qkv_status s = QKV_OK;
+    while (s == QKV_OK && *next < o->n_snapshots && elapsed >= 60.0 * o->snapshot_minutes[*next]) {
+        char name[64];
+        snprintf(name, sizeof name, "minute-%g.qkv", o->snapshot_minutes[*next]);
+        char *p = qkv_path_join(t->dir, name);
+        if (!p)
+            return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        s = qkv_checkpoint_save_model(p, t->model, &t->vocab);
+        free(p);
+        if (s != QKV_OK)
+            break;
+        fprintf(t->log,
+                "{\"step\": %lld, \"epoch\": %lld, \"snapshot\": \"%s\", \"tgt_tokens\": %lld, "
+                "\"elapsed_s\": %.3f}\n",
+                (long long)t->step, (long long)t->last_epoch, name, (long long)t->tgt_tokens, elapsed);
+        fflush(t->log);
+        if (h && h->on_report) {
+            qkv_train_report r;
+            memset(&r, 0, sizeof r);
+            r.step = t->step;
+            r.epoch = t->last_epoch;
+            r.elapsed_s = elapsed;
+            r.tgt_tokens = t->tgt_tokens;
+            r.tgt_tokens_per_s = elapsed > 0 ? (double)t->tgt_tokens / elapsed : 0;
+            r.remaining_s = -1;
+            r.is_snapshot = 1;
+            r.snapshot_minutes = o->snapshot_minutes[*next];
+            h->on_report(h->ctx, &r);
+        }
+        (*next)++;
+    }
+    *spent = now_s() - t0;
+    return s;
+}
+
 static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elapsed, qkv_train_report *r)
 {
     r->is_validation = 1;
@@ -461,8 +514,18 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
     qkv_status s = QKV_OK;
     int64_t first_step = t->step;
     double last_save = start;
+    /* marks an earlier run (resumed from) has passed are done */
+    int next_snapshot = 0;
+    while (t->step > 0 && next_snapshot < o->n_snapshots &&
+           60.0 * o->snapshot_minutes[next_snapshot] <= t->elapsed_prev)
+        next_snapshot++;
     for (;;) {
-        double elapsed = t->elapsed_prev + (now_s() - start);
+        double elapsed = t->elapsed_prev + (now_s() - start), spent = 0;
+        /* before the stop test: the mark equal to the time budget is written
+         * at the boundary where that budget stops the run */
+        if ((s = write_due_snapshots(t, hooks, elapsed, &next_snapshot, &spent)) != QKV_OK)
+            break;
+        start += spent;
         if ((o->max_steps && t->step >= o->max_steps) || (o->time_budget_s > 0 && elapsed >= o->time_budget_s) ||
             (hooks && hooks->stop && *hooks->stop) || (o->patience && t->bad_validations >= o->patience))
             break;

@@ -8,6 +8,7 @@
  *   checkpoint.qkv   the last state, with optimizer moments, step and data
  *                    position: what --resume continues from
  *   step-<N>.qkv     the last keep_checkpoints models, for `qkv average`
+ *   minute-<M>.qkv   snapshots at training-time marks (snapshot_minutes)
  *   log.jsonl        one JSON object per step (and one per validation)
  *
  * Determinism: dropout masks are a function of (seed, step, micro-batch),
@@ -26,6 +27,8 @@
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
+#define QKV_TRAIN_MAX_SNAPSHOTS 16
+
 typedef struct {
     qkv_schedule_options schedule;
     float beta1, beta2, eps; /* Adam: 0.9, 0.98, 1e-9 */
@@ -39,6 +42,14 @@ typedef struct {
     int patience;            /* validations without improvement before stopping; 0: never stop */
     int keep_checkpoints;    /* step-<N>.qkv files kept; 0: none */
     uint64_t seed;
+    /* Model snapshots at marks of training time (minutes, increasing, >= 0):
+     * minute-<M>.qkv (M printed with %g) holds the model at the first step
+     * boundary where the training time reaches the mark, i.e. the model a
+     * run with time_budget_s = 60 * M ends with (that run stops at the same
+     * boundary; mark 0: the initial model). The time spent writing them is
+     * not training time. A resumed run skips marks its earlier runs passed. */
+    double snapshot_minutes[QKV_TRAIN_MAX_SNAPSHOTS];
+    int n_snapshots;
 } qkv_train_options;
 
 qkv_train_options qkv_train_default_options(void);
@@ -54,6 +65,8 @@ typedef struct {
     double remaining_s;     /* estimate from the step or time limit; < 0 when unknown */
     int64_t tgt_tokens;     /* target tokens seen so far */
     int is_validation;
+    int is_snapshot;        /* a snapshot was written at this boundary (after `step` updates) */
+    double snapshot_minutes; /* its mark */
     double dev_loss, dev_ppl, dev_bleu, dev_chrf; /* validation only; bleu/chrf < 0 when not computed */
     int is_best;
 } qkv_train_report;
