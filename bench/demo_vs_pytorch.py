@@ -188,6 +188,7 @@ def cmd_train(argv):
         opt.zero_grad(set_to_none=True)
         loss = tvp.forward_train(ref, F, c, P, pos, b, 0.1, 0.0)
         loss.backward()
+        tvp.freeze_pad_rows(c, P)
         norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         tokens += int(x["tgt_len"].sum())

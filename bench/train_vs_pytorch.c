@@ -409,6 +409,7 @@ static int cmd_train(int argc, char **argv)
         model_zero_grads(s);
         if (model_forward(s, b, &fo, &loss) != QKV_OK || model_backward(s) != QKV_OK)
             return fail("training step");
+        model_zero_pad_rows(m, grads); /* as the trainer */
         double norm = sqrt(global_norm_sq(grads, n));
         if (norm > 1.0) { /* as the trainer and torch's clip_grad_norm_ */
             float k = (float)(1.0 / (norm + 1e-6));

@@ -160,6 +160,16 @@ def lr_at(step, peak=1e-3, warmup=400):
     return peak * step / warmup if step <= warmup else peak * math.sqrt(warmup / step)
 
 
+def freeze_pad_rows(c, P):
+    """qkv's trainer keeps the pad row of each token table as it is
+    (model_zero_pad_rows in src/model/model.h: zero from initialisation, so a
+    decoder that starts from pad starts from a zero vector, as Marian's):
+    zero those rows' gradients after backward, before clipping."""
+    for n in ("model.shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"):
+        if n in P and P[n].grad is not None:
+            P[n].grad[c["pad_id"]].zero_()
+
+
 def cmd_train(argv):
     a = dict(zip(argv[::2], argv[1::2]))
     known = {"--batches", "--init", "--model", "--threads", "--warmup", "--steps", "--seed", "--dropout"}
@@ -201,6 +211,7 @@ def cmd_train(argv):
         opt.zero_grad(set_to_none=True)
         loss = forward_train(ref, F, c, P, pos, b, 0.1, dropout)
         loss.backward()
+        freeze_pad_rows(c, P)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         lv = loss.item()

@@ -555,7 +555,12 @@ int cmd_train(int argc, char **argv)
     cfg.pad_id = pad;
     cfg.eos_id = eos;
     cfg.bos_id = bos >= 0 ? bos : pad;
-    cfg.decoder_start_id = bos >= 0 ? bos : pad;
+    /* Marian's convention: the decoder starts from pad, whose embedding rows
+     * training keeps at zero (model_zero_pad_rows), so the first input is
+     * the position encoding alone, as in Marian and CTranslate2's Marian
+     * models (start_from_zero_embedding); exported, the model converts
+     * with the stock ct2-transformers-converter. */
+    cfg.decoder_start_id = pad;
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : 1;
 
     if (a.resume) {

@@ -404,6 +404,60 @@ static void test_snapshots(void)
     rmdir_all(ref_dir);
 }
 
+/* The pad rows of the token tables start at zero and training leaves them
+ * as they are (model_zero_pad_rows), so a decoder that starts from pad
+ * starts from a zero vector, as Marian's does; a model loaded with a
+ * non-zero pad row (fine-tuning) keeps it. Every other row trains. */
+static void check_pad_rows_kept(const char *tag, float fill)
+{
+    qkv_parallel train;
+    memset(&train, 0, sizeof train);
+    make_corpus(&train, 200, 9);
+    qkv_model *m = tiny_model();
+    if (!m)
+        return;
+    const qkv_model_config *c = qkv_model_get_config(m);
+    size_t C = (size_t)c->d_model, pad = (size_t)c->pad_id;
+    float *P = qkv_model_params(m);
+    size_t tables[2] = {m->enc_embed, m->dec_embed};
+    for (int k = 0; k < 2; k++)
+        for (size_t j = 0; j < C; j++) {
+            CHECK(P[tables[k] + pad * C + j] == 0.0f, "%s: table %d pad row [%zu] = %g at initialisation", tag, k,
+                  j, (double)P[tables[k] + pad * C + j]);
+            P[tables[k] + pad * C + j] = fill * (float)(j + 1);
+        }
+    size_t n = qkv_model_num_params(m);
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, P, n * sizeof *before);
+    char dir[256];
+    tmpdir(dir, sizeof dir, tag);
+    qkv_train_options o = options(30);
+    qkv_batcher_options bo = batching();
+    qkv_vocab_blobs vb = {NULL, 0, NULL, 0};
+    qkv_trainer *t = NULL;
+    CHECK(qkv_trainer_new(&t, m, &train, NULL, &bo, &o, &vb, dir) == QKV_OK, "trainer: %s", qkv_last_error());
+    CHECK(t && qkv_trainer_run(t, NULL) == QKV_OK, "run: %s", qkv_last_error());
+    for (int k = 0; k < 2; k++) {
+        size_t pad_changed = count_diff(P + tables[k] + pad * C, before + tables[k] + pad * C, C);
+        size_t next_changed = count_diff(P + tables[k] + (pad + 4) * C, before + tables[k] + (pad + 4) * C, C);
+        CHECK(pad_changed == 0, "%s: table %d: %zu of %zu pad-row values changed in training", tag, k, pad_changed,
+              C);
+        CHECK(next_changed > C / 2, "%s: table %d: only %zu values of token %zu's row trained", tag, k,
+              next_changed, pad + 4);
+    }
+    free(before);
+    qkv_trainer_free(t);
+    qkv_model_free(m);
+    qkv_parallel_free(&train);
+    rmdir_all(dir);
+}
+
+static void test_pad_rows_frozen(void)
+{
+    check_pad_rows_kept("pad_zero", 0.0f);
+    check_pad_rows_kept("pad_loaded", 0.01f);
+}
+
 static void test_bad_options(void)
 {
     qkv_train_options o = qkv_train_default_options();
@@ -436,6 +490,7 @@ static const test_case cases[] = {
     TEST(test_resume_bit_identical),
     TEST(test_stop_flag_saves),
     TEST(test_snapshots),
+    TEST(test_pad_rows_frozen),
     TEST(test_bad_options),
 };
 

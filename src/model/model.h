@@ -63,6 +63,17 @@ struct qkv_model {
     float *sin_table; /* [max_positions, d_model] for sinusoidal positions, else NULL */
 };
 
+/* Zeroes the pad_id row of each token-embedding table (encoder and decoder;
+ * once when they are one) in `buf`, a buffer laid out as the parameters:
+ * the parameters themselves at initialisation, the gradients before each
+ * optimizer step. The row starts at zero as with PyTorch's padding_idx and
+ * stays there through training, so a decoder that starts from pad (Marian's
+ * convention, decoder_start_id = pad_id) starts from a zero vector, as in
+ * Marian and CTranslate2's Marian models. An output projection tied to the
+ * decoder table is that table: its pad row (the logit of a token never
+ * generated) stays zero too. */
+void model_zero_pad_rows(const qkv_model *m, float *buf);
+
 /* ---- forward and backward (model.c) --------------------------------------- */
 
 typedef struct {

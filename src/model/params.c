@@ -177,6 +177,15 @@ static void init_params(qkv_model *m, const init_kind *init, uint64_t seed)
     }
 }
 
+void model_zero_pad_rows(const qkv_model *m, float *buf)
+{
+    const qkv_model_config *c = &m->cfg;
+    size_t C = (size_t)c->d_model;
+    memset(buf + m->dec_embed + (size_t)c->pad_id * C, 0, C * sizeof *buf);
+    if (m->enc_embed != m->dec_embed)
+        memset(buf + m->enc_embed + (size_t)c->pad_id * C, 0, C * sizeof *buf);
+}
+
 void qkv_model_free(qkv_model *m)
 {
     if (!m)
@@ -229,6 +238,7 @@ qkv_status qkv_model_new(const qkv_model_config *c, uint64_t seed, qkv_model **o
         m->num_tensors = tb.n;
         m->num_params = tb.total;
         init_params(m, tb.init, seed);
+        model_zero_pad_rows(m, m->params);
         if (m->sin_table)
             sinusoidal_positions(m->sin_table, c->max_positions, c->d_model);
     }

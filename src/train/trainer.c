@@ -555,6 +555,7 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         }
         if (s != QKV_OK)
             break;
+        model_zero_pad_rows(t->model, grads); /* the pad rows are frozen: see model.h */
         double norm = sqrt(global_norm_sq(grads, t->n_params));
         if (!isfinite(norm) || !isfinite(loss_sum)) {
             s = qkv_fail(QKV_ERR_ARG, "step %lld: the gradient is not finite (loss %g): lower the learning rate",
