@@ -109,8 +109,13 @@ def run_ct2(a):
     out = [""] * len(lines)
     idx = [i for i, l in enumerate(lines) if l.strip()]
     # the same source pieces transformers feeds (pieces outside vocab.json
-    # as <unk>, </s> appended)
-    src = {i: tok.convert_ids_to_tokens(tok(lines[i]).input_ids) for i in idx}
+    # as <unk>, </s> appended); with separate vocabularies the tokenizer's
+    # id -> piece maps are the target side's, so both directions go through
+    # the right table explicitly
+    src_piece = {v: k for k, v in tok.encoder.items()}
+    tgt_id = tok.target_encoder if getattr(tok, "separate_vocabs", False) else tok.encoder
+    unk_id = tgt_id.get(tok.unk_token)
+    src = {i: [src_piece[t] for t in tok(lines[i]).input_ids] for i in idx}
     t1 = time.perf_counter()
     for chunk in batches(idx, a.batch):
         res = tr.translate_batch(
@@ -124,7 +129,7 @@ def run_ct2(a):
             max_batch_size=0,
         )
         for i, r in zip(chunk, res):
-            out[i] = tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0]), skip_special_tokens=True)
+            out[i] = tok.decode([tgt_id.get(p, unk_id) for p in r.hypotheses[0]], skip_special_tokens=True)
     translate_s = time.perf_counter() - t1
     write_lines(a.output, out)
     print(json.dumps({"engine": "ctranslate2-" + a.compute_type, "load_s": load_s, "translate_s": translate_s,
@@ -150,6 +155,22 @@ def convert_faithful(a):
             model.config.normalize_before = False
             model.config.normalize_embedding = False
             return super().get_model_spec(model)
+
+        def get_vocabulary(self, model, tokenizer):
+            # (source, target) pieces in id order: MarianTokenizer.get_vocab()
+            # is the source side only, which BartLoader registers for both
+            def pieces(enc, n):
+                return [p for p, _ in sorted(enc.items(), key=lambda item: item[1])][:n]
+
+            src = pieces(tokenizer.encoder, model.config.vocab_size)
+            tgt = src
+            if getattr(tokenizer, "separate_vocabs", False):
+                tgt = pieces(tokenizer.target_encoder, model.config.decoder_vocab_size or model.config.vocab_size)
+            return src, tgt
+
+        def set_vocabulary(self, spec, tokens):
+            spec.register_source_vocabulary(tokens[0])
+            spec.register_target_vocabulary(tokens[1])
 
         def set_config(self, config, model, tokenizer):
             config.eos_token = tokenizer.eos_token
@@ -204,6 +225,26 @@ def qkv_eval(ref, hyp):
     return j["bleu"]["score"], j["chrf"]["score"]
 
 
+def describe_model(path):
+    """What the bench ran: the checkpoint's shape and how long it trained."""
+    import os
+    import re
+    import subprocess
+
+    info = subprocess.run(["./qkv", "info", path], capture_output=True, text=True).stdout
+    cfg = json.loads(info[info.index("{"):info.rindex("}") + 1]) if "{" in info else {}
+    desc = "%s: %s-norm d_model %s, %s+%s layers, vocab %s/%s%s" % (
+        path, cfg.get("norm"), cfg.get("d_model"), cfg.get("encoder_layers"), cfg.get("decoder_layers"),
+        cfg.get("src_vocab_size"), cfg.get("tgt_vocab_size"), " shared" if cfg.get("shared_vocab") else " separate")
+    log = os.path.join(os.path.dirname(path), "log.jsonl")
+    if os.path.exists(log):
+        steps = [json.loads(l) for l in open(log) if '"loss"' in l and '"elapsed_s"' in l]
+        if steps:
+            desc += "; trained %d steps, %.1f min, last loss %.2f" % (steps[-1]["step"], steps[-1]["elapsed_s"] / 60,
+                                                                       steps[-1]["loss"])
+    return re.sub(r"\s+", " ", desc)
+
+
 def bench(a):
     import os
 
@@ -228,6 +269,8 @@ def bench(a):
         load = " ".join(f.read().split()[:3])
     print("vs_ctranslate2: %d sentences of %s, model %s (CT2: %s, %s), max_length %d, %d cores, load before: %s"
           % (n, a.input, a.hf, a.ct2_fp32, a.ct2_int8, a.max_length, os.cpu_count(), load))
+    if a.qkv_model:
+        print("model:", describe_model(a.qkv_model))
     print("uptime:", os.popen("uptime").read().strip())
     rows = []
     for beam, batch in settings:
@@ -241,7 +284,7 @@ def bench(a):
                 if e == "qkv":
                     cmd = ["./qkv", "translate", "-m", a.hf, "--input", inp, "--output", out, "--beam-size", str(beam),
                            "--batch-size", str(batch), "--threads", str(t), "--max-length", str(a.max_length),
-                           "--forced-eos", "0"]
+                           "--forced-eos", "0", "--timing"]
                 elif e == "transformers":
                     cmd = [py, me, "hf", "--model", a.hf] + common
                 elif e in ("ct2-fp32", "ct2-int8"):
@@ -251,9 +294,9 @@ def bench(a):
                 else:
                     sys.exit("vs_ctranslate2: unknown engine " + e)
                 wall, rss, err = run_measured(cmd, env)
-                secs = wall
-                if e != "qkv":  # engines' own figure: without Python imports and loading
-                    secs = json.loads(err.strip().splitlines()[-1])["translate_s"]
+                # every engine's own figure: its translation loop, without
+                # loading the model (qkv: --timing; Python: also imports)
+                secs = json.loads(err.strip().splitlines()[-1])["translate_s"]
                 rows.append(dict(engine=e, beam=beam, batch=batch, threads=t, wall=wall, secs=secs, rss=rss, out=out,
                                  n=sub_n))
                 print("  ran %-12s beam %d batch %2d threads %d: %.1f s (process %.1f s), peak RSS %.0f MiB"
@@ -288,8 +331,9 @@ def bench(a):
     with open("/proc/loadavg") as f:
         print("\nload after: %s; uptime: %s" % (" ".join(f.read().split()[:3]), os.popen("uptime").read().strip()))
     print("tok/s: target spm pieces + EOS of the output (target.spm via MarianTokenizer, same count for every"
-          " engine) over the seconds: qkv's whole process (loading included), the Python engines' translation"
-          " loop only (imports and loading excluded). ms/sentence: those seconds over the sentences. BLEU, chrF:"
+          " engine) over each engine's translation loop (tokenizing, search, detokenizing; model loading and"
+          " imports excluded: qkv reports it with --timing, the Python engines time their loop; process = the"
+          " whole process). ms/sentence: those seconds over the sentences. BLEU, chrF:"
           " qkv eval --tokenize zh against the first `sentences` references. same as qkv: lines identical to"
           " qkv's output for the same beam, batch and threads.")
     with open(os.path.join(a.work, "results.json"), "w") as f:
@@ -326,6 +370,7 @@ def main():
     s.add_argument("--max-length", type=int, default=64)
     s.add_argument("--threads", default="1,2")
     s.add_argument("--engines", default="qkv,ct2-fp32,ct2-int8,transformers")
+    s.add_argument("--qkv-model", help="the qkv checkpoint the Marian directory was exported from (described)")
     s = sub.add_parser("count")
     s.add_argument("--hf", required=True)
     s.add_argument("files", nargs="+")

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/io.h"
 #include "commands.h"
@@ -32,13 +33,20 @@ static const char usage[] =
     "                           [layer][head][target][source]; empty lines give null)\n"
     "  --batch-size N           sentences decoded together (default 32)\n"
     "  --threads N              kernel threads (default: $QKV_THREADS or all cores)\n"
+    "  --timing                 print one JSON line to stderr at the end: {\"load_s\", \"translate_s\",\n"
+    "                           \"sentences\"}; translate_s is the time inside qkv_translate (tokenizing,\n"
+    "                           search, detokenizing), without loading the model or reading and writing\n"
+    "                           files (bench/vs_ctranslate2 compares it with the peers' translate loops)\n"
     "\n"
     "search:\n"
     "  --beam-size N            1 is greedy (default: model's num_beams, else 4)\n"
     "  --max-length N           as generate(): counts the decoder start token, so at most N-1 tokens are\n"
-    "                           generated, EOS included (default: model's max_length, else max_positions+1)\n"
-    "  --max-length-ratio R     also cap at R * source tokens + offset + 1 (default off)\n"
-    "  --max-length-offset N    (default 0)\n"
+    "                           generated, EOS included (default: a Marian directory's max_length, as\n"
+    "                           generate(); a qkv checkpoint: max_positions + 1 with the ratio below;\n"
+    "                           given alone, it is the whole cap: the checkpoint's ratio is off)\n"
+    "  --max-length-ratio R     also cap at R * source tokens + offset + 1 (default: a qkv checkpoint 2,\n"
+    "                           with offset 10, so at most 2 * source + 10 tokens; a Marian directory off)\n"
+    "  --max-length-offset N    (default: a qkv checkpoint 10, a Marian directory 0)\n"
     "  --min-length N           EOS not allowed before length N (generate()'s min_length)\n"
     "  --length-penalty A       alpha (default 1.0)\n"
     "  --length-penalty-kind K  power: logprob / len^A (transformers), gnmt: logprob / ((5+len)/6)^A\n"
@@ -270,6 +278,13 @@ const char *translate_find_model(int argc, char **argv, int *help)
     return model;
 }
 
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int cmd_translate(int argc, char **argv)
 {
     int help, nbest = 0, scores = 0, rc = 1, *bad_ids = NULL;
@@ -283,8 +298,12 @@ int cmd_translate(int argc, char **argv)
         return cli_error("-m MODEL is needed");
     }
     qkv_translator *tr = NULL;
+    double t_start = wall_seconds(), t_load = 0, t_translate = 0;
+    long sentences = 0;
+    int timing = 0;
     if (qkv_translator_load(model, &tr) != QKV_OK)
         return cli_error("%s", qkv_last_error());
+    t_load = wall_seconds() - t_start;
     qkv_translate_options o = qkv_translator_default_options(tr);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -305,11 +324,24 @@ int cmd_translate(int argc, char **argv)
             nbest = 1;
         } else if (!strcmp(a, "--scores")) {
             scores = 1;
+        } else if (!strcmp(a, "--timing")) {
+            timing = 1;
         } else {
             fputs(usage, stderr);
             cli_error("unexpected argument '%s'", a);
             goto out;
         }
+    }
+    /* an explicit --max-length without a ratio is the whole cap: the
+     * checkpoint's default ratio and offset give way */
+    int given_max = 0, given_ratio = 0;
+    for (int i = 1; i < argc; i++) {
+        given_max |= !strcmp(argv[i], "--max-length");
+        given_ratio |= !strcmp(argv[i], "--max-length-ratio") || !strcmp(argv[i], "--max-length-offset");
+    }
+    if (given_max && !given_ratio) {
+        o.max_length_ratio = 0;
+        o.max_length_offset = 0;
     }
     o.attention = attn_path != NULL;
     if (nbest)
@@ -366,10 +398,14 @@ int cmd_translate(int argc, char **argv)
             break;
         }
         qkv_translation *res = NULL;
+        double t0 = wall_seconds();
         if (qkv_translate(tr, (const char *const *)lines, n, &o, &res) != QKV_OK) {
             cli_error("%s", qkv_last_error());
             failed = 1;
         }
+        t_translate += wall_seconds() - t0;
+        for (int k = 0; k < n; k++)
+            sentences += lines[k][strspn(lines[k], " \t\r\v\f")] != 0;
         for (int k = 0; k < n && !failed; k++) {
             const qkv_translation *r = &res[k];
             truncated += r->truncated > 0;
@@ -427,6 +463,9 @@ int cmd_translate(int argc, char **argv)
         fflush(stdout);
     }
     rc = failed;
+    if (timing && !failed)
+        fprintf(stderr, "{\"engine\": \"qkv\", \"load_s\": %.6f, \"translate_s\": %.6f, \"sentences\": %ld}\n", t_load,
+                t_translate, sentences);
 close:
     if (have_out)
         qkv_afile_abort(&out_f);

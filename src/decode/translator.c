@@ -7,7 +7,6 @@
  * kept at every search step: the search then never stores per-step
  * attention of beams that are thrown away, and the same code serves
  * `qkv attn` with a given target. */
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,84 +56,12 @@ static qkv_status load_checkpoint(qkv_translator *t, const char *path)
         return qkv_fail(QKV_ERR_FORMAT, "%s: vocabularies (%d, %d pieces) larger than the model's (%d, %d)", path,
                         qkv_vocab_size(t->src_vocab), qkv_vocab_size(t->tgt_vocab), c->src_vocab_size,
                         c->tgt_vocab_size);
-    t->defaults = (translator_defaults){.num_beams = 4, .max_length = c->max_positions + 1, .forced_eos = 1,
-                                        .length_penalty = 1.0f, .repetition_penalty = 1.0f};
-    return QKV_OK;
-}
-
-/* generate()'s legacy rule (transformers 4.39, GenerationMixin.generate):
- * when generation_config.json says "_from_model_config": true (derived
- * from config.json and not edited since) and config.json holds a
- * generation parameter away from its default (always so for MarianConfig,
- * whose forced_eos_token_id defaults to 0), generate() rebuilds the
- * generation config from config.json and generation_config.json's values
- * are not used. Then the defaults are config.json's (PretrainedConfig
- * defaults for absent keys). *applied = 1 when the rule applies. */
-static qkv_status marian_legacy_defaults(const char *dir, const qkv_model_config *c, translator_defaults *d,
-                                         int *applied)
-{
-    *applied = 0;
-    char path[4096], *text;
-    size_t len;
-    snprintf(path, sizeof path, "%s/generation_config.json", dir);
-    if (qkv_read_file(path, &text, &len) != QKV_OK)
-        return QKV_OK; /* absent: marian_load already used config.json */
-    cJSON *gc = cJSON_Parse(text);
-    free(text);
-    int from_model = gc && cJSON_IsTrue(cJSON_GetObjectItem(gc, "_from_model_config"));
-    cJSON_Delete(gc);
-    if (!from_model)
-        return QKV_OK;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    QKV_TRY(qkv_read_file(path, &text, &len));
-    cJSON *cj = cJSON_Parse(text);
-    free(text);
-    if (!cj)
-        return qkv_fail(QKV_ERR_FORMAT, "%s: not valid JSON", path);
-    const cJSON *v;
-#define NUM(key, dflt) ((v = cJSON_GetObjectItem(cj, key)) && cJSON_IsNumber(v) ? v->valuedouble : (dflt))
-    d->max_length = (int)NUM("max_length", 20);
-    d->num_beams = (int)NUM("num_beams", 1);
-    d->min_length = (int)NUM("min_length", 0);
-    d->no_repeat_ngram_size = (int)NUM("no_repeat_ngram_size", 0);
-    d->length_penalty = (float)NUM("length_penalty", 1.0);
-    d->repetition_penalty = (float)NUM("repetition_penalty", 1.0);
-#undef NUM
-    v = cJSON_GetObjectItem(cj, "early_stopping");
-    d->early_stopping = cJSON_IsTrue(v)                                         ? QKV_EARLY_STOPPING_TRUE
-                        : cJSON_IsString(v) && !strcmp(v->valuestring, "never") ? QKV_EARLY_STOPPING_NEVER
-                                                                                : QKV_EARLY_STOPPING_HEURISTIC;
-    v = cJSON_GetObjectItem(cj, "forced_eos_token_id"); /* MarianConfig's default is 0 */
-    int fe = !v ? 0 : cJSON_IsNumber(v) ? v->valueint : -1;
-    d->forced_eos = fe >= 0 && fe == c->eos_id;
-    /* bad_words_ids: a list of lists of ids */
-    d->n_bad_words = 0;
-    v = cJSON_GetObjectItem(cj, "bad_words_ids");
-    int total = 0;
-    for (const cJSON *seq = cJSON_IsArray(v) ? v->child : NULL; seq; seq = seq->next)
-        total += cJSON_GetArraySize(seq) + 1;
-    int *bw = realloc(d->bad_words, (size_t)(total > 0 ? total : 1) * sizeof(int));
-    if (!bw) {
-        cJSON_Delete(cj);
-        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
-    }
-    d->bad_words = bw;
-    for (const cJSON *seq = cJSON_IsArray(v) ? v->child : NULL; seq; seq = seq->next) {
-        int n = cJSON_GetArraySize(seq), ok = n > 0, first = -1;
-        for (const cJSON *id = cJSON_IsArray(seq) ? seq->child : NULL; id; id = id->next) {
-            ok = ok && cJSON_IsNumber(id) && id->valueint >= 0 && id->valueint < c->tgt_vocab_size;
-            first = first < 0 ? id->valueint : first;
-        }
-        if (!ok || (n == 1 && first == c->eos_id))
-            continue;
-        for (const cJSON *id = seq->child; id; id = id->next)
-            bw[d->n_bad_words++] = id->valueint;
-        bw[d->n_bad_words++] = -1;
-    }
-    cJSON_Delete(cj);
-    if (d->num_beams > SEARCH_MAX_BEAM)
-        d->num_beams = SEARCH_MAX_BEAM;
-    *applied = 1;
+    /* the length cap: a model that has not learned to stop would otherwise
+     * run every sentence to max_positions; 2 * source + 10 (as the demo
+     * translates) leaves room for any real translation of this corpus */
+    t->defaults = (translator_defaults){.num_beams = 4, .max_length = c->max_positions + 1, .max_length_ratio = 2.0f,
+                                        .max_length_offset = 10, .forced_eos = 1, .length_penalty = 1.0f,
+                                        .repetition_penalty = 1.0f};
     return QKV_OK;
 }
 
@@ -181,8 +108,7 @@ static qkv_status load_marian(qkv_translator *t, const char *dir)
         src += len;
     }
     marian_generation_free(&g);
-    int legacy;
-    return marian_legacy_defaults(dir, c, d, &legacy);
+    return QKV_OK;
 }
 
 qkv_translate_options qkv_translator_default_options(const qkv_translator *t)
@@ -191,6 +117,8 @@ qkv_translate_options qkv_translator_default_options(const qkv_translator *t)
     const translator_defaults *d = &t->defaults;
     o.beam_size = d->num_beams;
     o.max_length = d->max_length;
+    o.max_length_ratio = d->max_length_ratio;
+    o.max_length_offset = d->max_length_offset;
     o.forced_eos = d->forced_eos;
     o.min_length = d->min_length;
     o.no_repeat_ngram_size = d->no_repeat_ngram_size;

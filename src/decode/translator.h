@@ -13,6 +13,8 @@
 typedef struct {
     int num_beams;   /* qkv checkpoints: 4 */
     int max_length;  /* counts the decoder start token; qkv: max_positions + 1 */
+    float max_length_ratio; /* qkv: 2 (with offset 10: 2 * source + 10 tokens); Marian: 0 (off) */
+    int max_length_offset;
     int forced_eos;  /* qkv: 1 */
     int min_length, no_repeat_ngram_size;
     float length_penalty, repetition_penalty;

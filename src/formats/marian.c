@@ -307,7 +307,22 @@ static qkv_status map_config(const cJSON *o, const char *path, qkv_model_config 
     return QKV_OK;
 }
 
-qkv_status marian_read_config(const char *dir, qkv_model_config *cfg, marian_generation *gen)
+/* generate()'s legacy rule (transformers 4.39, GenerationMixin.generate):
+ * when generation_config.json says "_from_model_config": true (derived
+ * from config.json and not edited since) and config.json holds a
+ * generation parameter away from its default (always so for MarianConfig,
+ * whose forced_eos_token_id defaults to 0 where PretrainedConfig's is
+ * None), generate() rebuilds the generation config from config.json and
+ * generation_config.json's values are not used: the directory then reads
+ * as if it had no generation_config.json. */
+static int legacy_generation_config(const cJSON *gen_json)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(gen_json, "_from_model_config"));
+}
+
+/* generate_rule: apply legacy_generation_config (marian_load), or read
+ * generation_config.json as from_pretrained does (marian_read_config). */
+static qkv_status read_config(const char *dir, qkv_model_config *cfg, marian_generation *gen, int generate_rule)
 {
     char *path = qkv_path_join(dir, "config.json"), *gpath = qkv_path_join(dir, "generation_config.json");
     cJSON *o = NULL, *go = NULL;
@@ -332,8 +347,13 @@ qkv_status marian_read_config(const char *dir, qkv_model_config *cfg, marian_gen
     if (file_exists(dir, "generation_config.json")) {
         if ((s = read_json(gpath, &go)) != QKV_OK)
             goto done;
-        src = go;
-        src_path = gpath;
+        if (generate_rule && legacy_generation_config(go)) {
+            cJSON_Delete(go);
+            go = NULL;
+        } else {
+            src = go;
+            src_path = gpath;
+        }
     }
     g.pad_token_id = c.pad_id;
     g.eos_token_id = c.eos_id;
@@ -366,6 +386,11 @@ done:
     else
         marian_generation_free(&g);
     return QKV_OK;
+}
+
+qkv_status marian_read_config(const char *dir, qkv_model_config *cfg, marian_generation *gen)
+{
+    return read_config(dir, cfg, gen, 0);
 }
 
 /* ---- model.safetensors -------------------------------------------------------------- */
@@ -622,7 +647,7 @@ qkv_status marian_load(const char *dir, qkv_model **model, qkv_tokenizer **tok, 
         *tok = NULL;
     if (gen)
         memset(gen, 0, sizeof *gen);
-    QKV_TRY(marian_read_config(dir, &c, &g));
+    QKV_TRY(read_config(dir, &c, &g, 1));
     qkv_status s = QKV_OK;
     if (tok) {
         s = qkv_tokenizer_load_marian(dir, &t);

@@ -52,7 +52,9 @@ void marian_generation_free(marian_generation *g); /* frees the arrays; NULL ok 
 qkv_status marian_read_config(const char *dir, qkv_model_config *cfg, marian_generation *gen);
 
 /* Loads a whole directory. Each of model, tok, gen may be NULL to skip that
- * part. The weights come from DIR/model.safetensors: every tensor the
+ * part. gen is what generate() uses: as marian_read_config, except that a
+ * generation_config.json saying "_from_model_config": true is set aside
+ * for config.json's fields (generate()'s legacy rule, see marian.c). The weights come from DIR/model.safetensors: every tensor the
  * config implies must be there with its shape (an error names the tensor
  * and both shapes), and a tensor the config does not account for is an
  * error too (tied aliases such as model.encoder.embed_tokens.weight beside

@@ -1,34 +1,54 @@
 /* Incremental decoding: one target position per call, with the keys and
  * values of earlier positions kept in a cache instead of recomputed.
  *
- * The self-attention cache of a layer is [B, H, max_T, D]; a step attends
- * over all max_T slots with key_len = t + 1 for every row, so the kernel's
- * padding mask hides the slots not yet written (they are zeroed at start so
- * 0 * garbage can never make a NaN). Causality is then automatic: a step
- * only sees earlier positions. Cross-attention keys and values come from
- * the encoder output once per batch. Same block structure as model.c
+ * Self-attention cache, per layer: [max_T, max_B, C], slot (t, i) holding
+ * the key (value) that row i computed at step t. Rows are never moved when
+ * beams are reselected or finished sentences leave: model_cache_select and
+ * model_cache_reorder only record which old row each new row continues
+ * (par), and a step follows those links back to find, for each row, the
+ * slot of each earlier position (hist). Reselection costs O(rows), not
+ * O(rows x length x C) copies per step.
+ *
+ * Cross-attention keys and values: once per source ([n, H, S, D]), shared
+ * by the source's beams through src_row; never copied.
+ *
+ * Every linear layer of a step multiplies few rows (the running
+ * hypotheses) by a weight: the weights are repacked once per cache for
+ * linear_packed_forward (kernels/linear_packed.h) instead of being
+ * repacked by the BLAS on every call. Same block structure as model.c
  * (pre- or post-norm, residuals, optional final norm), without dropout. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/status.h"
+#include "kernels/linear_packed.h"
 #include "model/layers.h"
+
+/* A decoder layer's weights, packed. */
+typedef struct {
+    float *self_qkv, *self_out, *cross_q, *cross_kv, *cross_out, *fc1, *fc2;
+} packed_layer;
 
 struct model_decoder_cache {
     const qkv_model *m;
     int max_B, max_S, max_T;
     int B, S, len, started;
-    float **k_self, **v_self, **k_cross, **v_cross; /* per decoder layer */
-    float **p_cross;                                 /* per layer: last step's cross-attention [B, H, S] */
-    int *src_len, *key_len, *rows_tmp;
+    float **k_self, **v_self;   /* per layer [max_T, max_B, C] */
+    float **k_cross, **v_cross; /* per layer [max_B sources, H, S, D] */
+    float **p_cross;            /* per layer: last step's cross-attention [B, H, S] */
+    int *par;                   /* [max_T, max_B]: row i at step t continues row par[t][i] of step t - 1 */
+    int *pend;                  /* [max_B]: what par[len] will be (selections since the last step) */
+    int *hist;                  /* [max_B, max_T]: slot row of each position of each row, this step */
+    int *src_row, *src_len, *rows_tmp; /* [max_B]: source of each row, its length */
+    float *packed;              /* every packed weight, one allocation */
+    packed_layer *pl;           /* per decoder layer, into packed */
+    float *out_packed;          /* output projection [V, C], packed */
     /* one step's scratch: [B, C] unless noted */
-    float *x, *a, *res, *qkv /* [B, 3C] */, *q, *atty, *merged, *h, *mean, *rstd;
-    float *probs;  /* [B, H, max_T]: self-attention of the step */
+    float *x, *a, *res, *qkv /* [B, 3C] */, *q, *atty, *h, *mean, *rstd;
     float *ff_pre, *ff_act; /* [B, F] */
     float *logits;          /* [B, V] */
-    float *kv_tmp;          /* [B*S, 2C] and the reorder buffer */
-    size_t kv_tmp_floats;
+    float *kv_tmp;          /* [max_B * S, 2C]: cross keys and values before the head split */
 };
 
 static void *alloc_floats(size_t n) { return aligned_alloc(64, ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63); }
@@ -55,14 +75,55 @@ void model_cache_free(model_decoder_cache *c)
     free(c->v_self);
     free(c->k_cross);
     free(c->v_cross);
+    free(c->par);
+    free(c->pend);
+    free(c->hist);
+    free(c->src_row);
     free(c->src_len);
-    free(c->key_len);
     free(c->rows_tmp);
-    float *bufs[] = {c->x,     c->a,    c->res,    c->qkv,    c->q,      c->atty,   c->merged, c->h,
-                     c->mean,  c->rstd, c->probs,  c->ff_pre, c->ff_act, c->logits, c->kv_tmp};
+    free(c->packed);
+    free(c->pl);
+    float *bufs[] = {c->x,  c->a,    c->res,    c->qkv,    c->q,      c->atty,
+                     c->h,  c->mean, c->rstd,   c->ff_pre, c->ff_act, c->logits, c->kv_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c);
+}
+
+/* Packs every decoder weight a step multiplies by. */
+static qkv_status pack_weights(model_decoder_cache *c)
+{
+    const qkv_model *m = c->m;
+    const qkv_model_config *cfg = &m->cfg;
+    const float *P = m->params;
+    int L = cfg->decoder_layers, C = cfg->d_model, F = cfg->decoder_d_ff, V = cfg->tgt_vocab_size;
+    size_t per_layer = linear_packed_floats(C, 3 * C) + 3 * linear_packed_floats(C, C) +
+                       linear_packed_floats(C, 2 * C) + linear_packed_floats(C, F) + linear_packed_floats(F, C);
+    c->packed = alloc_floats(per_layer * L + linear_packed_floats(C, V));
+    c->pl = calloc((size_t)L, sizeof *c->pl);
+    if (!c->packed || !c->pl)
+        return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate the decoder's packed weights");
+    float *w = c->packed;
+#define PACK(dst, src, in, out)                 \
+    do {                                        \
+        dst = w;                                \
+        linear_pack(w, P + (src), in, out);     \
+        w += linear_packed_floats(in, out);     \
+    } while (0)
+    for (int l = 0; l < L; l++) {
+        const layer_offsets *lo = &m->dec_layers[l];
+        packed_layer *pl = &c->pl[l];
+        PACK(pl->self_qkv, lo->self.qkv_w, C, 3 * C);
+        PACK(pl->self_out, lo->self.out_w, C, C);
+        PACK(pl->cross_q, lo->cross.qkv_w, C, C);                           /* the q rows of [3C, C] */
+        PACK(pl->cross_kv, lo->cross.qkv_w + (size_t)C * C, C, 2 * C); /* k and v rows */
+        PACK(pl->cross_out, lo->cross.out_w, C, C);
+        PACK(pl->fc1, lo->fc1_w, C, F);
+        PACK(pl->fc2, lo->fc2_w, F, C);
+    }
+    PACK(c->out_packed, m->out_w, C, V);
+#undef PACK
+    return QKV_OK;
 }
 
 qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, model_decoder_cache **out)
@@ -97,8 +158,11 @@ qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, 
         c->p_cross[l] = alloc_floats(B * H * (size_t)max_S);
         ok = c->k_self[l] && c->v_self[l] && c->k_cross[l] && c->v_cross[l] && c->p_cross[l];
     }
+    c->par = malloc(B * max_T * sizeof(int));
+    c->pend = malloc(B * sizeof(int));
+    c->hist = malloc(B * max_T * sizeof(int));
+    c->src_row = malloc(B * sizeof(int));
     c->src_len = malloc(B * sizeof(int));
-    c->key_len = malloc(B * sizeof(int));
     c->rows_tmp = malloc(B * sizeof(int));
     c->x = alloc_floats(B * C);
     c->a = alloc_floats(B * C);
@@ -106,22 +170,24 @@ qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, 
     c->qkv = alloc_floats(3 * B * C);
     c->q = alloc_floats(B * C);
     c->atty = alloc_floats(B * C);
-    c->merged = alloc_floats(B * C);
     c->h = alloc_floats(B * C);
     c->mean = alloc_floats(B);
     c->rstd = alloc_floats(B);
-    c->probs = alloc_floats(B * H * (size_t)max_T);
     c->ff_pre = alloc_floats(B * F);
     c->ff_act = alloc_floats(B * F);
     c->logits = alloc_floats(B * (size_t)cfg->tgt_vocab_size);
-    c->kv_tmp_floats = 2 * cross_n > self_n ? 2 * cross_n : self_n;
-    c->kv_tmp = alloc_floats(c->kv_tmp_floats);
-    ok = ok && c->src_len && c->key_len && c->rows_tmp && c->x && c->a && c->res && c->qkv && c->q && c->atty &&
-         c->merged && c->h && c->mean && c->rstd && c->probs && c->ff_pre && c->ff_act && c->logits && c->kv_tmp;
+    c->kv_tmp = alloc_floats(2 * cross_n);
+    ok = ok && c->par && c->pend && c->hist && c->src_row && c->src_len && c->rows_tmp && c->x && c->a && c->res &&
+         c->qkv && c->q && c->atty && c->h && c->mean && c->rstd && c->ff_pre && c->ff_act && c->logits && c->kv_tmp;
     if (!ok) {
         model_cache_free(c);
         return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate a decoder cache for %d x (%d, %d)", max_B, max_S,
                         max_T);
+    }
+    qkv_status s = pack_weights(c);
+    if (s != QKV_OK) {
+        model_cache_free(c);
+        return s;
     }
     *out = c;
     return QKV_OK;
@@ -134,15 +200,6 @@ const float *model_cache_cross_attention(const model_decoder_cache *c, int layer
     if (!c->started || c->len == 0 || layer < 0 || layer >= c->m->cfg.decoder_layers)
         return NULL;
     return c->p_cross[layer];
-}
-
-/* Row i of a [B, row] buffer becomes row i / beams, in place: going down,
- * each source row (i / beams <= i) is still untouched when it is read. */
-static void expand_rows(float *buf, int B, int beams, size_t row)
-{
-    for (int i = B - 1; i > 0; i--)
-        if (i / beams != i)
-            memcpy(buf + (size_t)i * row, buf + (size_t)(i / beams) * row, row * sizeof(float));
 }
 
 qkv_status model_cache_start_beams(model_decoder_cache *c, const float *enc, const int *src_len, int n, int S,
@@ -161,21 +218,17 @@ qkv_status model_cache_start_beams(model_decoder_cache *c, const float *enc, con
     c->B = B;
     c->S = S;
     c->len = 0;
-    for (int i = 0; i < B; i++)
+    for (int i = 0; i < B; i++) {
+        c->src_row[i] = i / beams;
         c->src_len[i] = src_len[i / beams];
-    size_t CC = (size_t)C * C, row = (size_t)S * C;
+        c->pend[i] = i;
+    }
     for (int l = 0; l < cfg->decoder_layers; l++) {
         const attn_offsets *o = &m->dec_layers[l].cross;
-        /* keys and values once per source, then copied to its beams */
-        linear_forward(c->kv_tmp, enc, P + o->qkv_w + CC, P + o->qkv_b + C, n * S, C, 2 * C);
+        /* keys and values once per source, shared by its beams */
+        linear_packed_forward(c->kv_tmp, enc, c->pl[l].cross_kv, P + o->qkv_b + C, n * S, C, 2 * C);
         heads_split_forward(c->k_cross[l], c->kv_tmp, n, S, H, D, 2 * C);
         heads_split_forward(c->v_cross[l], c->kv_tmp + C, n, S, H, D, 2 * C);
-        if (beams > 1) {
-            expand_rows(c->k_cross[l], B, beams, row);
-            expand_rows(c->v_cross[l], B, beams, row);
-        }
-        memset(c->k_self[l], 0, (size_t)B * c->max_T * C * sizeof(float));
-        memset(c->v_self[l], 0, (size_t)B * c->max_T * C * sizeof(float));
     }
     c->started = 1;
     return QKV_OK;
@@ -211,39 +264,104 @@ static void step_out(model_decoder_cache *c, ln_offsets ln)
     layernorm_forward(c->x, c->mean, c->rstd, c->res, P + ln.w, P + ln.b, c->B, cfg->d_model, cfg->layer_norm_eps);
 }
 
-/* Self-attention of the new position over the n = t + 1 cached ones:
- * out, q: [B, H, 1, D]   k, v: [B, H, Tm, D] (first n slots valid)
- * probs: [B, H, >= n] scratch. Only the n written slots are read, so the
- * cost grows with the decoded length, not with the cache's capacity. */
-static void step_self_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B,
-                                int H, int Tm, int n, int D)
+/* softmax(p[0..n)) in place; returns nothing to divide (done here). */
+static void softmax_row(float *p, int n)
 {
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    for (int j = 0; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
+static float dot(const float *a, const float *b, int D)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int d = 0; d < D; d++)
+        s += a[d] * b[d];
+    return s;
+}
+
+/* Self-attention of the new position t over positions 0..t of each row.
+ * out: [B, C] (heads side by side, as heads_merge leaves them)
+ * qkv: [B, 3C] (q first)   k, v: [Tm, Bm, C] slots   hist: [B, Tm] the
+ * slot row of each position. */
+static void step_self_attention(float *out, const float *qkv, const float *k, const float *v, const int *hist,
+                                int B, int H, int D, int Tm, int Bm, int t)
+{
+    int C = H * D, n = t + 1;
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for schedule(static) if ((long)B * H * n * D > 32768)
     for (int bh = 0; bh < B * H; bh++) {
-        const float *qb = q + (size_t)bh * D, *kb = k + (size_t)bh * Tm * D, *vb = v + (size_t)bh * Tm * D;
-        float *p = probs + (size_t)bh * Tm, *o = out + (size_t)bh * D, mx = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            float sc = 0;
-            for (int d = 0; d < D; d++)
-                sc += qb[d] * kb[(size_t)j * D + d];
-            p[j] = sc * scale;
-            mx = p[j] > mx ? p[j] : mx;
-        }
-        float sum = 0;
-        for (int j = 0; j < n; j++) {
-            p[j] = expf(p[j] - mx);
-            sum += p[j];
-        }
-        float inv = 1.0f / sum;
+        int b = bh / H, h = bh % H;
+        const float *q = qkv + (size_t)b * 3 * C + (size_t)h * D;
+        const int *rows = hist + (size_t)b * Tm;
+        float p[n]; /* n <= max_positions */
+        for (int j = 0; j < n; j++)
+            p[j] = dot(q, k + ((size_t)j * Bm + rows[j]) * C + (size_t)h * D, D) * scale;
+        softmax_row(p, n);
+        float *o = out + (size_t)b * C + (size_t)h * D;
         for (int d = 0; d < D; d++)
             o[d] = 0;
         for (int j = 0; j < n; j++) {
-            float w = p[j] * inv;
-            const float *vj = vb + (size_t)j * D;
+            const float *vj = v + ((size_t)j * Bm + rows[j]) * C + (size_t)h * D;
+            float w = p[j];
+#pragma omp simd
             for (int d = 0; d < D; d++)
                 o[d] += w * vj[d];
         }
+    }
+}
+
+/* Cross-attention of each row over its source's keys: src_row picks the
+ * source, src_len masks its padding (a row with no source keys gets
+ * zeros). out: [B, C]   probs: [B, H, S] (0 past src_len)   q: [B, C]
+ * k, v: [n_src, H, S, D] */
+static void step_cross_attention(float *out, float *probs, const float *q, const float *k, const float *v,
+                                 const int *src_row, const int *src_len, int B, int H, int D, int S)
+{
+    int C = H * D;
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for schedule(static) if ((long)B * H * S * D > 32768)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, n = src_len[b];
+        const float *qb = q + (size_t)b * C + (size_t)h * D;
+        size_t kv = ((size_t)src_row[b] * H + h) * S * D;
+        float *p = probs + (size_t)bh * S, *o = out + (size_t)b * C + (size_t)h * D;
+        for (int j = 0; j < n; j++)
+            p[j] = dot(qb, k + kv + (size_t)j * D, D) * scale;
+        for (int j = n; j < S; j++)
+            p[j] = 0;
+        if (n > 0)
+            softmax_row(p, n);
+        for (int d = 0; d < D; d++)
+            o[d] = 0;
+        for (int j = 0; j < n; j++) {
+            const float *vj = v + kv + (size_t)j * D;
+            float w = p[j];
+#pragma omp simd
+            for (int d = 0; d < D; d++)
+                o[d] += w * vj[d];
+        }
+    }
+}
+
+/* The slot row of every position of every row: position t is the row
+ * itself, each earlier one the row its successor continued (par). */
+static void trace_history(model_decoder_cache *c, int t)
+{
+    int B = c->B, Tm = c->max_T, Bm = c->max_B;
+    for (int i = 0; i < B; i++) {
+        int *h = c->hist + (size_t)i * Tm, r = i;
+        h[t] = r;
+        for (int j = t; j > 0; j--)
+            h[j - 1] = r = c->par[(size_t)j * Bm + r];
     }
 }
 
@@ -257,46 +375,43 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
     if (c->len >= c->max_T)
         return qkv_fail(QKV_ERR_ARG, "model: decoder cache full (%d positions)", c->max_T);
     int B = c->B, S = c->S, C = cfg->d_model, H = cfg->decoder_heads, D = C / H, Tm = c->max_T, t = c->len;
-    int V = cfg->tgt_vocab_size, F = cfg->decoder_d_ff;
-    for (int b = 0; b < B; b++) {
+    int V = cfg->tgt_vocab_size, F = cfg->decoder_d_ff, Bm = c->max_B;
+    for (int b = 0; b < B; b++)
         if (tokens[b] < 0 || tokens[b] >= V)
             return qkv_fail(QKV_ERR_ARG, "model: token[%d] = %d is outside the vocabulary [0, %d)", b, tokens[b], V);
-        c->key_len[b] = t + 1;
-    }
+    memcpy(c->par + (size_t)t * Bm, c->pend, (size_t)B * sizeof(int));
+    for (int i = 0; i < B; i++)
+        c->pend[i] = i;
+    trace_history(c, t);
     const float *pos = m->dec_pos != NO_PARAM ? P + m->dec_pos : m->sin_table;
     float scale = cfg->scale_embedding ? sqrtf((float)C) : 1.0f;
     embedding_forward(c->x, tokens, P + m->dec_embed, pos, B, 1, C, t, scale);
     for (int l = 0; l < cfg->decoder_layers; l++) {
         const layer_offsets *L = &m->dec_layers[l];
+        const packed_layer *pl = &c->pl[l];
         /* self-attention over the cached positions and this one */
         const float *in = step_in(c, c->x, L->ln[0]);
-        linear_forward(c->qkv, in, P + L->self.qkv_w, P + L->self.qkv_b, B, C, 3 * C);
-        heads_split_forward(c->q, c->qkv, B, 1, H, D, 3 * C);
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                size_t dst = (((size_t)b * H + h) * Tm + t) * D;
-                const float *row = c->qkv + (size_t)b * 3 * C + (size_t)h * D;
-                memcpy(c->k_self[l] + dst, row + C, D * sizeof(float));
-                memcpy(c->v_self[l] + dst, row + 2 * C, D * sizeof(float));
-            }
-        step_self_attention(c->atty, c->probs, c->q, c->k_self[l], c->v_self[l], B, H, Tm, t + 1, D);
-        heads_merge_forward(c->merged, c->atty, B, 1, H, D);
-        linear_forward(c->h, c->merged, P + L->self.out_w, P + L->self.out_b, B, C, C);
+        linear_packed_forward(c->qkv, in, pl->self_qkv, P + L->self.qkv_b, B, C, 3 * C);
+        float *ks = c->k_self[l] + (size_t)t * Bm * C, *vs = c->v_self[l] + (size_t)t * Bm * C;
+        for (int b = 0; b < B; b++) {
+            memcpy(ks + (size_t)b * C, c->qkv + (size_t)b * 3 * C + C, C * sizeof(float));
+            memcpy(vs + (size_t)b * C, c->qkv + (size_t)b * 3 * C + 2 * C, C * sizeof(float));
+        }
+        step_self_attention(c->atty, c->qkv, c->k_self[l], c->v_self[l], c->hist, B, H, D, Tm, Bm, t);
+        linear_packed_forward(c->h, c->atty, pl->self_out, P + L->self.out_b, B, C, C);
         step_out(c, L->ln[0]);
         /* cross-attention over the cached source keys and values */
         in = step_in(c, c->x, L->ln[1]);
-        linear_forward(c->merged, in, P + L->cross.qkv_w, P + L->cross.qkv_b, B, C, C);
-        heads_split_forward(c->q, c->merged, B, 1, H, D, C);
-        attention_forward(c->atty, c->p_cross[l], c->q, c->k_cross[l], c->v_cross[l], c->src_len, 0, NULL, B, H, 1, S,
-                          D);
-        heads_merge_forward(c->merged, c->atty, B, 1, H, D);
-        linear_forward(c->h, c->merged, P + L->cross.out_w, P + L->cross.out_b, B, C, C);
+        linear_packed_forward(c->q, in, pl->cross_q, P + L->cross.qkv_b, B, C, C);
+        step_cross_attention(c->atty, c->p_cross[l], c->q, c->k_cross[l], c->v_cross[l], c->src_row, c->src_len, B,
+                             H, D, S);
+        linear_packed_forward(c->h, c->atty, pl->cross_out, P + L->cross.out_b, B, C, C);
         step_out(c, L->ln[1]);
         /* feed-forward */
         in = step_in(c, c->x, L->ln[2]);
-        linear_forward(c->ff_pre, in, P + L->fc1_w, P + L->fc1_b, B, C, F);
+        linear_packed_forward(c->ff_pre, in, pl->fc1, P + L->fc1_b, B, C, F);
         activation_forward(c->ff_act, c->ff_pre, (size_t)B * F, (activation_kind)cfg->activation);
-        linear_forward(c->h, c->ff_act, P + L->fc2_w, P + L->fc2_b, B, F, C);
+        linear_packed_forward(c->h, c->ff_act, pl->fc2, P + L->fc2_b, B, F, C);
         step_out(c, L->ln[2]);
     }
     const float *y = c->x;
@@ -305,40 +420,37 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
                           cfg->layer_norm_eps);
         y = c->a;
     }
-    linear_forward(c->logits, y, P + m->out_w, m->out_b != NO_PARAM ? P + m->out_b : NULL, B, C, V);
+    linear_packed_forward(c->logits, y, c->out_packed, m->out_b != NO_PARAM ? P + m->out_b : NULL, B, C, V);
     c->len = t + 1;
     *logits = c->logits;
     return QKV_OK;
 }
 
-/* Gathers rows of a [B, row] buffer: row i <- old row rows[i]. */
-static void gather_rows(float *buf, float *tmp, const int *rows, int B, size_t row)
+/* Row i of the new batch continues old row rows[i]: the links the next
+ * step follows, and each row's source. */
+static void select_rows(model_decoder_cache *c, const int *rows, int n)
 {
-    memcpy(tmp, buf, (size_t)B * row * sizeof(float));
-    for (int i = 0; i < B; i++)
-        memcpy(buf + (size_t)i * row, tmp + (size_t)rows[i] * row, row * sizeof(float));
+    for (int i = 0; i < n; i++)
+        c->rows_tmp[i] = c->pend[rows[i]];
+    memcpy(c->pend, c->rows_tmp, (size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++)
+        c->rows_tmp[i] = c->src_row[rows[i]];
+    memcpy(c->src_row, c->rows_tmp, (size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++)
+        c->rows_tmp[i] = c->src_len[rows[i]];
+    memcpy(c->src_len, c->rows_tmp, (size_t)n * sizeof(int));
+    c->B = n;
 }
 
 qkv_status model_cache_reorder(model_decoder_cache *c, const int *rows)
 {
     if (!c->started)
         return qkv_fail(QKV_ERR_ARG, "model: model_cache_reorder needs model_cache_start first");
-    const qkv_model_config *cfg = &c->m->cfg;
     int B = c->B;
     for (int i = 0; i < B; i++)
         if (rows[i] < 0 || rows[i] >= B)
             return qkv_fail(QKV_ERR_ARG, "model: reorder row[%d] = %d outside [0, %d)", i, rows[i], B);
-    size_t C = cfg->d_model, self_row = (size_t)c->max_T * C, cross_row = (size_t)c->S * C;
-    for (int l = 0; l < cfg->decoder_layers; l++) {
-        /* a row of the [B, H, T, D] layout is H*T*D contiguous floats */
-        gather_rows(c->k_self[l], c->kv_tmp, rows, B, self_row);
-        gather_rows(c->v_self[l], c->kv_tmp, rows, B, self_row);
-        gather_rows(c->k_cross[l], c->kv_tmp, rows, B, cross_row);
-        gather_rows(c->v_cross[l], c->kv_tmp, rows, B, cross_row);
-    }
-    for (int i = 0; i < B; i++)
-        c->rows_tmp[i] = c->src_len[rows[i]];
-    memcpy(c->src_len, c->rows_tmp, (size_t)B * sizeof(int));
+    select_rows(c, rows, B);
     return QKV_OK;
 }
 
@@ -352,42 +464,6 @@ qkv_status model_cache_select(model_decoder_cache *c, const int *rows, int n)
     for (int i = 0; i < n; i++)
         if (rows[i] < 0 || rows[i] >= B)
             return qkv_fail(QKV_ERR_ARG, "model: selected row[%d] = %d outside [0, %d)", i, rows[i], B);
-    const qkv_model_config *cfg = &c->m->cfg;
-    int H = cfg->decoder_heads, C = cfg->d_model, D = C / H, Tm = c->max_T, len = c->len;
-    int moved = 0;
-    for (int i = 0; i < n; i++)
-        moved += rows[i] != i;
-    size_t seg = (size_t)len * D, cross_row = (size_t)c->S * C;
-    for (int l = 0; moved && l < cfg->decoder_layers; l++) {
-        float *self[2] = {c->k_self[l], c->v_self[l]};
-        for (int q = 0; q < 2 && len > 0; q++) {
-            /* the decoded slots of every old row into [B, H, len, D], then
-             * back into the rows that change */
-            for (int b = 0; b < B; b++)
-                for (int h = 0; h < H; h++)
-                    memcpy(c->kv_tmp + ((size_t)b * H + h) * seg, self[q] + ((size_t)b * H + h) * Tm * D,
-                           seg * sizeof(float));
-            for (int i = 0; i < n; i++)
-                if (rows[i] != i)
-                    for (int h = 0; h < H; h++)
-                        memcpy(self[q] + ((size_t)i * H + h) * Tm * D, c->kv_tmp + ((size_t)rows[i] * H + h) * seg,
-                               seg * sizeof(float));
-        }
-        float *cross[2] = {c->k_cross[l], c->v_cross[l]};
-        for (int q = 0; q < 2; q++) {
-            size_t k = 0;
-            for (int i = 0; i < n; i++)
-                if (rows[i] != i)
-                    memcpy(c->kv_tmp + cross_row * k++, cross[q] + cross_row * rows[i], cross_row * sizeof(float));
-            k = 0;
-            for (int i = 0; i < n; i++)
-                if (rows[i] != i)
-                    memcpy(cross[q] + cross_row * i, c->kv_tmp + cross_row * k++, cross_row * sizeof(float));
-        }
-    }
-    for (int i = 0; i < n; i++)
-        c->rows_tmp[i] = c->src_len[rows[i]];
-    memcpy(c->src_len, c->rows_tmp, (size_t)n * sizeof(int));
-    c->B = n;
+    select_rows(c, rows, n);
     return QKV_OK;
 }
