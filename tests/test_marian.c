@@ -16,6 +16,7 @@
 #include "formats/safetensors.h"
 #include "model/model.h"
 #include "test.h"
+#include "train/trainer.h"
 
 static char *fixture(const char *name)
 {
@@ -783,6 +784,133 @@ static void test_mutated_files_fail_cleanly(void)
     rm_dir(dir);
 }
 
+/* qkv train's vocabularies hold a dedicated <pad> at id 3; exported, pad
+ * moves to the last id as in Marian's vocabularies (what CTranslate2's
+ * converter expects) and the ids after it down by one. The exported
+ * directory must translate exactly as the qkv checkpoint it came from. */
+static void test_export_moves_pad_last(void)
+{
+    char prefix[] = "/tmp/qkv_export_pad_XXXXXX";
+    int fd = mkstemp(prefix);
+    CHECK(fd >= 0, "mkstemp failed");
+    if (fd < 0)
+        return;
+    close(fd);
+    qkv_vocab_train_options vo = qkv_vocab_train_default_options();
+    vo.vocab_size = 1200;
+    vo.unk_id = 0;
+    vo.bos_id = 1;
+    vo.eos_id = 2;
+    vo.pad_id = 3;
+    vo.threads = 1;
+    char corpus[600], vpath[600], ckpt[600];
+    snprintf(corpus, sizeof corpus, "%s/vocab_train/train.txt", test_golden_dir());
+    const char *in[1] = {corpus};
+    qkv_status s = qkv_vocab_train(&vo, in, 1, prefix);
+    CHECK(s == QKV_OK, "vocabulary: %s", qkv_last_error());
+    snprintf(vpath, sizeof vpath, "%s.model", prefix);
+    snprintf(ckpt, sizeof ckpt, "%s.qkv", prefix);
+    qkv_tokenizer *t = NULL;
+    if (s == QKV_OK && (s = qkv_tokenizer_load_spm(vpath, NULL, &t)) != QKV_OK)
+        CHECK(0, "tokenizer: %s", qkv_last_error());
+    qkv_model *m = NULL;
+    int V = t ? qkv_tokenizer_src_vocab_size(t) : 0;
+    if (s == QKV_OK) {
+        qkv_model_config c = qkv_model_default_config();
+        c.src_vocab_size = c.tgt_vocab_size = V;
+        c.shared_vocab = c.tie_encoder_decoder_embeddings = c.tie_output_embeddings = 1;
+        c.d_model = 32;
+        c.encoder_heads = c.decoder_heads = 4;
+        c.encoder_d_ff = c.decoder_d_ff = 48;
+        c.encoder_layers = c.decoder_layers = 2;
+        c.max_positions = 64;
+        c.eos_id = 2;
+        c.pad_id = c.bos_id = c.decoder_start_id = 3;
+        c.output_bias = 1;
+        s = qkv_model_new(&c, 11, &m);
+        CHECK(s == QKV_OK, "model: %s", qkv_last_error());
+    }
+    int keep = 0;
+    char *dir = s == QKV_OK ? export_dir("pad_last", &keep) : NULL;
+    if (m) {
+        /* a bias that differs per id, so that a misplaced row shows */
+        float *b = qkv_model_find(m, "final_logits_bias", NULL);
+        for (int i = 0; b && i < V; i++)
+            b[i] = 0.01f * (float)(i % 17);
+        char *blob;
+        size_t blen;
+        CHECK(qkv_read_file(vpath, &blob, &blen) == QKV_OK, "read %s", vpath);
+        qkv_vocab_blobs vb = {blob, blen, NULL, 0};
+        CHECK(qkv_checkpoint_save_model(ckpt, m, &vb) == QKV_OK, "save: %s", qkv_last_error());
+        free(blob);
+        s = dir ? marian_export(m, t, NULL, dir) : QKV_ERR_IO;
+        CHECK(s == QKV_OK, "export: %s", qkv_last_error());
+    }
+    if (s == QKV_OK) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        char *text;
+        size_t len;
+        if (qkv_read_file(path, &text, &len) == QKV_OK) {
+            cJSON *j = cJSON_Parse(text);
+            const cJSON *pad = cJSON_GetObjectItem(j, "pad_token_id"), *eos = cJSON_GetObjectItem(j, "eos_token_id"),
+                        *start = cJSON_GetObjectItem(j, "decoder_start_token_id");
+            CHECK(pad && pad->valueint == V - 1 && start && start->valueint == V - 1 && eos && eos->valueint == 2,
+                  "config.json: pad %d, decoder start %d, eos %d; want %d, %d, 2", pad ? pad->valueint : -1,
+                  start ? start->valueint : -1, eos ? eos->valueint : -1, V - 1, V - 1);
+            cJSON_Delete(j);
+            free(text);
+        }
+        qkv_translator *a = NULL, *b = NULL;
+        CHECK(qkv_translator_load(ckpt, &a) == QKV_OK, "load %s: %s", ckpt, qkv_last_error());
+        CHECK(qkv_translator_load(dir, &b) == QKV_OK, "load %s: %s", dir, qkv_last_error());
+        snprintf(path, sizeof path, "%s/marian/sentences.txt", test_golden_dir());
+        if (a && b && qkv_read_file(path, &text, &len) == QKV_OK) {
+            const char *lines[64];
+            int n = 0;
+            /* lines with "<" (">>zho<<", a literal "<pad>") are left out: a
+             * Marian tokenizer reads special-token names in the text as those
+             * tokens, as MarianTokenizer does; SentencePiece reads characters */
+            for (char *l = strtok(text, "\n"); l && n < 64; l = strtok(NULL, "\n"))
+                if (!strchr(l, '<'))
+                    lines[n++] = l;
+            for (int beam = 1; beam <= 3; beam += 2) {
+                qkv_translate_options o = qkv_translate_default_options();
+                o.beam_size = beam;
+                o.max_length = 12;
+                qkv_translation *ra = NULL, *rb = NULL;
+                CHECK(qkv_translate(a, lines, n, &o, &ra) == QKV_OK, "qkv: %s", qkv_last_error());
+                CHECK(qkv_translate(b, lines, n, &o, &rb) == QKV_OK, "marian: %s", qkv_last_error());
+                int same = 0;
+                for (int i = 0; ra && rb && i < n; i++)
+                    if (ra[i].n_hyps && rb[i].n_hyps && !strcmp(ra[i].hyps[0].text, rb[i].hyps[0].text) &&
+                        fabsf(ra[i].hyps[0].score - rb[i].hyps[0].score) < 1e-4f)
+                        same++;
+                    else if (ra[i].n_hyps && rb[i].n_hyps)
+                        test_fail(__FILE__, __LINE__, "beam %d, line %d: \"%s\" (%g) vs exported \"%s\" (%g)", beam,
+                                  i, ra[i].hyps[0].text, (double)ra[i].hyps[0].score, rb[i].hyps[0].text,
+                                  (double)rb[i].hyps[0].score);
+                CHECK(n >= 40 && same == n, "beam %d: %d of %d translations the same", beam, same, n);
+                qkv_translations_free(ra, ra ? n : 0);
+                qkv_translations_free(rb, rb ? n : 0);
+            }
+            free(text);
+        }
+        qkv_translator_free(a);
+        qkv_translator_free(b);
+    }
+    if (dir && !keep)
+        rm_dir(dir);
+    qkv_model_free(m);
+    qkv_tokenizer_free(t);
+    unlink(vpath);
+    unlink(ckpt);
+    char vocab_path[620];
+    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", prefix);
+    unlink(vocab_path);
+    unlink(prefix);
+}
+
 static const test_case cases[] = {
     TEST(test_opus_tiny_config),
     TEST(test_sep_f16_config),
@@ -794,6 +922,7 @@ static const test_case cases[] = {
     TEST(test_export_round_trip_opus_tiny),
     TEST(test_export_round_trip_sep_f16),
     TEST(test_export_spm_model),
+    TEST(test_export_moves_pad_last),
     TEST(test_mutated_files_fail_cleanly),
 };
 

@@ -58,7 +58,54 @@ static qkv_status check_exportable(const qkv_model_config *c)
     return QKV_OK;
 }
 
-static cJSON *config_json(const qkv_model_config *c)
+/* Marian puts <pad> last (a converted OPUS-MT vocabulary is Marian's plus
+ * "<pad>" appended), and ct2-transformers-converter relies on it: it drops
+ * the last row of every vocabulary matrix and starts decoding from a zero
+ * vector. A model with a dedicated pad id elsewhere (qkv train's vocabularies
+ * put it at 3) is written with pad moved to the end and the ids after it
+ * moved down by one; vocab.json carries the new ids, so MarianTokenizer,
+ * transformers and qkv's reader see the same model. Only where both
+ * vocabularies have one size (transformers has one pad_token_id) and pad is
+ * nothing else (not eos, unk or an id the tokenizer lacks). */
+typedef struct {
+    int pad; /* the pad id to move to the end; -1: ids are kept */
+    int n;   /* vocabulary size */
+} id_map;
+
+static int hf_id(const id_map *map, int id)
+{
+    if (map->pad < 0 || id < map->pad)
+        return id;
+    return id == map->pad ? map->n - 1 : id - 1;
+}
+
+static id_map pad_last_map(const qkv_model_config *c, const qkv_tokenizer *t)
+{
+    id_map map = {-1, c->tgt_vocab_size};
+    int V = c->src_vocab_size, pad = c->pad_id;
+    if (c->tgt_vocab_size != V || pad >= V - 1 || pad == c->eos_id)
+        return map;
+    if (qkv_tokenizer_is_marian(t)) {
+        if (pad == qkv_tokenizer_unk_id(t))
+            return map;
+    } else {
+        const qkv_vocab *sv = qkv_tokenizer_source_spm(t), *tv = qkv_tokenizer_target_spm(t);
+        if (pad == qkv_vocab_unk_id(sv) || pad == qkv_vocab_unk_id(tv) || pad >= qkv_vocab_size(sv) ||
+            pad >= qkv_vocab_size(tv))
+            return map;
+    }
+    map.pad = pad;
+    return map;
+}
+
+/* rows [n, C] of src written in hf_id order into dst */
+static void permute_rows(float *dst, const float *src, const id_map *map, int n, size_t C)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)hf_id(map, i) * C, src + (size_t)i * C, C * sizeof *dst);
+}
+
+static cJSON *config_json(const qkv_model_config *c, const id_map *map)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(j, "architectures");
@@ -78,10 +125,10 @@ static cJSON *config_json(const qkv_model_config *c)
     cJSON_AddBoolToObject(j, "scale_embedding", c->scale_embedding);
     cJSON_AddBoolToObject(j, "share_encoder_decoder_embeddings", c->tie_encoder_decoder_embeddings);
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_output_embeddings);
-    cJSON_AddNumberToObject(j, "pad_token_id", c->pad_id);
-    cJSON_AddNumberToObject(j, "eos_token_id", c->eos_id);
-    cJSON_AddNumberToObject(j, "decoder_start_token_id", c->decoder_start_id);
-    cJSON_AddNumberToObject(j, "forced_eos_token_id", c->eos_id);
+    cJSON_AddNumberToObject(j, "pad_token_id", hf_id(map, c->pad_id));
+    cJSON_AddNumberToObject(j, "eos_token_id", hf_id(map, c->eos_id));
+    cJSON_AddNumberToObject(j, "decoder_start_token_id", hf_id(map, c->decoder_start_id));
+    cJSON_AddNumberToObject(j, "forced_eos_token_id", hf_id(map, c->eos_id));
     cJSON_AddNumberToObject(j, "dropout", c->dropout);
     cJSON_AddNumberToObject(j, "attention_dropout", c->attention_dropout);
     cJSON_AddNumberToObject(j, "activation_dropout", c->activation_dropout);
@@ -90,7 +137,7 @@ static cJSON *config_json(const qkv_model_config *c)
     return j;
 }
 
-static cJSON *generation_json(const qkv_model_config *c, const marian_generation *g)
+static cJSON *generation_json(const qkv_model_config *c, const marian_generation *g, const id_map *map)
 {
     cJSON *j = cJSON_CreateObject();
     int max_length = g ? g->max_length : (c->max_positions < 512 ? c->max_positions : 512);
@@ -107,22 +154,28 @@ static cJSON *generation_json(const qkv_model_config *c, const marian_generation
                               g->early_stopping == 2 ? cJSON_CreateString("never") : cJSON_CreateTrue());
     cJSON *bad = cJSON_AddArrayToObject(j, "bad_words_ids");
     if (g) {
-        for (int i = 0, k = 0; i < g->n_bad_words; k += g->bad_words_len[i], i++)
-            cJSON_AddItemToArray(bad, cJSON_CreateIntArray(g->bad_words_ids + k, g->bad_words_len[i]));
+        for (int i = 0, k = 0; i < g->n_bad_words; k += g->bad_words_len[i], i++) {
+            cJSON *seq = cJSON_CreateArray();
+            for (int w = 0; w < g->bad_words_len[i]; w++)
+                cJSON_AddItemToArray(seq, cJSON_CreateNumber(hf_id(map, g->bad_words_ids[k + w])));
+            cJSON_AddItemToArray(bad, seq);
+        }
     } else {
-        cJSON_AddItemToArray(bad, cJSON_CreateIntArray(&c->pad_id, 1)); /* pad is never generated */
+        int pad = hf_id(map, c->pad_id);
+        cJSON_AddItemToArray(bad, cJSON_CreateIntArray(&pad, 1)); /* pad is never generated */
     }
-    cJSON_AddNumberToObject(j, "pad_token_id", c->pad_id);
-    cJSON_AddNumberToObject(j, "eos_token_id", c->eos_id);
-    cJSON_AddNumberToObject(j, "decoder_start_token_id", c->decoder_start_id);
-    cJSON_AddNumberToObject(j, "forced_eos_token_id", g ? g->forced_eos_token_id : c->eos_id);
+    cJSON_AddNumberToObject(j, "pad_token_id", hf_id(map, c->pad_id));
+    cJSON_AddNumberToObject(j, "eos_token_id", hf_id(map, c->eos_id));
+    cJSON_AddNumberToObject(j, "decoder_start_token_id", hf_id(map, c->decoder_start_id));
+    int forced = g ? g->forced_eos_token_id : c->eos_id;
+    cJSON_AddNumberToObject(j, "forced_eos_token_id", forced >= 0 ? hf_id(map, forced) : forced);
     return j;
 }
 
 /* vocab.json: id order, every id that has a piece. A pad id without a
  * piece is the one qkv train appends after a vocabulary that has none (as
  * Marian does): it becomes "<pad>", which MarianTokenizer requires. */
-static cJSON *vocab_json(const qkv_tokenizer *t, int target, int n, int pad_id)
+static cJSON *vocab_json(const qkv_tokenizer *t, int target, int n, int pad_id, const id_map *map)
 {
     cJSON *j = cJSON_CreateObject();
     for (int i = 0; i < n; i++) {
@@ -130,20 +183,28 @@ static cJSON *vocab_json(const qkv_tokenizer *t, int target, int n, int pad_id)
         if (!p && i == pad_id)
             p = "<pad>";
         if (p && !cJSON_GetObjectItemCaseSensitive(j, p))
-            cJSON_AddNumberToObject(j, p, i);
+            cJSON_AddNumberToObject(j, p, hf_id(map, i));
     }
     return j;
 }
 
-static qkv_status write_weights(qkv_model *m, const char *dir)
+static int is_vocab_matrix(const char *name)
+{
+    return !strcmp(name, "model.shared.weight") || !strcmp(name, "encoder.embed_tokens.weight") ||
+           !strcmp(name, "decoder.embed_tokens.weight") || !strcmp(name, "lm_head.weight") ||
+           !strcmp(name, "final_logits_bias");
+}
+
+static qkv_status write_weights(qkv_model *m, const char *dir, const id_map *map)
 {
     const qkv_model_config *c = qkv_model_get_config(m);
     int n = qkv_model_num_tensors(m);
     st_write_tensor *w = calloc((size_t)n + 2, sizeof *w);
     char (*names)[200] = calloc((size_t)n + 2, sizeof *names);
+    float **moved = calloc((size_t)n, sizeof *moved); /* the tensors written in hf_id order */
     float *bias = NULL, *dec_embed = NULL;
     qkv_status s = QKV_OK;
-    if (!w || !names) {
+    if (!w || !names || !moved) {
         s = qkv_fail(QKV_ERR_NOMEM, "marian export: out of memory");
         goto done;
     }
@@ -164,6 +225,16 @@ static qkv_status write_weights(qkv_model *m, const char *dir)
         w[k].shape[0] = info.shape[0];
         w[k].shape[1] = info.shape[1];
         w[k].data = P + info.offset;
+        if (map->pad >= 0 && is_vocab_matrix(nm)) {
+            size_t C = info.ndim == 2 ? (size_t)info.shape[1] : 1;
+            moved[i] = malloc(info.size * sizeof **moved);
+            if (!moved[i]) {
+                s = qkv_fail(QKV_ERR_NOMEM, "marian export: out of memory");
+                goto done;
+            }
+            permute_rows(moved[i], P + info.offset, map, (int)info.shape[0], C);
+            w[k].data = moved[i];
+        }
         if (!strcmp(nm, "final_logits_bias")) {
             w[k].ndim = 2; /* a [1, V] buffer in transformers */
             w[k].shape[0] = 1;
@@ -200,6 +271,9 @@ static qkv_status write_weights(qkv_model *m, const char *dir)
     const char *meta[] = {"format", "pt"};
     s = st_write(path, w, k, meta, 1);
 done:
+    for (int i = 0; moved && i < n; i++)
+        free(moved[i]);
+    free(moved);
     free(w);
     free(names);
     free(bias);
@@ -219,17 +293,18 @@ qkv_status marian_export(qkv_model *m, const qkv_tokenizer *tok, const marian_ge
                         c->tgt_vocab_size);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return qkv_fail(QKV_ERR_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
-    QKV_TRY(write_json(dir, "config.json", config_json(c)));
-    QKV_TRY(write_json(dir, "generation_config.json", generation_json(c, gen)));
-    QKV_TRY(write_weights(m, dir));
+    id_map map = pad_last_map(c, tok);
+    QKV_TRY(write_json(dir, "config.json", config_json(c, &map)));
+    QKV_TRY(write_json(dir, "generation_config.json", generation_json(c, gen, &map)));
+    QKV_TRY(write_weights(m, dir, &map));
     char path[4096];
     snprintf(path, sizeof path, "%s/source.spm", dir);
     QKV_TRY(spm_model_write(&qkv_tokenizer_source_spm(tok)->m, path));
     snprintf(path, sizeof path, "%s/target.spm", dir);
     QKV_TRY(spm_model_write(&qkv_tokenizer_target_spm(tok)->m, path));
-    QKV_TRY(write_json(dir, "vocab.json", vocab_json(tok, 0, c->src_vocab_size, c->pad_id)));
+    QKV_TRY(write_json(dir, "vocab.json", vocab_json(tok, 0, c->src_vocab_size, c->pad_id, &map)));
     if (!shared)
-        QKV_TRY(write_json(dir, "target_vocab.json", vocab_json(tok, 1, c->tgt_vocab_size, c->pad_id)));
+        QKV_TRY(write_json(dir, "target_vocab.json", vocab_json(tok, 1, c->tgt_vocab_size, c->pad_id, &map)));
     const char *eos, *unk, *pad;
     int cleanup;
     qkv_tokenizer_special_names(tok, &eos, &unk, &pad, &cleanup);
