@@ -506,8 +506,9 @@ int cmd_train(int argc, char **argv)
     }
     if (shared)
         tv = sv;
-    /* Special ids come from the target vocabulary; a vocabulary without
-     * <pad> gets one more id for it, as Marian does. */
+    /* Special ids come from the target vocabulary; a target vocabulary
+     * without <pad> gets one more id for it, as Marian does, past both
+     * vocabularies (the pad rows are frozen: no real piece may share the id). */
     int eos = qkv_vocab_eos_id(tv), src_eos = qkv_vocab_eos_id(sv);
     if (eos < 0 || src_eos < 0) {
         cli_error("%s: the vocabulary has no </s> piece; train it with an eos id", eos < 0 ? tgt_vocab_path
@@ -517,11 +518,11 @@ int cmd_train(int argc, char **argv)
     int src_size = qkv_vocab_size(sv), tgt_size = qkv_vocab_size(tv);
     int pad = qkv_vocab_pad_id(tv);
     if (pad < 0) {
-        pad = tgt_size;
-        tgt_size++;
-        if (shared)
-            src_size++;
+        pad = src_size > tgt_size ? src_size : tgt_size;
+        tgt_size = pad + 1;
     }
+    if (src_size <= pad)
+        src_size = pad + 1;
     int bos = qkv_vocab_bos_id(tv);
 
     qkv_model_config cfg;

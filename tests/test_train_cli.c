@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qkv.h"
 #include "test.h"
 
 static char dir[256], vocab[512];
@@ -166,6 +167,55 @@ static void test_counted_handling(void)
     free(out);
 }
 
+/* Separate vocabularies without <pad>, of different sizes, either way
+ * round: the pad id goes past both (no real piece shares the frozen pad
+ * row), and the target ids that have no piece are never generated. */
+static void test_separate_vocabs_without_pad(void)
+{
+    const char *sizes[2][2] = {{"500", "400"}, {"400", "500"}};
+    for (int k = 0; k < 2; k++) {
+        char cmd[4096], path[600], *out = NULL;
+        CMD(cmd,
+            "./qkv vocab train --input %s/a.txt --vocab-size %s --out %s/sv%d --pad-id -1 --character-coverage 0.9 "
+            "2>&1 && ./qkv vocab train --input %s/b.txt --vocab-size %s --out %s/tv%d --pad-id -1 "
+            "--character-coverage 0.9 2>&1 && "
+                 "./qkv train --src %s/a.txt --tgt %s/b.txt --preset tiny --src-vocab %s/sv%d.model "
+                 "--tgt-vocab %s/tv%d.model --out %s/sep%d --max-steps 2 2>&1",
+            dir, sizes[k][0], dir, k, dir, sizes[k][1], dir, k, dir, dir, dir, k, dir, k, dir, k);
+        int rc = test_run(cmd, &out);
+        CHECK(rc == 0, "sizes %s/%s: exit %d: %s", sizes[k][0], sizes[k][1], rc, out);
+        free(out);
+        snprintf(path, sizeof path, "%s/sep%d/model.qkv", dir, k);
+        qkv_translator *t = NULL;
+        if (rc != 0 || qkv_translator_load(path, &t) != QKV_OK) {
+            CHECK(rc != 0, "load %s: %s", path, qkv_last_error());
+            continue;
+        }
+        const qkv_model_config *c = qkv_model_get_config(qkv_translator_model(t));
+        int pieces = atoi(sizes[k][1]), big = atoi(sizes[k][0]) > pieces ? atoi(sizes[k][0]) : pieces;
+        CHECK(c->pad_id == big && c->src_vocab_size == big + 1 && c->tgt_vocab_size == big + 1,
+              "sizes %s/%s: pad %d, vocabularies %d/%d; want pad %d, both %d", sizes[k][0], sizes[k][1], c->pad_id,
+              c->src_vocab_size, c->tgt_vocab_size, big, big + 1);
+        const char *lines[] = {"the file could not be opened", "print", "open the window and close it",
+                               "a long sentence with many words in it, to give the search time to wander"};
+        qkv_translate_options o = qkv_translator_default_options(t);
+        o.sample = 1; /* an untrained model samples nearly uniformly: every id gets its chance */
+        o.seed = 5;
+        o.max_length = 40;
+        o.forced_eos = 0;
+        qkv_translation *r = NULL;
+        CHECK(qkv_translate(t, lines, 4, &o, &r) == QKV_OK, "translate: %s", qkv_last_error());
+        int n_ids = 0, bad = 0;
+        for (int i = 0; r && i < 4; i++)
+            for (int j = 0; r[i].n_hyps && j < r[i].hyps[0].n_ids; j++, n_ids++)
+                bad += r[i].hyps[0].ids[j] >= pieces;
+        CHECK(n_ids > 0 && bad == 0, "sizes %s/%s: %d of %d generated ids have no target piece", sizes[k][0],
+              sizes[k][1], bad, n_ids);
+        qkv_translations_free(r, r ? 4 : 0);
+        qkv_translator_free(t);
+    }
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -178,6 +228,7 @@ static const test_case cases[] = {
     TEST(test_bad_input),
     TEST(test_snapshot_minutes),
     TEST(test_counted_handling),
+    TEST(test_separate_vocabs_without_pad),
     TEST(test_cleanup),
 };
 

@@ -62,6 +62,21 @@ static qkv_status load_checkpoint(qkv_translator *t, const char *path)
     t->defaults = (translator_defaults){.num_beams = 4, .max_length = c->max_positions + 1, .max_length_ratio = 2.0f,
                                         .max_length_offset = 10, .forced_eos = 1, .length_penalty = 1.0f,
                                         .repetition_penalty = 1.0f};
+    /* ids with no target piece (the extra pad id qkv train appends, and the
+     * rows a larger source vocabulary gives the target side) are never
+     * generated: one single-id bad word each */
+    int first = qkv_vocab_size(t->tgt_vocab), n = 0;
+    if (first < c->tgt_vocab_size) {
+        t->defaults.bad_words = malloc(2 * (size_t)(c->tgt_vocab_size - first) * sizeof(int));
+        if (!t->defaults.bad_words)
+            return qkv_fail(QKV_ERR_NOMEM, "%s: out of memory", path);
+        for (int id = first; id < c->tgt_vocab_size; id++)
+            if (id != c->eos_id) {
+                t->defaults.bad_words[n++] = id;
+                t->defaults.bad_words[n++] = -1;
+            }
+    }
+    t->defaults.n_bad_words = n;
     return QKV_OK;
 }
 

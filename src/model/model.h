@@ -155,9 +155,11 @@ qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt
 /* ---- incremental decoding (incremental.c) ----------------------------------- */
 
 /* A decoder cache: per decoder layer, the self-attention keys and values of
- * the tokens decoded so far ([B, H, max_T, D]) and the cross-attention keys
- * and values of the source ([B, H, S, D], computed once), with the scratch
- * of one step. One per decoding thread; the model stays shared.
+ * the tokens decoded so far ([max_T, max_B, C], one slot per step and row,
+ * never moved: see incremental.c) and the cross-attention keys and values of
+ * each source ([n, H, S, D], computed once and shared by its beams), the
+ * decoder's weights packed for few-row products, and the scratch of one
+ * step. One per decoding thread; the model stays shared.
  * Step t of row b gives the same logits as model_decode_logits at position t
  * (to rounding). */
 typedef struct model_decoder_cache model_decoder_cache;
@@ -184,10 +186,10 @@ int model_cache_length(const model_decoder_cache *c);
 /* Row selection with a new row count: row i of the new batch takes the
  * cached state of old row rows[i] (rows [n], each in [0, B), repeats
  * allowed, 1 <= n <= max_B): beams reselected and finished sentences
- * dropped in one call, so later steps compute only the running rows. Only
- * the decoded positions of the self-attention cache move, and
- * cross-attention rows that stay in place (rows[i] == i) are not copied.
- * Like model_cache_reorder, it does not move model_cache_cross_attention. */
+ * dropped in one call, so later steps compute only the running rows. No
+ * cached keys or values are copied: the cache records which old row each
+ * new row continues. Like model_cache_reorder, it does not move
+ * model_cache_cross_attention. */
 qkv_status model_cache_select(model_decoder_cache *c, const int *rows, int n);
 /* Cross-attention probabilities of the last step in one layer, [B, H, S]
  * (for showing alignments while translating); NULL before the first step.
