@@ -247,7 +247,9 @@ def cmd_table(path):
     print("tok/s: target tokens per second of the timed steps (wall time). GFLOP/step: 3 x model_forward_flops of")
     print("the padded batches. MFU: model FLOP/s over the 2048^3 sgemm rate at the same threads in the same qkv")
     print("process, on wall time and (MFU/cpu) per CPU-second, which a shared machine disturbs less. Both")
-    print("implementations do the same FLOPs on the same batches, so torch's MFU uses qkv's count and peak.")
+    print("implementations run the same model on the same batches, so torch's MFU uses qkv's count and peak.")
+    print("qkv skips the output layer and loss at padded target positions (torch computes them), so it does")
+    print("fewer FLOPs than this count: 'done' below is qkv's MFU/cpu on the FLOPs it performs.")
     print("cpu/wall: CPU-seconds per second of the timed steps (the threads asked for, when the cores are free);")
     print("ratio/cpu: the tokens per CPU-second of qkv over torch's (steadier on a shared machine; at 2 threads")
     print("it counts the CPU time threads spend waiting, if they spin).")
@@ -269,6 +271,10 @@ def cmd_table(path):
               f"| {100 * a['mfu_cpu']:10.1f}% {100 * mfu_tc:5.1f}% "
               f"| {a['peak_rss_mb']:15.0f} {b['peak_rss_mb']:5.0f} | {a['last_loss']:13.4f} {b['last_loss']:7.4f}"
               f" | {a['cpu_seconds'] / a['seconds']:12.2f} {b['cpu_seconds'] / b['seconds']:5.2f}")
+    for key in sorted(q, key=lambda k: (k[0] != "small", k[1])):
+        if "mfu_cpu_done" in q[key]:
+            print(f"{key[0]:5} {key[1]:4}: qkv MFU/cpu on the FLOPs done {100 * q[key]['mfu_cpu_done']:.1f}% "
+                  f"({q[key]['flops_done'] / q[key]['flops_timed']:.3f} of the count)")
 
 
 def cmd_check(path):

@@ -81,6 +81,96 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
     }
 }
 
+/* Products this small (and at most this wide) skip the BLAS in gemm_batched:
+ * attention's per-head products (a 20 x 20 x 64 score block, or 3 x 3 x 64
+ * in a batch of 1,000 short rows) cost OpenBLAS more in call setup and
+ * packing than in arithmetic (measured: ~3 us a call, ~8 GFLOP/s on a
+ * training step's 56k such calls). */
+#define SMALL_MAX_FLOPS 4096.0 /* M N K: up to ~8 x 8 x 64 (bench/: BLAS wins above) */
+#define SMALL_MAX_DIM 256        /* N and K: the row buffers below */
+
+/* One small product, C = alpha op(A) op(B) + beta C, in plain loops. Each
+ * element sums over k in order, so the bits depend on the shape only. */
+static void gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc)
+{
+    float acc[SMALL_MAX_DIM], arow[SMALL_MAX_DIM];
+    for (int i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        if (trans_a) { /* row i of op(A) is column i of A */
+            for (int k = 0; k < K; k++)
+                arow[k] = A[(size_t)k * lda + i];
+            a = arow;
+        }
+        float *c = C + (size_t)i * ldc;
+        if (trans_b) {
+            /* dot form: B is [N, K], rows contiguous in k; four at a time */
+            int j = 0;
+            for (; j + 4 <= N; j += 4) {
+                const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+                for (int k = 0; k < K; k++) {
+                    s0 += a[k] * b0[k];
+                    s1 += a[k] * b1[k];
+                    s2 += a[k] * b2[k];
+                    s3 += a[k] * b3[k];
+                }
+                acc[j] = s0;
+                acc[j + 1] = s1;
+                acc[j + 2] = s2;
+                acc[j + 3] = s3;
+            }
+            for (; j < N; j++) {
+                const float *b0 = B + (size_t)j * ldb;
+                float s0 = 0;
+#pragma omp simd reduction(+ : s0)
+                for (int k = 0; k < K; k++)
+                    s0 += a[k] * b0[k];
+                acc[j] = s0;
+            }
+        } else {
+            /* axpy form: rows of B, contiguous in j. A zero weight (a masked
+             * or causal attention probability) adds exactly nothing to a
+             * finite row, so it is skipped. */
+            int j0 = 0;
+            for (; j0 + 16 <= N; j0 += 16) { /* 16 columns: two registers of sums */
+                float s16[16] = {0};
+                for (int k = 0; k < K; k++) {
+                    float w = a[k];
+                    if (w == 0)
+                        continue;
+                    const float *b = B + (size_t)k * ldb + j0;
+#pragma omp simd
+                    for (int j = 0; j < 16; j++)
+                        s16[j] += w * b[j];
+                }
+                for (int j = 0; j < 16; j++)
+                    acc[j0 + j] = s16[j];
+            }
+            for (int j = j0; j < N; j++)
+                acc[j] = 0;
+            for (int k = 0; k < K && j0 < N; k++) {
+                float w = a[k];
+                if (w == 0)
+                    continue;
+                const float *b = B + (size_t)k * ldb;
+                for (int j = j0; j < N; j++)
+                    acc[j] += w * b[j];
+            }
+        }
+        if (beta == 0) {
+#pragma omp simd
+            for (int j = 0; j < N; j++)
+                c[j] = alpha * acc[j];
+        } else {
+#pragma omp simd
+            for (int j = 0; j < N; j++)
+                c[j] = alpha * acc[j] + beta * c[j];
+        }
+    }
+}
+
 void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                   size_t stride_a, const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc,
                   size_t stride_c, int count)
@@ -93,8 +183,14 @@ void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, co
         return;
     }
     /* attention's many small per-head products: threads take whole ones */
+    int small = (double)M * N * K <= SMALL_MAX_FLOPS && N <= SMALL_MAX_DIM && K <= SMALL_MAX_DIM && K > 0;
 #pragma omp parallel for schedule(dynamic, 4) if ((double)M * N * K * count > GEMM_SPLIT_MIN / 4)
-    for (int i = 0; i < count; i++)
-        gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
-             C + i * stride_c, ldc);
+    for (int i = 0; i < count; i++) {
+        if (small)
+            gemm_small(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+                       C + i * stride_c, ldc);
+        else
+            gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+                 C + i * stride_c, ldc);
+    }
 }

@@ -20,6 +20,16 @@ void linear_backward_set(float *dinp, float *dweight, float *dbias, const float 
     linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 
+/* linear_backward (add 1) or linear_backward_set (add 0) */
+static void linear_backward_to(int add, float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, int N, int C, int OC)
+{
+    if (add)
+        linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    else
+        linear_backward_set(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+}
+
 void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
                             const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
                             int T, int C, int H)
@@ -53,7 +63,7 @@ static void attention_core_backward(float *G, const float *dout, const float *P,
                        D);
 }
 
-void self_attention_backward(float *dx, float *G, const float *dout, const float *x, const float *P,
+void self_attention_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,
                              const attn_offsets *o, const attn_acts *a, const float *dropmask,
                              const sublayer_scratch *w, int B, int T, int C, int H)
 {
@@ -64,7 +74,7 @@ void self_attention_backward(float *dx, float *G, const float *dout, const float
     heads_split_backward(dqkv, w->dq, B, T, H, D, 3 * C);
     heads_split_backward(dqkv + C, w->dk, B, T, H, D, 3 * C);
     heads_split_backward(dqkv + 2 * C, w->dv, B, T, H, D, 3 * C);
-    linear_backward(dx, G + o->qkv_w, G + o->qkv_b, dqkv, x, P + o->qkv_w, N, C, 3 * C);
+    linear_backward_to(dx_add, dx, G + o->qkv_w, G + o->qkv_b, dqkv, x, P + o->qkv_w, N, C, 3 * C);
 }
 
 void cross_attention_forward(float *out, attn_acts *a, float *kv_tmp, const float *x, const float *enc,
@@ -85,7 +95,7 @@ void cross_attention_forward(float *out, attn_acts *a, float *kv_tmp, const floa
     linear_forward(out, a->merged, P + o->out_w, P + o->out_b, Nt, C, C);
 }
 
-void cross_attention_backward(float *dx, float *denc, float *G, const float *dout, const float *x,
+void cross_attention_backward(float *dx, int dx_add, float *denc, float *G, const float *dout, const float *x,
                               const float *enc, const float *P, const attn_offsets *o, const attn_acts *a,
                               const float *dropmask, const sublayer_scratch *w, int B, int T, int S, int C, int H)
 {
@@ -99,7 +109,7 @@ void cross_attention_backward(float *dx, float *denc, float *G, const float *dou
     heads_split_backward(dq, w->dq, B, T, H, D, C);
     heads_split_backward(dkv, w->dk, B, S, H, D, 2 * C);
     heads_split_backward(dkv + C, w->dv, B, S, H, D, 2 * C);
-    linear_backward(dx, G + o->qkv_w, G + o->qkv_b, dq, x, P + o->qkv_w, Nt, C, C);
+    linear_backward_to(dx_add, dx, G + o->qkv_w, G + o->qkv_b, dq, x, P + o->qkv_w, Nt, C, C);
     linear_backward(denc, G + o->qkv_w + CC, G + o->qkv_b + C, dkv, enc, P + o->qkv_w + CC, Ns, C, 2 * C);
 }
 
@@ -114,9 +124,9 @@ void ffn_forward(float *out, ffn_acts *f, const float *x, const float *P, const 
     linear_forward(out, f->act, P + L->fc2_w, P + L->fc2_b, N, F, C);
 }
 
-void ffn_backward(float *dx, float *G, const float *dout, const float *x, const float *P, const layer_offsets *L,
-                  const ffn_acts *f, activation_kind act, float p, uint64_t seed, const sublayer_scratch *w, int N,
-                  int C, int F)
+void ffn_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,
+                  const layer_offsets *L, const ffn_acts *f, activation_kind act, float p, uint64_t seed,
+                  const sublayer_scratch *w, int N, int C, int F)
 {
     size_t n = (size_t)N * F;
     /* d_act: gradient of fc2's input (the activation after dropout) */
@@ -124,13 +134,11 @@ void ffn_backward(float *dx, float *G, const float *dout, const float *x, const 
     float *d_out_act = w->d_act, *d_pre = w->d_pre;
     if (p > 0.0f) {
         /* through the dropout, with the mask regenerated from its seed */
-        dropout_mask(w->mask, n, p, seed);
-        zero_floats(w->d_pre, n);
-        dropout_backward(w->d_pre, w->d_act, w->mask, n);
+        dropout_forward(w->d_pre, w->mask, w->d_act, n, p, seed); /* d_pre = d_act * mask */
         d_out_act = w->d_pre;
         d_pre = w->d_act;
     }
     zero_floats(d_pre, n);
     activation_backward(d_pre, d_out_act, f->pre, n, act);
-    linear_backward(dx, G + L->fc1_w, G + L->fc1_b, d_pre, x, P + L->fc1_w, N, C, F);
+    linear_backward_to(dx_add, dx, G + L->fc1_w, G + L->fc1_b, d_pre, x, P + L->fc1_w, N, C, F);
 }

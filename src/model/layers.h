@@ -48,8 +48,9 @@ void linear_backward_set(float *dinp, float *dweight, float *dbias, const float 
 void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
                             const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
                             int T, int C, int H);
-/* dx += d(loss)/dx; grads G += parameter gradients. dout: [B*T, C] */
-void self_attention_backward(float *dx, float *G, const float *dout, const float *x, const float *P,
+/* dx += d(loss)/dx (dx_add 1) or dx = d(loss)/dx (dx_add 0, which saves
+ * zeroing dx first); grads G += parameter gradients. dout: [B*T, C] */
+void self_attention_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,
                              const attn_offsets *o, const attn_acts *a, const float *dropmask,
                              const sublayer_scratch *w, int B, int T, int C, int H);
 
@@ -59,8 +60,8 @@ void self_attention_backward(float *dx, float *G, const float *dout, const float
 void cross_attention_forward(float *out, attn_acts *a, float *kv_tmp, const float *x, const float *enc,
                              const float *P, const attn_offsets *o, const int *src_len, const float *dropmask,
                              int B, int T, int S, int C, int H);
-/* dx += d/dx, denc += d/denc, G += parameter gradients. */
-void cross_attention_backward(float *dx, float *denc, float *G, const float *dout, const float *x,
+/* dx += d/dx (or = with dx_add 0), denc += d/denc, G += parameter gradients. */
+void cross_attention_backward(float *dx, int dx_add, float *denc, float *G, const float *dout, const float *x,
                               const float *enc, const float *P, const attn_offsets *o, const attn_acts *a,
                               const float *dropmask, const sublayer_scratch *w, int B, int T, int S, int C, int H);
 
@@ -68,8 +69,9 @@ void cross_attention_backward(float *dx, float *denc, float *G, const float *dou
  * mask: [N, F] scratch for the activation dropout (p = 0: none). */
 void ffn_forward(float *out, ffn_acts *f, const float *x, const float *P, const layer_offsets *L,
                  activation_kind act, float p, uint64_t seed, float *mask, int N, int C, int F);
-void ffn_backward(float *dx, float *G, const float *dout, const float *x, const float *P, const layer_offsets *L,
-                  const ffn_acts *f, activation_kind act, float p, uint64_t seed, const sublayer_scratch *w, int N,
-                  int C, int F);
+/* dx += d/dx (or = with dx_add 0), G += parameter gradients. */
+void ffn_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,
+                  const layer_offsets *L, const ffn_acts *f, activation_kind act, float p, uint64_t seed,
+                  const sublayer_scratch *w, int N, int C, int F);
 
 #endif

@@ -23,6 +23,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "model/layers.h"
+#include "model/rows.h"
 
 /* the config's activation is passed to the kernels by value */
 _Static_assert((int)QKV_ACT_RELU == (int)ACT_RELU && (int)QKV_ACT_GELU == (int)ACT_GELU &&
@@ -54,7 +55,12 @@ struct model_state {
     float *enc_x0, *enc_fin, *enc_fmean, *enc_frstd;
     float *dec_x0, *dec_fin, *dec_fmean, *dec_frstd;
     const float *enc_out, *dec_out;
-    float *logits, *probs, *row_loss, *dloss;
+    /* logits [B*T, V]: every position (after a forward with labels, made
+     * when model_logits asks); probs, row_loss, dloss, out_x (the output
+     * projection's input [n_lab, C]): the labelled rows only (rows.h) */
+    float *logits, *probs, *row_loss, *dloss, *out_x;
+    int logits_ready, n_lab;
+    int *lab_rows, *lab_ids, *lab_where; /* rows.h's label_rows */
     /* forward scratch */
     float *proj_tmp, *h, *mask;
     /* backward scratch */
@@ -154,6 +160,7 @@ static size_t layout(model_state *s, qkv_arena *arena)
     }
     s->logits = take(&cv, Nt * V);
     s->probs = take(&cv, Nt * V);
+    s->out_x = take(&cv, Nt * C);
     s->row_loss = take(&cv, Nt);
     s->dloss = take(&cv, Nt);
     size_t ffmax = Ns * Fe > Nt * Fd ? Ns * Fe : Nt * Fd, pmax = max3(pe, pds, pdc);
@@ -194,6 +201,9 @@ void model_state_free(model_state *s)
     free(s->tgt);
     free(s->tgt_len);
     free(s->labels);
+    free(s->lab_rows);
+    free(s->lab_ids);
+    free(s->lab_where);
     free(s);
 }
 
@@ -233,9 +243,13 @@ qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *
     s->src = malloc(ns * sizeof(int));
     s->tgt = malloc(nt * sizeof(int));
     s->labels = malloc(nt * sizeof(int));
+    s->lab_rows = malloc(nt * sizeof(int));
+    s->lab_ids = malloc(nt * sizeof(int));
+    s->lab_where = malloc(nt * sizeof(int));
     s->src_len = malloc((size_t)max_B * sizeof(int));
     s->tgt_len = malloc((size_t)max_B * sizeof(int));
-    if (!s->enc || !s->dec || !s->src || !s->tgt || !s->labels || !s->src_len || !s->tgt_len) {
+    if (!s->enc || !s->dec || !s->src || !s->tgt || !s->labels || !s->lab_rows || !s->lab_ids || !s->lab_where ||
+        !s->src_len || !s->tgt_len) {
         model_state_free(s);
         return qkv_fail(QKV_ERR_NOMEM, "model: out of memory");
     }
@@ -264,7 +278,25 @@ void model_zero_grads(model_state *s)
         zero_floats(s->grads, s->m->num_params);
 }
 
-const float *model_logits(const model_state *s) { return s->logits; }
+/* The output projection of every position of the last decoder run. */
+static void full_logits(model_state *s)
+{
+    const qkv_model *m = s->m;
+    linear_forward(s->logits, s->dec_out, m->params + m->out_w, m->out_b != NO_PARAM ? m->params + m->out_b : NULL,
+                   s->B * s->T, m->cfg.d_model, m->cfg.tgt_vocab_size);
+    s->logits_ready = 1;
+}
+
+const float *model_logits(const model_state *s)
+{
+    /* A forward with labels projects only the labelled rows; the full logits
+     * are made here on first request. The state is never const at its
+     * creation, so writing through the cast is defined; a state is used by
+     * one thread at a time, as every call on it requires. */
+    if (s->decoded && !s->logits_ready)
+        full_logits((model_state *)s);
+    return s->logits;
+}
 const float *model_encoder_output(const model_state *s) { return s->enc_out; }
 
 const float *model_attention(const model_state *s, model_attention_kind kind, int layer)
@@ -350,46 +382,53 @@ static const float *block_output(const model_state *s, const block_acts *b)
 }
 
 /* Backward through the norm, residual and dropout of a block, up to the
- * sublayer. dout: gradient of the block output; dx: of its input,
- * OVERWRITTEN with the residual path's share (which saves zeroing it and
- * adding to the zeros). Returns the gradient of the sublayer output in *dh
- * and where the sublayer must accumulate its input gradient in *dsub. */
-static void block_backward_top(model_state *s, const block_acts *b, const float *dout, float *dx, ln_offsets ln,
-                               int N, uint64_t seed, const float **dh, float **dsub)
+ * sublayer. dcur: gradient of the block output; dnext: a free buffer. Gives
+ * the gradient of the sublayer output in *dh, where the sublayer puts its
+ * input gradient in *dsub, adding (*dsub_add 1) or overwriting (0), and
+ * returns the buffer that ends up with the block input's gradient:
+ *   pre-norm: dcur, in place (the residual passes it through; bottom adds
+ *   the norm's share): no copy, no zeroing; the sublayer overwrites d_tmp;
+ *   post-norm: dnext, the residual share, which the sublayer adds to. */
+static float *block_backward_top(model_state *s, const block_acts *b, float *dcur, float *dnext, ln_offsets ln,
+                                 int N, uint64_t seed, const float **dh, float **dsub, int *dsub_add)
 {
     const qkv_model_config *c = &s->m->cfg;
     const float *P = s->m->params;
     float *G = s->grads;
     size_t n = (size_t)N * c->d_model;
-    const float *dres = dout;
+    const float *dres = dcur;
+    float *din = dcur;
     if (c->norm == QKV_NORM_POST) {
         zero_floats(s->d_tmp, n);
-        layernorm_backward(s->d_tmp, G + ln.w, G + ln.b, dout, b->res, P + ln.w, b->mean, b->rstd, N, c->d_model);
+        layernorm_backward(s->d_tmp, G + ln.w, G + ln.b, dcur, b->res, P + ln.w, b->mean, b->rstd, N, c->d_model);
         dres = s->d_tmp;
-        *dsub = dx;
+        copy_into(dnext, dres, n);
+        *dsub = din = dnext;
+        *dsub_add = 1;
     } else {
-        zero_floats(s->d_tmp, n);
         *dsub = s->d_tmp;
+        *dsub_add = 0;
     }
-    copy_into(dx, dres, n);
     float p = drop_p(s, c->dropout);
     *dh = dres;
     if (p > 0.0f) {
-        dropout_mask(s->mask, n, p, seed);
-        zero_floats(s->d_h, n);
-        dropout_backward(s->d_h, dres, s->mask, n);
+        /* d_h = dres * mask, the mask regenerated from its seed (the mask
+         * buffer is written on the way, as dropout_forward does) */
+        dropout_forward(s->d_h, s->mask, dres, n, p, seed);
         *dh = s->d_h;
     }
+    return din;
 }
 
-/* Pre-norm: from the sublayer input's gradient (in d_tmp) through LN into dx. */
-static void block_backward_bottom(model_state *s, const block_acts *b, const float *x, float *dx, ln_offsets ln,
+/* Pre-norm: from the sublayer input's gradient (in d_tmp) through LN, added
+ * into din (block_backward_top's return). */
+static void block_backward_bottom(model_state *s, const block_acts *b, const float *x, float *din, ln_offsets ln,
                                   int N)
 {
     const qkv_model_config *c = &s->m->cfg;
     if (c->norm == QKV_NORM_POST)
         return;
-    layernorm_backward(dx, s->grads + ln.w, s->grads + ln.b, s->d_tmp, x, s->m->params + ln.w, b->mean, b->rstd, N,
+    layernorm_backward(din, s->grads + ln.w, s->grads + ln.b, s->d_tmp, x, s->m->params + ln.w, b->mean, b->rstd, N,
                        c->d_model);
 }
 
@@ -467,6 +506,7 @@ static float *encoder_backward_layers(model_state *s, float *dcur)
     float *dnext = dcur == s->d_a ? s->d_b : s->d_a;
     const float *dh;
     float *dsub;
+    int add;
     for (int l = c->encoder_layers - 1; l >= 0; l--) {
         const layer_acts *A = &s->enc[l];
         const layer_offsets *L = &m->enc_layers[l];
@@ -474,21 +514,22 @@ static float *encoder_backward_layers(model_state *s, float *dcur)
         for (int bi = 0; bi < 2; bi++) {
             int j = blocks[bi];
             const float *x = block_input(s, STACK_ENC, l, j);
-            block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N, site_seed(s, STACK_ENC, l, j, SITE_RESIDUAL),
-                               &dh, &dsub);
+            float *din = block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N,
+                                            site_seed(s, STACK_ENC, l, j, SITE_RESIDUAL), &dh, &dsub, &add);
             const float *in = sub_input(s, &A->blk[j], x);
             if (j == 2) {
-                ffn_backward(dsub, G, dh, in, P, L, &A->ffn, (activation_kind)c->activation,
+                ffn_backward(dsub, add, G, dh, in, P, L, &A->ffn, (activation_kind)c->activation,
                              drop_p(s, c->activation_dropout), site_seed(s, STACK_ENC, l, 2, SITE_ACTIVATION), &s->sw,
                              N, C, c->encoder_d_ff);
             } else {
                 const float *dm = attention_mask(s, (size_t)B * H * S * S, site_seed(s, STACK_ENC, l, 0, SITE_ATTENTION));
-                self_attention_backward(dsub, G, dh, in, P, &L->self, &A->self, dm, &s->sw, B, S, C, H);
+                self_attention_backward(dsub, add, G, dh, in, P, &L->self, &A->self, dm, &s->sw, B, S, C, H);
             }
-            block_backward_bottom(s, &A->blk[j], x, dnext, L->ln[j], N);
-            float *t = dcur;
-            dcur = dnext;
-            dnext = t;
+            block_backward_bottom(s, &A->blk[j], x, din, L->ln[j], N);
+            if (din != dcur) {
+                dnext = dcur;
+                dcur = din;
+            }
         }
     }
     return dcur;
@@ -502,9 +543,8 @@ static void embedding_backward_stack(model_state *s, int stack, const float *dx0
     size_t n = (size_t)B * T * C;
     float p = drop_p(s, c->dropout);
     if (p > 0.0f) {
-        dropout_mask(s->mask, n, p, site_seed(s, stack, -1, 0, 0));
-        zero_floats(s->d_h, n);
-        dropout_backward(s->d_h, dx0, s->mask, n);
+        /* d_h = dx0 * mask: the mask regenerated (and written) in one pass */
+        dropout_forward(s->d_h, s->mask, dx0, n, p, site_seed(s, stack, -1, 0, 0));
         dx0 = s->d_h;
     }
     size_t table = stack == STACK_ENC ? m->enc_embed : m->dec_embed;
@@ -550,8 +590,6 @@ static void decoder_forward(model_state *s)
         x = s->dec_fin;
     }
     s->dec_out = x;
-    linear_forward(s->logits, s->dec_out, P + m->out_w, m->out_b != NO_PARAM ? P + m->out_b : NULL, N, C,
-                   c->tgt_vocab_size);
 }
 
 static float *decoder_backward_layers(model_state *s, float *dcur)
@@ -564,30 +602,32 @@ static float *decoder_backward_layers(model_state *s, float *dcur)
     float *dnext = dcur == s->d_a ? s->d_b : s->d_a;
     const float *dh;
     float *dsub;
+    int add;
     for (int l = c->decoder_layers - 1; l >= 0; l--) {
         const layer_acts *A = &s->dec[l];
         const layer_offsets *L = &m->dec_layers[l];
         for (int j = 2; j >= 0; j--) {
             const float *x = block_input(s, STACK_DEC, l, j);
-            block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N, site_seed(s, STACK_DEC, l, j, SITE_RESIDUAL),
-                               &dh, &dsub);
+            float *din = block_backward_top(s, &A->blk[j], dcur, dnext, L->ln[j], N,
+                                            site_seed(s, STACK_DEC, l, j, SITE_RESIDUAL), &dh, &dsub, &add);
             const float *in = sub_input(s, &A->blk[j], x);
             if (j == 2) {
-                ffn_backward(dsub, G, dh, in, P, L, &A->ffn, (activation_kind)c->activation,
+                ffn_backward(dsub, add, G, dh, in, P, L, &A->ffn, (activation_kind)c->activation,
                              drop_p(s, c->activation_dropout), site_seed(s, STACK_DEC, l, 2, SITE_ACTIVATION), &s->sw,
                              N, C, c->decoder_d_ff);
             } else if (j == 1) {
                 const float *dm = attention_mask(s, (size_t)B * H * T * S, site_seed(s, STACK_DEC, l, 1, SITE_ATTENTION));
-                cross_attention_backward(dsub, s->d_enc, G, dh, in, s->enc_out, P, &L->cross, &A->cross, dm, &s->sw,
-                                         B, T, S, C, H);
+                cross_attention_backward(dsub, add, s->d_enc, G, dh, in, s->enc_out, P, &L->cross, &A->cross, dm,
+                                         &s->sw, B, T, S, C, H);
             } else {
                 const float *dm = attention_mask(s, (size_t)B * H * T * T, site_seed(s, STACK_DEC, l, 0, SITE_ATTENTION));
-                self_attention_backward(dsub, G, dh, in, P, &L->self, &A->self, dm, &s->sw, B, T, C, H);
+                self_attention_backward(dsub, add, G, dh, in, P, &L->self, &A->self, dm, &s->sw, B, T, C, H);
             }
-            block_backward_bottom(s, &A->blk[j], x, dnext, L->ln[j], N);
-            float *t = dcur;
-            dcur = dnext;
-            dnext = t;
+            block_backward_bottom(s, &A->blk[j], x, din, L->ln[j], N);
+            if (din != dcur) {
+                dnext = dcur;
+                dcur = din;
+            }
         }
     }
     return dcur;
@@ -628,7 +668,7 @@ static qkv_status load_tgt(model_state *s, const int *tgt, const int *tgt_len, i
 
 qkv_status model_encode(model_state *s, const int *src, const int *src_len, int B, int S)
 {
-    s->encoded = s->decoded = s->have_labels = 0;
+    s->encoded = s->decoded = s->have_labels = s->logits_ready = 0;
     s->opt = model_default_forward_options();
     QKV_TRY(load_src(s, src, src_len, B, S));
     encoder_forward(s);
@@ -640,10 +680,11 @@ qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt
 {
     if (!s->encoded)
         return qkv_fail(QKV_ERR_ARG, "model: model_decode_logits needs model_encode first");
-    s->decoded = s->have_labels = 0;
+    s->decoded = s->have_labels = s->logits_ready = 0;
     QKV_TRY(load_tgt(s, tgt_in, tgt_len, T));
     decoder_forward(s);
     s->decoded = 1;
+    full_logits(s);
     if (logits)
         *logits = s->logits;
     return QKV_OK;
@@ -652,7 +693,7 @@ qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt
 qkv_status model_forward(model_state *s, const model_batch *batch, const model_forward_options *opt, float *loss)
 {
     const qkv_model_config *c = &s->m->cfg;
-    s->encoded = s->decoded = s->have_labels = 0;
+    s->encoded = s->decoded = s->have_labels = s->logits_ready = 0;
     s->opt = opt ? *opt : model_default_forward_options();
     int B = batch->B, T = batch->T;
     QKV_TRY(load_src(s, batch->src, batch->src_len, B, batch->S));
@@ -680,11 +721,19 @@ qkv_status model_forward(model_state *s, const model_batch *batch, const model_f
     decoder_forward(s);
     s->decoded = 1;
     float L = 0.0f;
-    if (batch->labels) {
-        crossentropy_forward(s->row_loss, s->probs, s->logits, s->labels, (int)N, c->tgt_vocab_size,
+    if (!batch->labels)
+        full_logits(s);
+    else {
+        /* the labelled rows only (rows.h): logits into probs, softmax in place */
+        int n = s->n_lab = label_rows(s->lab_rows, s->lab_ids, s->lab_where, s->labels, (int)N, c->pad_id);
+        const float *P = s->m->params;
+        gather_rows(s->out_x, s->dec_out, s->lab_rows, n, c->d_model);
+        linear_forward(s->probs, s->out_x, P + s->m->out_w, s->m->out_b != NO_PARAM ? P + s->m->out_b : NULL, n,
+                       c->d_model, c->tgt_vocab_size);
+        crossentropy_forward(s->row_loss, s->probs, s->probs, s->lab_ids, n, c->tgt_vocab_size,
                              s->opt.label_smoothing, c->pad_id);
         double sum = 0;
-        for (size_t i = 0; i < N; i++)
+        for (int i = 0; i < n; i++)
             sum += s->row_loss[i];
         L = count > 0 ? (float)(sum / count) : 0.0f;
         s->have_labels = 1;
@@ -707,17 +756,20 @@ qkv_status model_backward(model_state *s)
         return qkv_fail(QKV_ERR_ARG, "model: model_backward needs a model_forward with labels first");
     s->have_labels = 0; /* the loss gradient overwrites probs below */
     int B = s->B, S = s->S, T = s->T, C = c->d_model, V = c->tgt_vocab_size;
-    int Nt = B * T, Ns = B * S;
+    int Nt = B * T, Ns = B * S, n = s->n_lab;
     if (s->count == 0)
         return QKV_OK;
     float g = (float)(s->opt.loss_scale / s->count);
-    for (int i = 0; i < Nt; i++)
+    for (int i = 0; i < n; i++)
         s->dloss[i] = g;
-    /* dlogits overwrite probs (the kernel's aliasing mode) */
-    crossentropy_backward(s->probs, s->probs, s->labels, s->dloss, Nt, V, s->opt.label_smoothing, c->pad_id);
+    /* on the labelled rows (the others have zero gradient): dlogits
+     * overwrite probs (the kernel's aliasing mode); the gradient of their
+     * decoder outputs goes through d_h, then to its rows, zeros elsewhere */
+    crossentropy_backward(s->probs, s->probs, s->lab_ids, s->dloss, n, V, s->opt.label_smoothing, c->pad_id);
     float *d_out = c->final_norm ? s->d_tmp : s->d_a;
-    linear_backward_set(d_out, G + m->out_w, m->out_b != NO_PARAM ? G + m->out_b : NULL, s->probs, s->dec_out,
-                        P + m->out_w, Nt, C, V);
+    linear_backward_set(s->d_h, G + m->out_w, m->out_b != NO_PARAM ? G + m->out_b : NULL, s->probs, s->out_x,
+                        P + m->out_w, n, C, V);
+    scatter_rows(d_out, s->d_h, s->lab_where, Nt, C);
     const float *x_last = block_output(s, &s->dec[c->decoder_layers - 1].blk[2]);
     if (c->final_norm) {
         zero_floats(s->d_a, (size_t)Nt * C);
