@@ -8,10 +8,8 @@
 
 #include "commands.h"
 #include "qkv.h"
+#include "translate_args.h"
 
-/* cli/cmd_translate.c */
-int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int *i, int **bad_ids);
-const char *translate_find_model(int argc, char **argv, int *help);
 
 static const char usage[] =
     "usage: qkv attn -m MODEL \"SOURCE\" [\"TARGET\"] [-o FILE.svg] [--layer N] [translate options]\n"
@@ -22,16 +20,11 @@ static const char usage[] =
 int cmd_attn(int argc, char **argv);
 int cmd_attn(int argc, char **argv)
 {
-    int help, rc = 1, *bad_ids = NULL, layer = -1;
-    const char *model = translate_find_model(argc, argv, &help), *src = NULL, *tgt = NULL, *out = "attention.svg";
-    if (help) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (!model) {
-        fputs(usage, stderr);
-        return cli_error("-m MODEL is needed");
-    }
+    int rc = 1, *bad_ids = NULL, layer = -1;
+    const char *model, *src = NULL, *tgt = NULL, *out = "attention.svg";
+    int done = translate_model_arg(argc, argv, usage, &model);
+    if (done >= 0)
+        return done;
     qkv_translator *tr = NULL;
     if (qkv_translator_load(model, &tr) != QKV_OK)
         return cli_error("%s", qkv_last_error());

@@ -7,10 +7,8 @@
 
 #include "commands.h"
 #include "qkv.h"
+#include "translate_args.h"
 
-/* cli/cmd_translate.c */
-int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int *i, int **bad_ids);
-const char *translate_find_model(int argc, char **argv, int *help);
 
 static const char usage[] =
     "usage: qkv score -m MODEL --src SOURCES --tgt TRANSLATIONS [--normalize] [--batch-size N] [--threads N]\n"
@@ -60,16 +58,11 @@ static void free_lines(char **v, int n)
 int cmd_score(int argc, char **argv);
 int cmd_score(int argc, char **argv)
 {
-    int help, normalize = 0, rc = 1, *bad_ids = NULL, ns = 0, nt = 0;
-    const char *model = translate_find_model(argc, argv, &help), *src_path = NULL, *tgt_path = NULL;
-    if (help) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (!model) {
-        fputs(usage, stderr);
-        return cli_error("-m MODEL is needed");
-    }
+    int normalize = 0, rc = 1, *bad_ids = NULL, ns = 0, nt = 0;
+    const char *model, *src_path = NULL, *tgt_path = NULL;
+    int done = translate_model_arg(argc, argv, usage, &model);
+    if (done >= 0)
+        return done;
     qkv_translate_options o = qkv_translate_default_options();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

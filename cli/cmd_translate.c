@@ -11,6 +11,7 @@
 #include "base/io.h"
 #include "commands.h"
 #include "qkv.h"
+#include "translate_args.h"
 
 static const char usage[] =
     "usage: qkv translate -m MODEL [OPTIONS] < input > output\n"
@@ -60,11 +61,6 @@ static const char usage[] =
     "sampling:\n"
     "  --sample                 sample instead of searching\n"
     "  --temperature T --top-k K --top-p P --seed S --num-samples N\n";
-
-/* Parses one search option at argv[*i]; returns 1 if it was one (advancing
- * *i over its value), 0 if not, -1 on a bad value (message printed). Shared
- * with cmd_score.c and cmd_attn.c. */
-int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int *i, int **bad_ids);
 
 static int parse_int(const char *s, int *out)
 {
@@ -260,22 +256,25 @@ static long read_line(FILE *in, char **buf, size_t *cap)
 }
 
 int cmd_translate(int argc, char **argv);
-/* The value of -m / --model (NULL when absent); --help anywhere prints the
- * usage. The model is loaded before the other options are read so that its
- * generation defaults are the starting point. Shared with cmd_score.c and
- * cmd_attn.c. */
-const char *translate_find_model(int argc, char **argv, int *help);
-const char *translate_find_model(int argc, char **argv, int *help)
+int translate_model_arg(int argc, char **argv, const char *usage, const char **model)
 {
-    const char *model = NULL;
-    *help = 0;
+    int help = 0;
+    *model = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            *help = 1;
+            help = 1;
         else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc)
-            model = argv[++i];
+            *model = argv[++i];
     }
-    return model;
+    if (help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!*model) {
+        fputs(usage, stderr);
+        return cli_error("-m MODEL is needed");
+    }
+    return -1;
 }
 
 static double wall_seconds(void)
@@ -287,16 +286,11 @@ static double wall_seconds(void)
 
 int cmd_translate(int argc, char **argv)
 {
-    int help, nbest = 0, scores = 0, rc = 1, *bad_ids = NULL;
-    const char *model = translate_find_model(argc, argv, &help), *input = NULL, *output = NULL, *attn_path = NULL;
-    if (help) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (!model) {
-        fputs(usage, stderr);
-        return cli_error("-m MODEL is needed");
-    }
+    int nbest = 0, scores = 0, rc = 1, *bad_ids = NULL;
+    const char *model, *input = NULL, *output = NULL, *attn_path = NULL;
+    int done = translate_model_arg(argc, argv, usage, &model);
+    if (done >= 0)
+        return done;
     qkv_translator *tr = NULL;
     double t_start = wall_seconds(), t_load = 0, t_translate = 0;
     long sentences = 0;

@@ -1,0 +1,19 @@
+/* Options shared by the commands that load a translation model (translate,
+ * score, attn), defined in cli/cmd_translate.c. */
+#ifndef QKV_CLI_TRANSLATE_ARGS_H
+#define QKV_CLI_TRANSLATE_ARGS_H
+
+#include "qkv.h"
+
+/* Finds -m / --model. The model is loaded before the other options are read
+ * so that its generation defaults are their starting point. Returns -1 with
+ * *model set when the command goes on; otherwise the exit status: 0 after
+ * printing usage for --help (anywhere), 1 after an error when -m is absent. */
+int translate_model_arg(int argc, char **argv, const char *usage, const char **model);
+
+/* Parses the search option at argv[*i] into o (advancing *i past its value).
+ * Returns 1 when it was one, 0 when it is not a search option, -1 after an
+ * error was printed. *bad_ids owns the parsed --bad-word-ids. */
+int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int *i, int **bad_ids);
+
+#endif
