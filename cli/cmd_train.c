@@ -6,6 +6,7 @@
  *             [--max-steps N] [--batch-tokens N] [--threads N] [--seed N] [--resume]
  *             [--snapshot-minutes 10,20,30]
  *             and the finer options listed by --help. */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ static void on_signal(int sig)
 
 static const char usage[] =
     "usage: qkv train --src F --tgt F --out DIR [options]\n"
+    "  DIR (made with its parents if missing) receives model.qkv, checkpoint.qkv and log.jsonl\n"
     "  --valid-src F --valid-tgt F   dev pair: validation, best-model tracking\n"
     "  --preset tiny|small|base|demo model and recipe (default small)\n"
     "  --config FILE.json            model configuration instead of a preset\n"
@@ -444,6 +446,33 @@ static qkv_status score_dev(void *ctx, const qkv_model *m, double *bleu, double 
 /* ---- the command ---------------------------------------------------------- */
 
 
+/* mkdir -p: creates dir and its missing parents; 0 when dir exists after. */
+static int make_dirs(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST)
+                return -1;
+            *c = '/';
+        }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(p, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
@@ -453,8 +482,8 @@ int cmd_train(int argc, char **argv)
     const preset *pr = find_preset(a.preset ? a.preset : "small");
     if (!pr)
         return cli_error("--preset: expected tiny, small, base or demo, got '%s'", a.preset);
-    if (mkdir(a.out, 0777) != 0 && !file_exists(a.out))
-        return cli_error("%s: cannot create the output directory", a.out);
+    if (make_dirs(a.out) != 0)
+        return cli_error("%s: cannot create the output directory: %s", a.out, strerror(errno));
     char ckpt_path[4096];
     snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.qkv", a.out);
     if (!a.resume && file_exists(ckpt_path))

@@ -68,6 +68,12 @@ static void test_short_run_and_resume(void)
         snprintf(path, sizeof path, "%s/run/%s", dir, files[i]);
         CHECK(exists(path), "%s missing", path);
     }
+    /* missing parents of --out are made, as mkdir -p */
+    CMD(cmd, TRAIN "--out %s/new/deeper/run --max-steps 1 2>&1", dir, dir, vocab, vocab, dir);
+    rc = test_run(cmd, &out);
+    snprintf(path, sizeof path, "%s/new/deeper/run/model.qkv", dir);
+    CHECK(rc == 0 && exists(path), "--out with missing parents: exit %d: %s", rc, out);
+    free(out);
     /* A second run into the same directory must say how to continue. */
     rc = test_run(cmd, &out);
     CHECK(rc != 0 && strstr(out, "--resume"), "rerun without --resume: exit %d: %s", rc, out);
@@ -113,6 +119,8 @@ static void test_bad_input(void)
     expect_error("missing file", cmd, "missing.txt", ck);
     CMD(cmd, TRAIN "--out /proc/qkv_cannot_be_here --max-steps 2 2>&1", dir, dir, vocab, vocab);
     expect_error("unwritable output directory", cmd, "/proc/qkv_cannot_be_here", NULL);
+    CMD(cmd, TRAIN "--out %s/a.txt/run --max-steps 2 2>&1", dir, dir, vocab, vocab, dir);
+    expect_error("output directory under a file", cmd, "Not a directory", NULL);
     CMD(cmd, "./qkv train --src %s/a.txt --tgt %s/b.txt --preset huge --out %s/bad3 2>&1", dir, dir, dir);
     expect_error("unknown preset", cmd, "huge", NULL);
     CMD(cmd, TRAIN "--out %s/bad4 --resume 2>&1", dir, dir, vocab, vocab, dir);
