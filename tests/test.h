@@ -63,4 +63,8 @@ int test_run(const char *cmd, char **out);
  * $QKV_GOLDEN_DIR is set); tests are run from the repository root. */
 const char *test_golden_dir(void);
 
+/* Removes a directory of plain files (no subdirectories), as the tests that
+ * write Marian directories leave them; missing is fine. */
+void test_rm_dir(const char *dir);
+
 #endif

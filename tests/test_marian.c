@@ -263,22 +263,6 @@ static void test_weights_loaded_by_name(void)
 
 /* ---- malformed directories ---------------------------------------------------- */
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void copy_file(const char *from_dir, const char *to_dir, const char *name)
 {
     char a[1024], b[1024];
@@ -468,7 +452,7 @@ static void test_malformed_directories(void)
     CHECK(s == QKV_OK, "the rebuilt directory loads: %s", qkv_last_error());
     if (s == QKV_OK)
         qkv_model_free(m);
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 /* Position tables in the file: equal to the sinusoidal table -> static
@@ -485,7 +469,7 @@ static void test_stored_positions(void)
     st_file *f;
     if (st_open(&f, path) != QKV_OK) {
         CHECK(0, "%s", qkv_last_error());
-        rm_dir(dir);
+        test_rm_dir(dir);
         return;
     }
     int n = st_count(f);
@@ -535,7 +519,7 @@ static void test_stored_positions(void)
     free(table);
     free(w);
     st_close(f);
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 
@@ -635,7 +619,7 @@ static void export_round_trip(const char *name)
         }
     }
     if (dir && !keep)
-        rm_dir(dir);
+        test_rm_dir(dir);
     qkv_model_free(m);
     qkv_tokenizer_free(t);
     marian_generation_free(&g);
@@ -705,7 +689,7 @@ static void test_export_spm_model(void)
         CHECK(s == QKV_OK, "reload: %s", qkv_last_error());
     }
     if (!keep)
-        rm_dir(dir);
+        test_rm_dir(dir);
     /* what MarianMTModel cannot run is refused */
     qkv_model_free(m);
     c.norm = QKV_NORM_PRE;
@@ -781,7 +765,7 @@ static void test_mutated_files_fail_cleanly(void)
         copy_file(fixture("opus_tiny"), dir, name); /* restore */
     }
     CHECK(failed > 50, "only %d of %d mutations were refused", failed, ok + failed);
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 /* qkv train's vocabularies hold a dedicated <pad> at id 3; exported, pad
@@ -900,7 +884,7 @@ static void test_export_moves_pad_last(void)
         qkv_translator_free(b);
     }
     if (dir && !keep)
-        rm_dir(dir);
+        test_rm_dir(dir);
     qkv_model_free(m);
     qkv_tokenizer_free(t);
     unlink(vpath);

@@ -164,22 +164,6 @@ static void test_marian_special_ids(void)
 
 /* ---- hand-made directories ------------------------------------------------ */
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void copy_file(const char *from, const char *to)
 {
     char *data;
@@ -249,7 +233,7 @@ static void test_marian_malformed_vocab(void)
     expect_error(dir, QKV_ERR_IO, "target_vocab.json");
     put_file(dir, "tokenizer_config.json", "{\"separate_vocabs\": \"yes\"}");
     expect_error(dir, QKV_ERR_FORMAT, "separate_vocabs");
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 /* Language codes and added tokens, on a hand-made vocabulary:
@@ -297,7 +281,7 @@ static void test_marian_language_code_and_added_tokens(void)
             free(out);
         qkv_tokenizer_free(t);
     }
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 
@@ -343,7 +327,7 @@ static void test_marian_decode_cleanup(void)
         }
         qkv_tokenizer_free(t);
     }
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 /* ---- spm-id mode: qkv's own checkpoints ------------------------------------ */

@@ -55,8 +55,7 @@ void corpus_report_free(corpus_report *r)
     r->n_packages = 0;
 }
 
-static void logf_(const corpus_options *o, const char *fmt, ...) QKV_PRINTF(2, 3);
-static void logf_(const corpus_options *o, const char *fmt, ...)
+void corpus_log(const corpus_options *o, const char *fmt, ...)
 {
     if (!o->log)
         return;
@@ -279,7 +278,7 @@ static qkv_status read_catalog(const char *path, int pkg, const corpus_options *
     r->packages[pkg].catalogs++;
     if (!utf8_charset(mo_charset(f))) {
         r->catalogs_not_utf8++;
-        logf_(o, "skipping %s: charset %s", path, mo_charset(f));
+        corpus_log(o, "skipping %s: charset %s", path, mo_charset(f));
         mo_close(f);
         return QKV_OK;
     }
@@ -481,7 +480,7 @@ qkv_status corpus_build(const char *root_dir, const char *const *packages, const
         s = qkv_fail(QKV_ERR_IO, "%s: no catalogs for language '%s' (looked for */%s/LC_MESSAGES/*.mo)", root_dir,
                      o->lang, o->lang);
     if (s == QKV_OK)
-        logf_(o, "reading %d catalogs for %s", cats.n, o->lang);
+        corpus_log(o, "reading %d catalogs for %s", cats.n, o->lang);
     for (int i = 0; i < cats.n && s == QKV_OK; i++)
         s = read_catalog(cats.c[i].path, cats.c[i].pkg, o, r, &set);
     for (int i = 0; i < cats.n; i++)

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/status.h"
 #include "qkv.h"
 
 typedef struct {
@@ -79,6 +80,9 @@ typedef struct {
 } corpus_report;
 
 void corpus_report_free(corpus_report *r);
+
+/* Formats one progress line and hands it to o->log (nothing when NULL). */
+void corpus_log(const corpus_options *o, const char *fmt, ...) QKV_PRINTF(2, 3);
 
 /* Makes sure CACHE/root/<pkg> holds each package unpacked: skips those whose
  * marker CACHE/root/<pkg>/.qkv-unpacked exists, downloads missing .deb files

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,19 +17,6 @@
 #include "data/corpus.h"
 
 #define MARKER ".qkv-unpacked"
-
-static void say(const corpus_options *o, const char *fmt, ...) QKV_PRINTF(2, 3);
-static void say(const corpus_options *o, const char *fmt, ...)
-{
-    if (!o->log)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, msg);
-}
 
 static char *join(const char *a, const char *b)
 {
@@ -186,7 +172,7 @@ static qkv_status fetch_one(const char *debs, const char *root, const char *log_
             s = qkv_fail(QKV_ERR_IO, "package %s: no %s/%s_*.deb in the cache and downloading is off", pkg, debs, pkg);
             goto done;
         }
-        say(o, "downloading %s", pkg);
+        corpus_log(o, "downloading %s", pkg);
         char *argv[] = {"apt-get", "download", (char *)pkg, NULL};
         if ((s = run(argv, debs, log_path, pkg)) != QKV_OK)
             goto done;
@@ -195,7 +181,7 @@ static qkv_status fetch_one(const char *debs, const char *root, const char *log_
             goto done;
         }
     }
-    say(o, "unpacking %s", deb);
+    corpus_log(o, "unpacking %s", deb);
     /* unpack next to the final place, then rename: an interrupted run leaves
      * no half-unpacked tree that looks complete */
     snprintf(tmp, strlen(dir) + 8, "%s.tmp", dir);
@@ -250,7 +236,7 @@ qkv_status corpus_fetch(const char *cache_dir, const char *const *packages, cons
         total++;
     }
     if (s == QKV_OK && *n_fetched == 0)
-        say(o, "cache complete: %d packages already unpacked in %s, nothing to download", total, root);
+        corpus_log(o, "cache complete: %d packages already unpacked in %s, nothing to download", total, root);
     free(debs);
     free(root);
     free(log_path);
