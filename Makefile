@@ -9,9 +9,16 @@
 # Every .c under src/ goes into the library, every .c under cli/ into ./qkv and
 # every tests/test_*.c becomes its own test program: adding a file needs no
 # edit here.
+#
+# The build is portable: every file is compiled for baseline x86-64, except
+# the kernel paths under src/kernels/avx2/ and src/kernels/avx512/, each with
+# its own instruction-set flags (ISA_FLAGS below); the path is chosen when
+# qkv starts (src/kernels/dispatch.c). `make ARCH=-march=native` compiles
+# everything for this machine instead (local tuning only: the binary may
+# then not run on another CPU).
 
 CC      ?= cc
-ARCH    ?= -march=native
+ARCH    ?=
 OPT     ?= -O3
 WARN    := -Wall -Wextra -Wno-unused-parameter
 DEPFLAGS = -MMD -MP
@@ -23,7 +30,7 @@ SAN_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(ARCH) $(WARN) -fopenmp -Iinclude -
               -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_LDLIBS := -fsanitize=address,undefined $(LDLIBS)
 
-LIB_SRC  := $(sort $(wildcard src/*/*.c))
+LIB_SRC  := $(sort $(wildcard src/*/*.c src/kernels/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_LIB := tests/testlib.c
@@ -50,13 +57,20 @@ build-san/libqkv.a: $(SAN_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+# Instruction-set flags of the kernel paths (keep in sync with the paths
+# of src/kernels/isa.h and the checks in src/kernels/cpu.c).
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mprefer-vector-width=512
+build/src/kernels/avx2/%.o build-san/src/kernels/avx2/%.o: ISA_FLAGS := $(AVX2_FLAGS)
+build/src/kernels/avx512/%.o build-san/src/kernels/avx512/%.o: ISA_FLAGS := $(AVX512_FLAGS)
+
 build/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA_FLAGS) $(DEPFLAGS) -c $< -o $@
 
 build-san/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(CC) $(SAN_CFLAGS) $(ISA_FLAGS) $(DEPFLAGS) -c $< -o $@
 
 qkv: $(CLI_OBJ) build/libqkv.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) build/libqkv.a $(LDLIBS)

@@ -23,7 +23,9 @@ static int cmd_version(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    printf("qkv %s\n", QKV_VERSION_STRING);
+    char info[1024];
+    qkv_system_info(info, sizeof info);
+    printf("qkv %s\n%s", QKV_VERSION_STRING, info);
     return 0;
 }
 
@@ -98,6 +100,8 @@ static void prefer_passive_openmp(char **argv)
 int main(int argc, char **argv)
 {
     prefer_passive_openmp(argv);
+    if (qkv_kernels_check() != QKV_OK)
+        return cli_error("%s", qkv_last_error()), 2;
     if (argc < 2)
         return cmd_help(argc, argv), 2;
     const char *name = argv[1];

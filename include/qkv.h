@@ -51,6 +51,24 @@ const char *qkv_status_name(qkv_status s);
 void qkv_set_threads(int n);
 int qkv_get_threads(void);
 
+/* ---- kernels: the instruction-set path (src/kernels/dispatch.c) ---------- */
+
+/* qkv's kernels exist once per instruction set (generic x86-64, AVX2+FMA,
+ * AVX-512) in one binary; the best path the CPU and the OS support is chosen
+ * before main() runs, capped by the environment variable QKV_ISA
+ * (generic|avx2|avx512), as CT2_FORCE_CPU_ISA and ONEDNN_MAX_CPU_ISA cap
+ * theirs. The BLAS (OpenBLAS) makes its own choice (OPENBLAS_CORETYPE).
+ *
+ * QKV_ERR_CONFIG when $QKV_ISA names an unknown path or one this CPU cannot
+ * run (the best path is then used); programs should call it once at start. */
+qkv_status qkv_kernels_check(void);
+/* The path in use: "generic", "avx2" or "avx512". Thread-safe. */
+const char *qkv_kernels_isa(void);
+/* A few lines on the CPU (brand, features found), the kernel paths it can
+ * run and the one in use, and the BLAS, written into buf (snprintf
+ * semantics: returns the length it needed). */
+int qkv_system_info(char *buf, size_t size);
+
 /* ---- model: configuration and parameters (src/model/) -------------------- */
 
 typedef enum { QKV_ACT_RELU = 0, QKV_ACT_GELU = 1, QKV_ACT_SWISH = 2 } qkv_activation;

@@ -26,6 +26,11 @@ typedef struct {
 
 int test_main(int argc, char **argv, const test_case *cases, int n);
 
+/* The same once per kernel path (generic, avx2, avx512) that the CPU runs
+ * and $QKV_ISA allows, each case named program[path]/case; a path left out
+ * prints "skip program[path]: reason". For kernel tests. */
+int test_main_per_isa(int argc, char **argv, const test_case *cases, int n);
+
 /* Records a failure of the current case (printf-style message). */
 void test_fail(const char *file, int line, const char *fmt, ...)
 #if defined(__GNUC__)

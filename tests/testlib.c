@@ -1,5 +1,8 @@
 #include "test.h"
 
+#include "kernels/isa.h"
+#include "qkv.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
@@ -87,11 +90,10 @@ const char *test_golden_dir(void)
     return d && *d ? d : "tests/golden";
 }
 
-int test_main(int argc, char **argv, const test_case *cases, int n)
+/* Runs the wanted cases under the name prefix; adds to *passed / *failed. */
+static void run_cases(int argc, char **argv, const char *prefix, const test_case *cases, int n, int *passed,
+                      int *failed)
 {
-    const char *prog = strrchr(argv[0], '/');
-    prog = prog ? prog + 1 : argv[0];
-    int passed = 0, failed = 0;
     for (int i = 0; i < n; i++) {
         if (argc > 1) {
             int wanted = 0;
@@ -104,15 +106,69 @@ int test_main(int argc, char **argv, const test_case *cases, int n)
         case_messages = 0;
         cases[i].fn();
         if (case_failures == 0) {
-            printf("ok   %s/%s\n", prog, cases[i].name);
-            passed++;
+            printf("ok   %s/%s\n", prefix, cases[i].name);
+            (*passed)++;
         } else {
-            printf("FAIL %s/%s (%d failed checks)\n", prog, cases[i].name, case_failures);
-            failed++;
+            printf("FAIL %s/%s (%d failed checks)\n", prefix, cases[i].name, case_failures);
+            (*failed)++;
         }
         fflush(stdout);
     }
+}
+
+static const char *prog_name(char **argv)
+{
+    const char *prog = strrchr(argv[0], '/');
+    return prog ? prog + 1 : argv[0];
+}
+
+/* A bad $QKV_ISA fails the program as one case, as ./qkv refuses to start. */
+static int isa_env_ok(const char *prog)
+{
+    if (qkv_kernels_check() == QKV_OK)
+        return 1;
+    printf("FAIL %s: %s\n", prog, qkv_last_error());
+    return 0;
+}
+
+int test_main(int argc, char **argv, const test_case *cases, int n)
+{
+    const char *prog = prog_name(argv);
+    if (!isa_env_ok(prog))
+        return 1;
+    int passed = 0, failed = 0;
+    run_cases(argc, argv, prog, cases, n, &passed, &failed);
     printf("%s: %d passed, %d failed\n", prog, passed, failed);
+    return failed ? 1 : 0;
+}
+
+int test_main_per_isa(int argc, char **argv, const test_case *cases, int n)
+{
+    const char *prog = prog_name(argv);
+    if (!isa_env_ok(prog))
+        return 1;
+    qkv_isa chosen = kern->isa;
+    const char *env = getenv("QKV_ISA");
+    int passed = 0, failed = 0, skipped = 0;
+    char prefix[128];
+    for (int i = 0; i < ISA_COUNT; i++) {
+        const char *why = NULL;
+        snprintf(prefix, sizeof prefix, "%s[%s]", prog, cpu_isa_name((qkv_isa)i));
+        if (!cpu_isa_supported((qkv_isa)i, &why)) {
+            printf("skip %s: this CPU lacks %s\n", prefix, why);
+            skipped++;
+        } else if (env && *env && i > (int)chosen) {
+            printf("skip %s: above QKV_ISA=%s\n", prefix, env);
+            skipped++;
+        } else {
+            kern_select((qkv_isa)i);
+            int p0 = passed;
+            run_cases(argc, argv, prefix, cases, n, &passed, &failed);
+            printf("%s: %d cases on the %s path\n", prog, passed - p0, cpu_isa_name((qkv_isa)i));
+        }
+    }
+    kern_select(chosen);
+    printf("%s: %d passed, %d failed, %d paths skipped\n", prog, passed, failed, skipped);
     return failed ? 1 : 0;
 }
 

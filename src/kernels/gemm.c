@@ -8,9 +8,9 @@
  * that follows each product; bench/gemm.c "interleaved" measures that), and
  * results that do not depend on the thread count (blocks below). */
 #include <cblas.h>
-#include <omp.h>
 #include <pthread.h>
 
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 
 /* From OpenBLAS; declared here so only this file knows which BLAS runs. */
@@ -49,6 +49,34 @@ static void sgemm1(int trans_a, int trans_b, int M, int N, int K, float alpha, c
                 alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+typedef struct {
+    int trans_a, trans_b, M, N, K;
+    float alpha;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+    float beta;
+    float *C;
+    int ldc, split_m, bs, len;
+} gemm_args;
+
+/* Items: blocks of bs rows (split_m) or columns of C. */
+static void gemm_blocks(void *arg, long b0, long b1)
+{
+    const gemm_args *g = arg;
+    for (long blk = b0; blk < b1; blk++) {
+        int i0 = (int)blk * g->bs, n = g->len - i0 < g->bs ? g->len - i0 : g->bs;
+        if (g->split_m) /* rows i0.. of op(A) and C */
+            sgemm1(g->trans_a, g->trans_b, n, g->N, g->K, g->alpha,
+                   g->trans_a ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda, g->B, g->ldb, g->beta,
+                   g->C + (size_t)i0 * g->ldc, g->ldc);
+        else /* columns i0.. of op(B) and C */
+            sgemm1(g->trans_a, g->trans_b, g->M, n, g->K, g->alpha, g->A, g->lda,
+                   g->trans_b ? g->B + (size_t)i0 * g->ldb : g->B + i0, g->ldb, g->beta, g->C + i0, g->ldc);
+    }
+}
+
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
           int ldb, float beta, float *C, int ldc)
 {
@@ -69,105 +97,47 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
     int bs = (len + GEMM_MAX_BLOCKS - 1) / GEMM_MAX_BLOCKS;
     bs = bs < GEMM_BLOCK_MIN ? GEMM_BLOCK_MIN : (bs + 15) / 16 * 16; /* whole 16-wide panels */
     int blocks = (len + bs - 1) / bs;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int blk = 0; blk < blocks; blk++) {
-        int i0 = blk * bs, n = len - i0 < bs ? len - i0 : bs;
-        if (split_m) /* rows i0.. of op(A) and C */
-            sgemm1(trans_a, trans_b, n, N, K, alpha, trans_a ? A + i0 : A + (size_t)i0 * lda, lda, B, ldb, beta,
-                   C + (size_t)i0 * ldc, ldc);
-        else /* columns i0.. of op(B) and C */
-            sgemm1(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + (size_t)i0 * ldb : B + i0, ldb, beta,
-                   C + i0, ldc);
-    }
+    gemm_args ga = {trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, split_m, bs, len};
+    kpar_dynamic(blocks, 2.0 * GEMM_SPLIT_MIN, GEMM_SPLIT_MIN, gemm_blocks, &ga);
 }
 
-/* Products this small (and at most this wide) skip the BLAS in gemm_batched:
+/* Products this small (and at most this wide) skip the BLAS in gemm_batched
+ * for the dispatch table's gemm_small:
  * attention's per-head products (a 20 x 20 x 64 score block, or 3 x 3 x 64
  * in a batch of 1,000 short rows) cost OpenBLAS more in call setup and
  * packing than in arithmetic (measured: ~3 us a call, ~8 GFLOP/s on a
  * training step's 56k such calls). */
 #define SMALL_MAX_FLOPS 4096.0 /* M N K: up to ~8 x 8 x 64 (bench/: BLAS wins above) */
-#define SMALL_MAX_DIM 256        /* N and K: the row buffers below */
+#define SMALL_MAX_DIM 256        /* N and K: gemm_small's row buffers (impl/rows.inc) */
 
-/* One small product, C = alpha op(A) op(B) + beta C, in plain loops. Each
- * element sums over k in order, so the bits depend on the shape only. */
-static void gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc)
+typedef struct {
+    int trans_a, trans_b, M, N, K;
+    float alpha;
+    const float *A;
+    int lda;
+    size_t stride_a;
+    const float *B;
+    int ldb;
+    size_t stride_b;
+    float beta;
+    float *C;
+    int ldc;
+    size_t stride_c;
+    int small;
+} batched_args;
+
+/* Items: whole products (gemm() inside runs on this thread). */
+static void batched_items(void *arg, long i0, long i1)
 {
-    float acc[SMALL_MAX_DIM], arow[SMALL_MAX_DIM];
-    for (int i = 0; i < M; i++) {
-        const float *a = A + (size_t)i * lda;
-        if (trans_a) { /* row i of op(A) is column i of A */
-            for (int k = 0; k < K; k++)
-                arow[k] = A[(size_t)k * lda + i];
-            a = arow;
-        }
-        float *c = C + (size_t)i * ldc;
-        if (trans_b) {
-            /* dot form: B is [N, K], rows contiguous in k; four at a time */
-            int j = 0;
-            for (; j + 4 <= N; j += 4) {
-                const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-                for (int k = 0; k < K; k++) {
-                    s0 += a[k] * b0[k];
-                    s1 += a[k] * b1[k];
-                    s2 += a[k] * b2[k];
-                    s3 += a[k] * b3[k];
-                }
-                acc[j] = s0;
-                acc[j + 1] = s1;
-                acc[j + 2] = s2;
-                acc[j + 3] = s3;
-            }
-            for (; j < N; j++) {
-                const float *b0 = B + (size_t)j * ldb;
-                float s0 = 0;
-#pragma omp simd reduction(+ : s0)
-                for (int k = 0; k < K; k++)
-                    s0 += a[k] * b0[k];
-                acc[j] = s0;
-            }
-        } else {
-            /* axpy form: rows of B, contiguous in j. A zero weight (a masked
-             * or causal attention probability) adds exactly nothing to a
-             * finite row, so it is skipped. */
-            int j0 = 0;
-            for (; j0 + 16 <= N; j0 += 16) { /* 16 columns: two registers of sums */
-                float s16[16] = {0};
-                for (int k = 0; k < K; k++) {
-                    float w = a[k];
-                    if (w == 0)
-                        continue;
-                    const float *b = B + (size_t)k * ldb + j0;
-#pragma omp simd
-                    for (int j = 0; j < 16; j++)
-                        s16[j] += w * b[j];
-                }
-                for (int j = 0; j < 16; j++)
-                    acc[j0 + j] = s16[j];
-            }
-            for (int j = j0; j < N; j++)
-                acc[j] = 0;
-            for (int k = 0; k < K && j0 < N; k++) {
-                float w = a[k];
-                if (w == 0)
-                    continue;
-                const float *b = B + (size_t)k * ldb;
-                for (int j = j0; j < N; j++)
-                    acc[j] += w * b[j];
-            }
-        }
-        if (beta == 0) {
-#pragma omp simd
-            for (int j = 0; j < N; j++)
-                c[j] = alpha * acc[j];
-        } else {
-#pragma omp simd
-            for (int j = 0; j < N; j++)
-                c[j] = alpha * acc[j] + beta * c[j];
-        }
+    const batched_args *g = arg;
+    for (long i = i0; i < i1; i++) {
+        const float *A = g->A + i * g->stride_a, *B = g->B + i * g->stride_b;
+        float *C = g->C + i * g->stride_c;
+        if (g->small)
+            kern->gemm_small(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, A, g->lda, B, g->ldb, g->beta, C,
+                             g->ldc);
+        else
+            gemm(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, A, g->lda, B, g->ldb, g->beta, C, g->ldc);
     }
 }
 
@@ -183,14 +153,7 @@ void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, co
         return;
     }
     /* attention's many small per-head products: threads take whole ones */
-    int small = (double)M * N * K <= SMALL_MAX_FLOPS && N <= SMALL_MAX_DIM && K <= SMALL_MAX_DIM && K > 0;
-#pragma omp parallel for schedule(dynamic, 4) if ((double)M * N * K * count > GEMM_SPLIT_MIN / 4)
-    for (int i = 0; i < count; i++) {
-        if (small)
-            gemm_small(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
-                       C + i * stride_c, ldc);
-        else
-            gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
-                 C + i * stride_c, ldc);
-    }
+    batched_args ba = {trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
+                       (double)M * N * K <= SMALL_MAX_FLOPS && N <= SMALL_MAX_DIM && K <= SMALL_MAX_DIM && K > 0};
+    kpar_for(count, (double)M * N * K * count, GEMM_SPLIT_MIN / 4, batched_items, &ba);
 }

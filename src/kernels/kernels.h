@@ -1,6 +1,8 @@
 /* Changes to this contract since commit 1 (signatures kept): added
- * adamw_update and global_norm_sq (optimiser math); attention_forward's
- * comment no longer mentions a scratch it does not take.
+ * adamw_update and global_norm_sq (optimiser math), attention_step_self /
+ * attention_step_cross (decoding steps, from model/incremental.c) and the
+ * memory moves of copy.c; attention_forward's comment no longer mentions
+ * a scratch it does not take.
  *
  * Kernels: the numerical ops of the Transformer, each a *_forward /
  * *_backward pair in the style of llm.c.
@@ -14,11 +16,13 @@
  *     print; non-GEMM loops are threaded with OpenMP at this level only.
  *
  * Each optimised kernel has a plain *_ref twin in kernels_ref.h that the
- * tests compare it with. Threads: the OpenMP team of qkv_set_threads() runs
- * everything, GEMMs included (gemm.c keeps the BLAS single-threaded and
- * splits C over the team); loops below ~32k elements stay on the calling
- * thread (kernels/parallel.h). Call kernels from outside any parallel
- * region to get the threads; inside one they run serially. Work is cut
+ * tests compare it with. Instruction sets: each loop is compiled once per
+ * path (generic, AVX2, AVX-512) and the path is chosen at start-up
+ * (kernels/isa.h). Threads: the pool of the execution context bound to the
+ * calling thread runs everything, GEMMs included (gemm.c keeps the BLAS
+ * single-threaded and splits C over the pool); loops below ~32k elements
+ * stay on the calling thread (kernels/parallel.h), and so does everything
+ * when no context is bound or inside a pool task. Work is cut
  * along boundaries that do not depend on the thread count (fixed GEMM
  * blocks, whole rows, and sums over rows either by column blocks or by
  * fixed row chunks added in order), so every kernel gives the same bits
@@ -119,6 +123,22 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                         const float *probs, const float *q, const float *k, const float *v,
                         const float *dropmask, int B, int H, int Tq, int Tk, int D);
 
+/* One decoding step's self-attention: the new position t of each row
+ * against its positions 0..t, whose keys and values sit in slot rows of a
+ * cache (beams reselected without copying).
+ * out: [B, H*D] (heads side by side)   qkv: [B, 3 H*D] (q first; k and v
+ * of the new position already written to the cache)   k, v: [Tm, Bm, H*D]
+ * hist: [B, Tm], hist[b, j] the slot row holding position j of row b. */
+void attention_step_self(float *out, const float *qkv, const float *k, const float *v, const int *hist, int B,
+                         int H, int D, int Tm, int Bm, int t);
+
+/* One decoding step's cross-attention of each row over its source's keys:
+ * src_row[b] picks the source, src_len[b] its length (0: zeros).
+ * out: [B, H*D]   probs: [B, H, S] (0 past src_len)   q: [B, H*D]
+ * k, v: [n_src, H, S, D] */
+void attention_step_cross(float *out, float *probs, const float *q, const float *k, const float *v,
+                          const int *src_row, const int *src_len, int B, int H, int D, int S);
+
 /* ---- activations and the feed-forward block ------------------------------ */
 
 typedef enum { ACT_RELU = 0, ACT_GELU = 1, ACT_SWISH = 2 } activation_kind;
@@ -180,5 +200,16 @@ void adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
 
 /* Sum of squares of g[n], accumulated in double (for gradient-norm clipping). */
 double global_norm_sq(const float *g, size_t n);
+
+/* ---- memory moves (copy.c) ----------------------------------------------- */
+
+/* dst[0, n) = 0 */
+void floats_zero(float *dst, size_t n);
+/* dst[0, n) = src[0, n) (no overlap) */
+void floats_copy(float *dst, const float *src, size_t n);
+/* out[i, :] = x[rows[i], :]   out: [n, C]   x: [*, C] */
+void rows_gather(float *out, const float *x, const int *rows, int n, int C);
+/* out[r, :] = where[r] >= 0 ? x[where[r], :] : 0   out: [N, C] */
+void rows_scatter(float *out, const float *x, const int *where, int N, int C);
 
 #endif

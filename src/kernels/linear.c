@@ -2,35 +2,36 @@
  * sinusoidal position table. */
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
-#include "kernels/parallel.h"
 
 /* dst[c] += sum_n src[n, c].   dst: [C]   src: [N, C] */
 static void column_sums_add(float *dst, const float *src, int N, int C)
 {
-#pragma omp parallel for schedule(static) if ((long)N * C > PAR_MIN)
-    for (int c0 = 0; c0 < C; c0 += COL_BLOCK) {
-        int w = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
-        float acc[COL_BLOCK] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *row = src + (size_t)n * C + c0;
-#pragma omp simd
-            for (int c = 0; c < w; c++)
-                acc[c] += row[c];
-        }
-        for (int c = 0; c < w; c++)
-            dst[c0 + c] += acc[c];
-    }
+    colsum_args a = {dst, src, N, C};
+    kpar_for((C + COL_BLOCK - 1) / COL_BLOCK, (double)N * C, PAR_MIN, kern->column_sums, &a);
+}
+
+typedef struct {
+    float *out;
+    const float *bias;
+    int OC;
+} bias_rows_args;
+
+static void bias_rows(void *arg, long i0, long i1)
+{
+    const bias_rows_args *a = arg;
+    for (long n = i0; n < i1; n++)
+        memcpy(a->out + (size_t)n * a->OC, a->bias, (size_t)a->OC * sizeof(float));
 }
 
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC)
 {
     if (bias) {
-#pragma omp parallel for schedule(static) if ((long)N * OC > PAR_MIN)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++)
-                out[(size_t)n * OC + o] = bias[o];
+        bias_rows_args a = {out, bias, OC};
+        kpar_for(N, (double)N * OC, PAR_MIN, bias_rows, &a);
     }
     /* out[N, OC] = inp[N, C] weight[OC, C]^T (+ out holding the bias) */
     gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
@@ -51,53 +52,25 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
 void embedding_forward(float *out, const int *ids, const float *table, const float *pos, int B, int T, int C,
                        int pos_offset, float scale)
 {
-#pragma omp parallel for schedule(static) if ((long)B * T * C > PAR_MIN)
-    for (int bt = 0; bt < B * T; bt++) {
-        const float *e = table + (size_t)ids[bt] * C;
-        float *o = out + (size_t)bt * C;
-        if (pos) {
-            const float *p = pos + (size_t)(bt % T + pos_offset) * C;
-#pragma omp simd
-            for (int c = 0; c < C; c++)
-                o[c] = e[c] * scale + p[c];
-        } else {
-#pragma omp simd
-            for (int c = 0; c < C; c++)
-                o[c] = e[c] * scale;
-        }
-    }
+    emb_args a = {.out = out, .table = table, .pos = pos, .ids = ids, .T = T, .C = C, .pos_offset = pos_offset,
+                  .BT = B * T, .scale = scale};
+    kpar_for((long)B * T, (double)B * T * C, PAR_MIN, kern->embedding, &a);
 }
 
 void embedding_backward(float *dtable, float *dpos, const float *dout, const int *ids, int B, int T, int C,
                         int pos_offset, float scale)
 {
-    /* Repeated ids hit the same row, so threads split the columns instead of
-     * the tokens: no atomics, and the order of the sums is fixed. */
-#pragma omp parallel for schedule(static) if ((long)B * T * C > PAR_MIN)
-    for (int c0 = 0; c0 < C; c0 += COL_BLOCK) {
-        int w = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
-        for (int bt = 0; bt < B * T; bt++) {
-            const float *g = dout + (size_t)bt * C + c0;
-            float *d = dtable + (size_t)ids[bt] * C + c0;
-#pragma omp simd
-            for (int c = 0; c < w; c++)
-                d[c] += g[c] * scale;
-            if (dpos) {
-                float *dp = dpos + (size_t)(bt % T + pos_offset) * C + c0;
-#pragma omp simd
-                for (int c = 0; c < w; c++)
-                    dp[c] += g[c];
-            }
-        }
-    }
+    emb_args a = {.out = dtable, .dpos = dpos, .table = dout, .ids = ids, .T = T, .C = C, .pos_offset = pos_offset,
+                  .BT = B * T, .scale = scale};
+    kpar_for((C + COL_BLOCK - 1) / COL_BLOCK, (double)B * T * C, PAR_MIN, kern->embedding_bwd, &a);
 }
 
 void sinusoidal_positions(float *table, int P, int C)
 {
     assert(C % 2 == 0);
     int half = C / 2;
-    /* In double and rounded once, as Hugging Face builds it with numpy. */
-#pragma omp parallel for schedule(static)
+    /* In double and rounded once, as Hugging Face builds it with numpy.
+     * Made once per model: serial. */
     for (int p = 0; p < P; p++)
         for (int j = 0; j < half; j++) {
             double angle = p / pow(10000.0, 2.0 * j / C);

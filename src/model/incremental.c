@@ -264,94 +264,6 @@ static void step_out(model_decoder_cache *c, ln_offsets ln)
     layernorm_forward(c->x, c->mean, c->rstd, c->res, P + ln.w, P + ln.b, c->B, cfg->d_model, cfg->layer_norm_eps);
 }
 
-/* softmax(p[0..n)) in place; returns nothing to divide (done here). */
-static void softmax_row(float *p, int n)
-{
-    float mx = -INFINITY, sum = 0;
-    for (int j = 0; j < n; j++)
-        mx = p[j] > mx ? p[j] : mx;
-    for (int j = 0; j < n; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < n; j++)
-        p[j] *= inv;
-}
-
-static float dot(const float *a, const float *b, int D)
-{
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int d = 0; d < D; d++)
-        s += a[d] * b[d];
-    return s;
-}
-
-/* Self-attention of the new position t over positions 0..t of each row.
- * out: [B, C] (heads side by side, as heads_merge leaves them)
- * qkv: [B, 3C] (q first)   k, v: [Tm, Bm, C] slots   hist: [B, Tm] the
- * slot row of each position. */
-static void step_self_attention(float *out, const float *qkv, const float *k, const float *v, const int *hist,
-                                int B, int H, int D, int Tm, int Bm, int t)
-{
-    int C = H * D, n = t + 1;
-    float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for schedule(static) if ((long)B * H * n * D > 32768)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        const float *q = qkv + (size_t)b * 3 * C + (size_t)h * D;
-        const int *rows = hist + (size_t)b * Tm;
-        float p[n]; /* n <= max_positions */
-        for (int j = 0; j < n; j++)
-            p[j] = dot(q, k + ((size_t)j * Bm + rows[j]) * C + (size_t)h * D, D) * scale;
-        softmax_row(p, n);
-        float *o = out + (size_t)b * C + (size_t)h * D;
-        for (int d = 0; d < D; d++)
-            o[d] = 0;
-        for (int j = 0; j < n; j++) {
-            const float *vj = v + ((size_t)j * Bm + rows[j]) * C + (size_t)h * D;
-            float w = p[j];
-#pragma omp simd
-            for (int d = 0; d < D; d++)
-                o[d] += w * vj[d];
-        }
-    }
-}
-
-/* Cross-attention of each row over its source's keys: src_row picks the
- * source, src_len masks its padding (a row with no source keys gets
- * zeros). out: [B, C]   probs: [B, H, S] (0 past src_len)   q: [B, C]
- * k, v: [n_src, H, S, D] */
-static void step_cross_attention(float *out, float *probs, const float *q, const float *k, const float *v,
-                                 const int *src_row, const int *src_len, int B, int H, int D, int S)
-{
-    int C = H * D;
-    float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for schedule(static) if ((long)B * H * S * D > 32768)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, n = src_len[b];
-        const float *qb = q + (size_t)b * C + (size_t)h * D;
-        size_t kv = ((size_t)src_row[b] * H + h) * S * D;
-        float *p = probs + (size_t)bh * S, *o = out + (size_t)b * C + (size_t)h * D;
-        for (int j = 0; j < n; j++)
-            p[j] = dot(qb, k + kv + (size_t)j * D, D) * scale;
-        for (int j = n; j < S; j++)
-            p[j] = 0;
-        if (n > 0)
-            softmax_row(p, n);
-        for (int d = 0; d < D; d++)
-            o[d] = 0;
-        for (int j = 0; j < n; j++) {
-            const float *vj = v + kv + (size_t)j * D;
-            float w = p[j];
-#pragma omp simd
-            for (int d = 0; d < D; d++)
-                o[d] += w * vj[d];
-        }
-    }
-}
-
 /* The slot row of every position of every row: position t is the row
  * itself, each earlier one the row its successor continued (par). */
 static void trace_history(model_decoder_cache *c, int t)
@@ -397,13 +309,13 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
             memcpy(ks + (size_t)b * C, c->qkv + (size_t)b * 3 * C + C, C * sizeof(float));
             memcpy(vs + (size_t)b * C, c->qkv + (size_t)b * 3 * C + 2 * C, C * sizeof(float));
         }
-        step_self_attention(c->atty, c->qkv, c->k_self[l], c->v_self[l], c->hist, B, H, D, Tm, Bm, t);
+        attention_step_self(c->atty, c->qkv, c->k_self[l], c->v_self[l], c->hist, B, H, D, Tm, Bm, t);
         linear_packed_forward(c->h, c->atty, pl->self_out, P + L->self.out_b, B, C, C);
         step_out(c, L->ln[0]);
         /* cross-attention over the cached source keys and values */
         in = step_in(c, c->x, L->ln[1]);
         linear_packed_forward(c->q, in, pl->cross_q, P + L->cross.qkv_b, B, C, C);
-        step_cross_attention(c->atty, c->p_cross[l], c->q, c->k_cross[l], c->v_cross[l], c->src_row, c->src_len, B,
+        attention_step_cross(c->atty, c->p_cross[l], c->q, c->k_cross[l], c->v_cross[l], c->src_row, c->src_len, B,
                              H, D, S);
         linear_packed_forward(c->h, c->atty, pl->cross_out, P + L->cross.out_b, B, C, C);
         step_out(c, L->ln[1]);

@@ -5,12 +5,7 @@
 
 #include <string.h>
 
-void zero_floats(float *p, size_t n)
-{
-#pragma omp parallel for schedule(static) if (n > (1u << 18))
-    for (size_t i0 = 0; i0 < n; i0 += 4096)
-        memset(p + i0, 0, (n - i0 < 4096 ? n - i0 : 4096) * sizeof *p);
-}
+void zero_floats(float *p, size_t n) { floats_zero(p, n); }
 
 void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC)

@@ -102,12 +102,6 @@ static uint64_t site_seed(const model_state *s, int stack, int layer, int block,
 
 static float drop_p(const model_state *s, float p) { return s->opt.dropout ? p : 0.0f; }
 
-static void copy_into(float *dst, const float *src, size_t n)
-{
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++)
-        dst[i] = src[i];
-}
 
 /* Returns the sublayer's input: LN(x) for pre-norm, x for post-norm. */
 static const float *block_in(const model_state *s, block_acts *b, const float *x, ln_offsets ln, int N)
@@ -164,7 +158,7 @@ static float *block_backward_top(model_state *s, const block_acts *b, float *dcu
         zero_floats(s->d_tmp, n);
         layernorm_backward(s->d_tmp, G + ln.w, G + ln.b, dcur, b->res, P + ln.w, b->mean, b->rstd, N, c->d_model);
         dres = s->d_tmp;
-        copy_into(dnext, dres, n);
+        floats_copy(dnext, dres, n);
         *dsub = din = dnext;
         *dsub_add = 1;
     } else {
