@@ -64,11 +64,16 @@ AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mprefe
 build/src/kernels/avx2/%.o build-san/src/kernels/avx2/%.o: ISA_FLAGS := $(AVX2_FLAGS)
 build/src/kernels/avx512/%.o build-san/src/kernels/avx512/%.o: ISA_FLAGS := $(AVX512_FLAGS)
 
-build/%.o: %.c
+# Objects are rebuilt when the flags change (ARCH=..., OPT=...): a stamp
+# holds the flags of the last build.
+FLAGS_STAMP := build/flags.stamp
+$(shell mkdir -p build && echo '$(CC) $(CFLAGS) $(SAN_CFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS) $(SAN_CFLAGS)' > $(FLAGS_STAMP))
+
+build/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ISA_FLAGS) $(DEPFLAGS) -c $< -o $@
 
-build-san/%.o: %.c
+build-san/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) $(ISA_FLAGS) $(DEPFLAGS) -c $< -o $@
 
