@@ -2,6 +2,7 @@
  * on random shapes, odd sizes included, with padding and causal masks.
  * Gradients are pre-filled with random values before every backward in both
  * versions, so these tests also check that backward accumulates. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,14 +93,31 @@ static void check_gemm(int ta, int tb, int M, int N, int K, float alpha, float b
     if (beta == 0)
         for (size_t i = 0; i < (size_t)M * ldc; i++)
             C[i] = NAN; /* beta = 0 must not read C */
-    float *C2 = dup(C, (size_t)M * ldc);
+    float *C2 = dup(C, (size_t)M * ldc), *C0 = dup(C, (size_t)M * ldc);
     gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
-    char what[96];
-    snprintf(what, sizeof what, "gemm ta=%d tb=%d M=%d N=%d K=%d beta=%g", ta, tb, M, N, K, beta);
-    for (int i = 0; i < M; i++)
-        if (!CHECK_CLOSE_F32(C + (size_t)i * ldc, C2 + (size_t)i * ldc, N, TOL_SUM, what))
-            break;
+    /* The rounding error of a float sum of K products is at most
+     * (K + 2) eps sum_k |a b| (+ the beta term): a bound that holds whatever
+     * order the BLAS of this CPU sums in, where a tolerance relative to the
+     * result fails on sums that cancel. */
+    float *Aa = dup(A, (size_t)arows * lda), *Ba = dup(B, (size_t)brows * ldb), *Cb = alloc_f((size_t)M * ldc);
+    for (size_t i = 0; i < (size_t)arows * lda; i++)
+        Aa[i] = fabsf(Aa[i]);
+    for (size_t i = 0; i < (size_t)brows * ldb; i++)
+        Ba[i] = fabsf(Ba[i]);
+    gemm_ref(ta, tb, M, N, K, fabsf(alpha), Aa, lda, Ba, ldb, 0.0f, Cb, ldc);
+    int bad = 0;
+    for (int i = 0; i < M && bad < 3; i++)
+        for (int j = 0; j < N && bad < 3; j++) {
+            size_t at = (size_t)i * ldc + j;
+            double bound = (K + 2) * (double)FLT_EPSILON * (Cb[at] + (beta ? fabs(beta * C0[at]) : 0)) + 1e-30;
+            if (!(fabs((double)C[at] - C2[at]) <= bound)) {
+                CHECK(0, "gemm ta=%d tb=%d M=%d N=%d K=%d beta=%g: C[%d,%d] = %.9g, ref %.9g (bound %.3g)", ta, tb, M,
+                      N, K, beta, i, j, C[at], C2[at], bound);
+                bad++;
+            }
+        }
+    free_all();
 }
 
 static void test_gemm(void)
@@ -813,6 +831,23 @@ static void test_attention_step(void)
     free_all();
 }
 
+/* logsumexp by rows, with masked (-inf) entries and a fully masked row */
+static void test_logsumexp(void)
+{
+    int N = 5, V = 8003;
+    float *x = rnd((size_t)N * V, 8), *o1 = alloc_f(N), *o2 = alloc_f(N);
+    for (int v = 0; v < V; v += 3)
+        x[V + v] = -INFINITY;
+    for (int v = 0; v < V; v++)
+        x[2 * (size_t)V + v] = -INFINITY;
+    logsumexp_rows(o1, x, N, V);
+    logsumexp_rows_ref(o2, x, N, V);
+    CHECK(o1[2] == -INFINITY, "fully masked row gives %g, expected -inf", o1[2]);
+    o1[2] = o2[2] = 0;
+    CHECK_CLOSE_F32(o1, o2, N, 1e-6, "logsumexp_rows");
+    free_all();
+}
+
 static const test_case cases[] = {
     TEST(test_vmath_accuracy),
     TEST(test_gemm),
@@ -836,6 +871,7 @@ static const test_case cases[] = {
     TEST(test_thread_count_independent),
     TEST(test_threaded_paths),
     TEST(test_attention_step),
+    TEST(test_logsumexp),
 };
 
 int main(int argc, char **argv)

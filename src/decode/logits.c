@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "decode/search.h"
+#include "kernels/kernels.h"
 
 double search_length_penalty(qkv_length_penalty_kind k, float alpha, int len)
 {
@@ -140,17 +141,9 @@ int search_topk_ref(const float *x, int V, int k, float *vals, int *idx)
 
 float search_logsumexp(const float *x, int V)
 {
-    float mx = -INFINITY;
-    for (int v = 0; v < V; v++)
-        if (x[v] > mx)
-            mx = x[v];
-    if (mx == -INFINITY)
-        return -INFINITY;
-    double sum = 0;
-    for (int v = 0; v < V; v++)
-        if (x[v] > -INFINITY)
-            sum += exp((double)x[v] - mx);
-    return mx + (float)log(sum);
+    float lse;
+    logsumexp_rows(&lse, x, 1, V);
+    return lse;
 }
 
 int search_argmax(const float *x, int V)

@@ -28,7 +28,7 @@
 #include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
-/* rows of softmax / log-softmax: out, inp [rows, V] */
+/* rows of softmax / log-softmax: out, inp [rows, V] (logsumexp: out [rows]) */
 typedef struct {
     float *out;
     const float *inp;
@@ -154,7 +154,7 @@ typedef void (*gemm_small_fn)(int trans_a, int trans_b, int M, int N, int K, flo
 
 typedef struct {
     qkv_isa isa;
-    kpar_fn softmax, log_softmax, crossentropy, crossentropy_bwd;
+    kpar_fn softmax, log_softmax, logsumexp, crossentropy, crossentropy_bwd;
     kpar_fn layernorm, layernorm_bwd_dx, layernorm_bwd_dw;
     kpar_fn relu, gelu, swish, relu_bwd, gelu_bwd, swish_bwd;
     kpar_fn add, add_both, mul_add, dropout_mask, dropout, adamw, sumsq;

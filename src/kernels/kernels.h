@@ -172,6 +172,9 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 /* Row-wise softmax and log-softmax.   out, inp: [N, V] (out may alias inp) */
 void softmax_forward(float *out, const float *inp, int N, int V);
 void log_softmax_forward(float *out, const float *inp, int N, int V);
+/* out[n] = log sum_v exp(inp[n, v]); -inf entries count as 0 and a row of
+ * -inf gives -inf (a fully masked row in decoding).   out: [N]   inp: [N, V] */
+void logsumexp_rows(float *out, const float *inp, int N, int V);
 
 /* Softmax cross-entropy with label smoothing eps (PyTorch's definition):
  *   loss[i] = (1 - eps) * -log p[i, target[i]] + eps * mean_v(-log p[i, v]),

@@ -18,6 +18,12 @@ void log_softmax_forward(float *out, const float *inp, int N, int V)
     kpar_for(N, (double)N * V, PAR_MIN, kern->log_softmax, &a);
 }
 
+void logsumexp_rows(float *out, const float *inp, int N, int V)
+{
+    rows_args a = {out, inp, V};
+    kpar_for(N, (double)N * V, PAR_MIN, kern->logsumexp, &a);
+}
+
 void crossentropy_forward(float *loss, float *probs, const float *logits, const int *targets, int N, int V,
                           float eps, int ignore_index)
 {
