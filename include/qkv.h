@@ -472,6 +472,36 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, 
                                const qkv_translate_options *o, double *logprob, int *n_tokens,
                                qkv_translation **out);
 
+/* ---- execution context (src/base/context.c) ------------------------------ */
+
+/* What a computation runs on: for now its thread count and a thread pool of
+ * that many threads (later also precision and device). The caller owns it
+ * and hands it to the objects that compute; nothing about threads is
+ * process-wide.
+ *
+ * Thread safety: a context may be used from several threads at once. Its
+ * pool runs one parallel region at a time; a thread that finds it busy runs
+ * its region serially on itself (correct, just not parallel), so give each
+ * thread that needs parallel speed its own context. qkv_context_free must not
+ * race with any use of the context. */
+typedef struct qkv_context qkv_context;
+
+typedef struct {
+    int threads; /* 0: $QKV_THREADS if set, else the number of cores this process may run on */
+} qkv_context_options;
+
+qkv_context_options qkv_context_default_options(void);
+
+/* Creates a context (o may be NULL: defaults) and starts its threads - 1
+ * worker threads. QKV_ERR_CONFIG naming the field (threads < 0 or above
+ * 1024) or the variable ($QKV_THREADS not a positive integer, $QKV_SPIN_US
+ * not an integer >= -1); QKV_ERR_NOMEM when memory or a thread could not be
+ * had; QKV_ERR_ARG for a NULL out. */
+qkv_status qkv_context_new(const qkv_context_options *o, qkv_context **out);
+void qkv_context_free(qkv_context *c);
+/* The resolved thread count (>= 1). */
+int qkv_context_threads(const qkv_context *c);
+
 #ifdef __cplusplus
 }
 #endif

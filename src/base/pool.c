@@ -1,0 +1,369 @@
+/* The thread pool (pool.h). How a region travels:
+ *
+ *   caller                                  worker k (runs task k, k+T, ...)
+ *   take busy (CAS 0 -> 1)
+ *   write job (fn, arg, n_tasks, stride)
+ *   pending = T - 1
+ *   for k < T-1: ++gen[k]  (seq_cst) ──────►  sees gen[k] change (acquire)
+ *               wake k if it sleeps           reads the job, runs its tasks
+ *   runs task 0, T, ...                       --pending (seq_cst)
+ *   waits for pending == 0 (acquire) ◄──────  wakes the caller if it sleeps
+ *   release busy
+ *
+ * Each worker has its own futex word (gen), so a region of fewer tasks than
+ * threads touches only the workers it uses, and a worker reads the job only
+ * after its own gen moved: it never sees a half-written one. The job is
+ * written with plain stores; the seq_cst (hence release) increment of gen
+ * publishes it, and the worker's acquire load of gen receives it. Results
+ * travel back the same way through pending: each worker's decrement releases
+ * what its tasks wrote, the caller's acquire load of 0 receives them all
+ * (a release sequence of RMWs on one atomic).
+ *
+ * Sleeping without a lost wake-up (the two "sleeping" flags): the sleeper
+ * stores sleeping = 1, then loads the word it waits on; the waker changes
+ * the word, then loads sleeping. All four are seq_cst, so at least one side
+ * sees the other's store: either the sleeper sees the new word and does not
+ * sleep, or the waker sees sleeping = 1 and calls futex_wake. FUTEX_WAIT
+ * itself rechecks the word in the kernel, so a wake that comes between the
+ * sleeper's load and its FUTEX_WAIT is not lost either. The flags only save
+ * the waker a syscall when nobody sleeps. */
+#include "base/pool.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* One cache line per worker: the caller writes gen, the worker sleeping. */
+typedef struct {
+    _Alignas(64) atomic_uint gen; /* futex word: bumped once per region handed to this worker */
+    atomic_int sleeping;          /* 1 while the worker is in (or entering) FUTEX_WAIT on gen */
+    int id;                       /* thread number 1..threads-1 */
+    qkv_pool *pool;
+    pthread_t thread;
+} pool_worker;
+
+struct qkv_pool {
+    int threads;
+    int n_workers;    /* started: threads - 1 once pool_new succeeded */
+    long spin_ns;     /* < 0: spin forever */
+    pool_worker *workers;
+    atomic_int busy;  /* 1 while a caller owns the pool */
+    /* The job: plain fields, written by the owner before it bumps a worker's
+     * gen and read by that worker after (see the top of the file). */
+    pool_task_fn fn;
+    void *arg;
+    int n_tasks, stride;
+    int stop;
+    /* Written by every worker at the end of a region: its own line. */
+    _Alignas(64) atomic_int pending;  /* workers still running this region; futex word */
+    atomic_int caller_sleeping;       /* 1 while the owner is in (or entering) FUTEX_WAIT on pending */
+};
+
+/* Depth of pool tasks on this thread: 1 for a worker's whole life, and
+ * raised by the caller while it runs tasks. */
+static _Thread_local int pool_depth;
+
+static void futex_wait(void *word, int val)
+{
+    /* EAGAIN (the word already moved) and EINTR both send the caller back
+     * to its loop, which rechecks the word. */
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(void *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Spins while *word == old for at most spin_ns (forever when < 0). Returns 1
+ * when the word moved, 0 when the bound ran out. The clock is read once per
+ * 32 pauses (a pause is ~10-40 ns), so the bound costs nothing. */
+static int spin_while(atomic_int *word, int old, long spin_ns)
+{
+    if (spin_ns == 0)
+        return atomic_load_explicit(word, memory_order_acquire) != old;
+    long t0 = spin_ns > 0 ? now_ns() : 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != old)
+            return 1;
+        cpu_relax();
+        if (spin_ns > 0 && (i & 31) == 0 && now_ns() - t0 > spin_ns)
+            return 0;
+    }
+}
+
+/* Returns once *word != old: spins, then sleeps on the futex. */
+static void wait_while(atomic_int *word, int old, atomic_int *sleeping, long spin_ns)
+{
+    if (spin_while(word, old, spin_ns))
+        return;
+    for (;;) {
+        atomic_store_explicit(sleeping, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(word, memory_order_seq_cst) != old)
+            break;
+        futex_wait(word, old);
+    }
+    /* Relaxed: the next reader of the flag is the waker of a later region,
+     * which is ordered after this point through gen/pending. */
+    atomic_store_explicit(sleeping, 0, memory_order_relaxed);
+}
+
+static void run_tasks(pool_task_fn fn, void *arg, int first, int stride, int n_tasks)
+{
+    for (int t = first; t < n_tasks; t += stride)
+        fn(arg, t, n_tasks);
+}
+
+static void *worker_main(void *a)
+{
+    pool_worker *w = a;
+    qkv_pool *p = w->pool;
+    pool_depth = 1;
+    int seen = 0;
+    for (;;) {
+        /* gen is an atomic_uint used as an int futex word: same size, and
+         * only equality matters (it may wrap). */
+        wait_while((atomic_int *)&w->gen, seen, &w->sleeping, p->spin_ns);
+        /* Acquire: pairs with the owner's seq_cst increment, so the job
+         * fields below are the ones written for this region. */
+        seen = (int)atomic_load_explicit(&w->gen, memory_order_acquire);
+        if (p->stop)
+            break;
+        run_tasks(p->fn, p->arg, w->id, p->stride, p->n_tasks);
+        /* seq_cst: releases this worker's results to the owner, and is one
+         * side of the caller_sleeping handshake. After this decrement the
+         * worker touches only pending and caller_sleeping, never the job. */
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_seq_cst) == 1 &&
+            atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
+            futex_wake(&p->pending);
+    }
+    return NULL;
+}
+
+long pool_spin_us(int *bad)
+{
+    const char *env = getenv("QKV_SPIN_US");
+    if (bad)
+        *bad = 0;
+    if (!env)
+        return POOL_SPIN_US;
+    char *end;
+    errno = 0;
+    long us = strtol(env, &end, 10);
+    if (end == env || *end || errno || us < -1 || us > 60L * 1000 * 1000) {
+        if (bad)
+            *bad = 1;
+        return POOL_SPIN_US;
+    }
+    return us;
+}
+
+qkv_pool *pool_new(int threads)
+{
+    if (threads < 1)
+        threads = 1;
+    qkv_pool *p = aligned_alloc(64, sizeof *p);
+    if (!p)
+        return NULL;
+    memset(p, 0, sizeof *p);
+    p->threads = threads;
+    long us = pool_spin_us(NULL);
+    p->spin_ns = us < 0 ? -1 : us * 1000;
+    atomic_init(&p->busy, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->caller_sleeping, 0);
+    if (threads == 1)
+        return p;
+    size_t bytes = (size_t)(threads - 1) * sizeof(pool_worker); /* a multiple of 64 */
+    p->workers = aligned_alloc(64, bytes);
+    if (!p->workers) {
+        free(p);
+        return NULL;
+    }
+    memset(p->workers, 0, bytes);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the workers */
+    for (int k = 0; k < threads - 1; k++) {
+        pool_worker *w = &p->workers[k];
+        atomic_init(&w->gen, 0);
+        atomic_init(&w->sleeping, 0);
+        w->id = k + 1;
+        w->pool = p;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+            break;
+        p->n_workers = k + 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (p->n_workers != threads - 1) {
+        pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void pool_free(qkv_pool *p)
+{
+    if (!p)
+        return;
+    assert(atomic_load_explicit(&p->busy, memory_order_relaxed) == 0 && "pool_free on a busy pool");
+    p->stop = 1; /* published by the increments below, as a job is */
+    for (int k = 0; k < p->n_workers; k++) {
+        atomic_fetch_add_explicit(&p->workers[k].gen, 1, memory_order_seq_cst);
+        futex_wake(&p->workers[k].gen);
+    }
+    for (int k = 0; k < p->n_workers; k++)
+        pthread_join(p->workers[k].thread, NULL);
+    free(p->workers);
+    free(p);
+}
+
+int pool_threads(const qkv_pool *p)
+{
+    return p ? p->threads : 1;
+}
+
+int pool_in_task(void)
+{
+    return pool_depth > 0;
+}
+
+void pool_run(qkv_pool *p, int n_tasks, pool_task_fn fn, void *arg)
+{
+    if (n_tasks <= 0)
+        return;
+    int idle = 0;
+    /* Acquire on success: the previous owner's region (and its release of
+     * busy) happens before ours, so the job fields are ours to write. */
+    if (!p || p->threads == 1 || n_tasks == 1 || pool_depth > 0 ||
+        !atomic_compare_exchange_strong_explicit(&p->busy, &idle, 1, memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        pool_depth++;
+        run_tasks(fn, arg, 0, 1, n_tasks);
+        pool_depth--;
+        return;
+    }
+    int used = n_tasks < p->threads ? n_tasks : p->threads;
+    p->fn = fn;
+    p->arg = arg;
+    p->n_tasks = n_tasks;
+    p->stride = used;
+    /* Relaxed: published with the job by the gen increments below. */
+    atomic_store_explicit(&p->pending, used - 1, memory_order_relaxed);
+    atomic_store_explicit(&p->caller_sleeping, 0, memory_order_relaxed);
+    for (int k = 0; k < used - 1; k++) {
+        pool_worker *w = &p->workers[k];
+        atomic_fetch_add_explicit(&w->gen, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst))
+            futex_wake(&w->gen);
+    }
+    pool_depth++;
+    run_tasks(fn, arg, 0, used, n_tasks);
+    pool_depth--;
+    /* Wait for pending == 0; each load is acquire, so the workers' results
+     * are visible once it reads 0. */
+    for (;;) {
+        int left = atomic_load_explicit(&p->pending, memory_order_acquire);
+        if (left == 0)
+            break;
+        wait_while(&p->pending, left, &p->caller_sleeping, p->spin_ns);
+    }
+    atomic_store_explicit(&p->busy, 0, memory_order_release);
+}
+
+/* ---- par_for, par_dynamic ------------------------------------------------- */
+
+typedef struct {
+    pool_range_fn fn;
+    void *arg;
+    long n;
+} par_for_job;
+
+static void par_for_task(void *a, int t, int n_tasks)
+{
+    const par_for_job *j = a;
+    long base = j->n / n_tasks, rem = j->n % n_tasks;
+    long i0 = t * base + (t < rem ? t : rem);
+    j->fn(j->arg, i0, i0 + base + (t < rem));
+}
+
+void par_for(qkv_pool *p, long n, long min_items_per_task, pool_range_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (min_items_per_task < 1)
+        min_items_per_task = 1;
+    long chunks = n / min_items_per_task + (n % min_items_per_task != 0);
+    int threads = pool_threads(p);
+    if (chunks > threads)
+        chunks = threads;
+    if (chunks <= 1 || pool_depth > 0) {
+        fn(arg, 0, n);
+        return;
+    }
+    par_for_job j = {fn, arg, n};
+    pool_run(p, (int)chunks, par_for_task, &j);
+}
+
+typedef struct {
+    pool_range_fn fn;
+    void *arg;
+    long n, grain;
+    atomic_long next; /* first item not yet handed out */
+} par_dynamic_job;
+
+static void par_dynamic_task(void *a, int t, int n_tasks)
+{
+    par_dynamic_job *j = a;
+    for (;;) {
+        /* Relaxed: the counter only divides the items; the results reach
+         * the caller through pool_run's own synchronisation. */
+        long i0 = atomic_fetch_add_explicit(&j->next, j->grain, memory_order_relaxed);
+        if (i0 >= j->n)
+            break;
+        long i1 = j->n - i0 < j->grain ? j->n : i0 + j->grain;
+        j->fn(j->arg, i0, i1);
+    }
+}
+
+void par_dynamic(qkv_pool *p, long n, long grain, pool_range_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    long ranges = n / grain + (n % grain != 0);
+    int threads = pool_threads(p);
+    int tasks = ranges < threads ? (int)ranges : threads;
+    if (tasks <= 1 || pool_depth > 0) {
+        fn(arg, 0, n);
+        return;
+    }
+    par_dynamic_job j = {fn, arg, n, grain, 0};
+    pool_run(p, tasks, par_dynamic_task, &j);
+}
