@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "base/context.h"
 #include "base/rng.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -66,7 +67,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: model_step [B S T steps]\n");
         return 2;
     }
-    qkv_set_threads(0);
+    qkv_context *ctx = NULL;
+    if (qkv_context_new(NULL, &ctx) != QKV_OK)
+        return fprintf(stderr, "%s\n", qkv_last_error()), 1;
+    ctx_bind(ctx);
     qkv_model_config c = qkv_model_default_config();
     c.src_vocab_size = c.tgt_vocab_size = 8000;
     qkv_model *m = NULL;
@@ -100,7 +104,7 @@ int main(int argc, char **argv)
            c.encoder_heads, c.encoder_d_ff, c.encoder_layers, c.decoder_layers, c.src_vocab_size, c.tgt_vocab_size,
            qkv_model_num_params(m));
     printf("batch B=%d S=%d T=%d (%d source + %d target tokens), dropout on, %d threads, workspace %.0f MB\n", B, S,
-           T, B * S, B * T, qkv_get_threads(), model_state_workspace_bytes(s) / 1048576.0);
+           T, B * S, B * T, qkv_context_threads(ctx_current()), model_state_workspace_bytes(s) / 1048576.0);
     /* libgomp reads this at load time; with OpenBLAS's own pthreads an
      * "active" (spinning) OpenMP pool competes with the GEMM threads */
     const char *wait = getenv("OMP_WAIT_POLICY");
@@ -125,7 +129,7 @@ int main(int argc, char **argv)
             tb_best = t2 - t1 < tb_best ? t2 - t1 : tb_best;
         }
         printf("  step %d: loss %.4f  forward %.3f s  backward %.3f s  (cpu %.3f s over %d threads)%s\n", i,
-               (double)loss, t1 - t0, t2 - t1, c2 - c0, qkv_get_threads(), i == 0 ? " (warm-up)" : "");
+               (double)loss, t1 - t0, t2 - t1, c2 - c0, qkv_context_threads(ctx_current()), i == 0 ? " (warm-up)" : "");
     }
     double step = tf_best + tb_best;
     printf("best step: %.3f s (forward %.3f s, backward %.3f s), %.0f target tokens/s\n", step, tf_best, tb_best,

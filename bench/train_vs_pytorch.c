@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/context.h"
 #include "base/io.h"
 #include "base/rng.h"
 #include "data/batch.h"
@@ -365,7 +366,12 @@ static int cmd_train(int argc, char **argv)
     if (model_config(name, bf.head, &cfg))
         return 1;
     cfg.dropout = dropout;
-    qkv_set_threads(threads);
+    qkv_context *ctx = NULL;
+    qkv_context_options co = qkv_context_default_options();
+    co.threads = threads;
+    if (qkv_context_new(&co, &ctx) != QKV_OK)
+        return fail("creating the context");
+    ctx_bind(ctx);
     qkv_model *m = NULL;
     if (qkv_model_new(&cfg, seed, &m) != QKV_OK)
         return fail("creating the model");
@@ -448,7 +454,7 @@ static int cmd_train(int argc, char **argv)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "impl", "qkv");
     cJSON_AddStringToObject(o, "model", name);
-    cJSON_AddNumberToObject(o, "threads", qkv_get_threads());
+    cJSON_AddNumberToObject(o, "threads", qkv_context_threads(ctx_current()));
     cJSON_AddNumberToObject(o, "params", (double)n);
     cJSON_AddNumberToObject(o, "warmup", warmup);
     cJSON_AddNumberToObject(o, "steps", steps);

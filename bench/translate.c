@@ -103,7 +103,11 @@ int main(int argc, char **argv)
     char *text;
     size_t len;
     qkv_translator *t;
-    if (qkv_read_file(input, &text, &len) != QKV_OK || qkv_translator_load(model, &t) != QKV_OK) {
+    qkv_context *ctx;
+    qkv_context_options co = qkv_context_default_options();
+    co.threads = threads;
+    if (qkv_read_file(input, &text, &len) != QKV_OK || qkv_context_new(&co, &ctx) != QKV_OK ||
+        qkv_translator_load_ctx(model, ctx, &t) != QKV_OK) {
         fprintf(stderr, "%s\n", qkv_last_error());
         return 1;
     }
@@ -120,7 +124,6 @@ int main(int argc, char **argv)
     qkv_translate_options o = qkv_translator_default_options(t);
     o.beam_size = beam;
     o.batch_size = batch;
-    o.threads = threads;
     if (max_length) {
         o.max_length = max_length;
     } else {

@@ -26,8 +26,8 @@ int cmd_attn(int argc, char **argv)
     if (done >= 0)
         return done;
     qkv_translator *tr = NULL;
-    if (qkv_translator_load(model, &tr) != QKV_OK)
-        return cli_error("%s", qkv_last_error());
+    if (translate_load(model, argc, argv, &tr))
+        return 1;
     qkv_translate_options o = qkv_translator_default_options(tr);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -106,7 +106,7 @@ int cmd_attn(int argc, char **argv)
     qkv_translations_free(res, 1);
     rc = 0;
 fail:
-    qkv_translator_free(tr);
+    translate_unload(tr);
     free(bad_ids);
     return rc;
 }

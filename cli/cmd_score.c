@@ -100,10 +100,8 @@ int cmd_score(int argc, char **argv)
         cli_error("%s has %d lines, %s has %d", src_path, ns, tgt_path, nt);
         goto done;
     }
-    if (qkv_translator_load(model, &tr) != QKV_OK) {
-        cli_error("%s", qkv_last_error());
+    if (translate_load(model, argc, argv, &tr))
         goto done;
-    }
     lp = calloc((size_t)(ns > 0 ? ns : 1), sizeof *lp);
     ntok = calloc((size_t)(ns > 0 ? ns : 1), sizeof *ntok);
     if (!lp || !ntok) {
@@ -121,7 +119,7 @@ int cmd_score(int argc, char **argv)
 done:
     free(lp);
     free(ntok);
-    qkv_translator_free(tr);
+    translate_unload(tr);
     free_lines(src, ns);
     free_lines(tgt, nt);
 out:

@@ -473,12 +473,27 @@ static int make_dirs(const char *dir)
     return 0;
 }
 
+static int train_on(const train_args *args, qkv_context *ctx);
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     if (parse_args(argc, argv, &a))
         return 1;
-    qkv_set_threads(a.threads);
+    qkv_context_options co = qkv_context_default_options();
+    co.threads = a.threads > 0 ? a.threads : 0;
+    qkv_context *ctx = NULL;
+    if (qkv_context_new(&co, &ctx) != QKV_OK)
+        return cli_error("%s", qkv_last_error());
+    int rc = train_on(&a, ctx);
+    qkv_context_free(ctx);
+    return rc;
+}
+
+/* The training job on its execution context. */
+static int train_on(const train_args *args, qkv_context *ctx)
+{
+    train_args a = *args;
     const preset *pr = find_preset(a.preset ? a.preset : "small");
     if (!pr)
         return cli_error("--preset: expected tiny, small, base or demo, got '%s'", a.preset);
@@ -642,6 +657,7 @@ int cmd_train(int argc, char **argv)
     bo.batch_tokens = a.batch_tokens > 0 ? (int)a.batch_tokens : pr->batch_tokens;
     bo.pad_id = cfg.pad_id;
     qkv_train_options to = qkv_train_default_options();
+    to.context = ctx;
     to.seed = seed;
     to.schedule.warmup_steps = a.warmup >= 0 ? a.warmup : pr->warmup;
     to.schedule.peak_lr = a.lr > 0 ? a.lr
@@ -691,7 +707,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "qkv train: resuming %s at step %lld\n", ckpt_path, (long long)qkv_trainer_step(tr));
     }
     fprintf(stderr, "qkv train: %zu parameters, d_model %d, %d+%d layers, %d threads -> %s\n",
-            qkv_model_num_params(model), cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, qkv_get_threads(),
+            qkv_model_num_params(model), cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, qkv_context_threads(ctx),
             a.out);
 
     struct sigaction sa;

@@ -179,8 +179,10 @@ int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int 
         ok = parse_int(v, &o->num_samples);
     else if (!strcmp(a, "--batch-size"))
         ok = parse_int(v, &o->batch_size) && o->batch_size >= 1;
-    else if (!strcmp(a, "--threads"))
-        ok = parse_int(v, &o->threads) && o->threads >= 1;
+    else if (!strcmp(a, "--threads")) {
+        int n; /* taken by translate_load, before the options */
+        ok = parse_int(v, &n) && n >= 1 && n <= 1024;
+    }
     if (!ok) {
         cli_error("%s: invalid value '%s'", a, v);
         return -1;
@@ -277,6 +279,37 @@ int translate_model_arg(int argc, char **argv, const char *usage, const char **m
     return -1;
 }
 
+/* The context of the command's translator (one translator per process). */
+static qkv_context *cli_ctx;
+
+int translate_load(const char *model, int argc, char **argv, qkv_translator **tr)
+{
+    *tr = NULL;
+    qkv_context_options co = qkv_context_default_options();
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--threads")) {
+            char *end;
+            long n = strtol(argv[i + 1], &end, 10);
+            if (end == argv[i + 1] || *end || n < 1 || n > 1024)
+                return cli_error("--threads: invalid value '%s' (expected 1 to 1024)", argv[i + 1]);
+            co.threads = (int)n;
+        }
+    if (qkv_context_new(&co, &cli_ctx) != QKV_OK || qkv_translator_load_ctx(model, cli_ctx, tr) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
+        qkv_context_free(cli_ctx);
+        cli_ctx = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+void translate_unload(qkv_translator *tr)
+{
+    qkv_translator_free(tr);
+    qkv_context_free(cli_ctx);
+    cli_ctx = NULL;
+}
+
 static double wall_seconds(void)
 {
     struct timespec ts;
@@ -295,8 +328,8 @@ int cmd_translate(int argc, char **argv)
     double t_start = wall_seconds(), t_load = 0, t_translate = 0;
     long sentences = 0;
     int timing = 0;
-    if (qkv_translator_load(model, &tr) != QKV_OK)
-        return cli_error("%s", qkv_last_error());
+    if (translate_load(model, argc, argv, &tr))
+        return 1;
     t_load = wall_seconds() - t_start;
     qkv_translate_options o = qkv_translator_default_options(tr);
     for (int i = 1; i < argc; i++) {
@@ -468,7 +501,7 @@ close:
     if (in != stdin)
         fclose(in);
 out:
-    qkv_translator_free(tr);
+    translate_unload(tr);
     free(bad_ids);
     return rc;
 }

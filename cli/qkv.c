@@ -82,24 +82,8 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
-/* libgomp reads its wait policy when it loads, before main. Its default
- * (spin ~300k iterations between parallel regions) makes idle threads steal
- * the other core from a busy one as soon as anything else runs on a 2-core
- * machine: 2 threads then ran 2-4x slower than 1 (bench/translate,
- * bench/model_step). So unless the user chose a policy, run again with
- * passive waiting. */
-static void prefer_passive_openmp(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
-        return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc): carry on with the default policy */
-}
-
 int main(int argc, char **argv)
 {
-    prefer_passive_openmp(argv);
     if (qkv_kernels_check() != QKV_OK)
         return cli_error("%s", qkv_last_error()), 2;
     if (argc < 2)

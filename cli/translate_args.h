@@ -11,6 +11,12 @@
  * printing usage for --help (anywhere), 1 after an error when -m is absent. */
 int translate_model_arg(int argc, char **argv, const char *usage, const char **model);
 
+/* Loads the model on a context of --threads N threads (default: $QKV_THREADS
+ * or all cores), found anywhere in argv. Returns 0, or 1 after printing the
+ * error. Free with translate_unload. */
+int translate_load(const char *model, int argc, char **argv, qkv_translator **tr);
+void translate_unload(qkv_translator *tr);
+
 /* Parses the search option at argv[*i] into o (advancing *i past its value).
  * Returns 1 when it was one, 0 when it is not a search option, -1 after an
  * error was printed. *bad_ids owns the parsed --bad-word-ids. */

@@ -44,13 +44,6 @@ const char *qkv_last_error(void);
 /* A short fixed name for a status code ("ok", "io", "format", ...). */
 const char *qkv_status_name(qkv_status s);
 
-/* ---- threads (src/kernels/threads.c) ------------------------------------- */
-
-/* Number of threads used by kernels (OpenMP regions and the BLAS).
- * n <= 0 selects the default: $QKV_THREADS if set, else the number of cores. */
-void qkv_set_threads(int n);
-int qkv_get_threads(void);
-
 /* ---- kernels: the instruction-set path (src/kernels/dispatch.c) ---------- */
 
 /* qkv's kernels exist once per instruction set (generic x86-64, AVX2+FMA,
@@ -68,6 +61,36 @@ const char *qkv_kernels_isa(void);
  * run and the one in use, and the BLAS, written into buf (snprintf
  * semantics: returns the length it needed). */
 int qkv_system_info(char *buf, size_t size);
+
+/* ---- execution context (src/base/context.c) ------------------------------ */
+
+/* What a computation runs on: for now its thread count and a thread pool of
+ * that many threads (later also precision and device). The caller owns it
+ * and hands it to the objects that compute; nothing about threads is
+ * process-wide.
+ *
+ * Thread safety: a context may be used from several threads at once. Its
+ * pool runs one parallel region at a time; a thread that finds it busy runs
+ * its region serially on itself (correct, just not parallel), so give each
+ * thread that needs parallel speed its own context. qkv_context_free must not
+ * race with any use of the context. */
+typedef struct qkv_context qkv_context;
+
+typedef struct {
+    int threads; /* 0: $QKV_THREADS if set, else the number of cores this process may run on */
+} qkv_context_options;
+
+qkv_context_options qkv_context_default_options(void);
+
+/* Creates a context (o may be NULL: defaults) and starts its threads - 1
+ * worker threads. QKV_ERR_CONFIG naming the field (threads < 0 or above
+ * 1024) or the variable ($QKV_THREADS not a positive integer, $QKV_SPIN_US
+ * not an integer >= -1); QKV_ERR_NOMEM when memory or a thread could not be
+ * had; QKV_ERR_ARG for a NULL out. */
+qkv_status qkv_context_new(const qkv_context_options *o, qkv_context **out);
+void qkv_context_free(qkv_context *c);
+/* The resolved thread count (>= 1). */
+int qkv_context_threads(const qkv_context *c);
 
 /* ---- model: configuration and parameters (src/model/) -------------------- */
 
@@ -409,7 +432,6 @@ typedef struct {
     uint64_t seed;               /* 1 */
     int num_samples;             /* 1: independent samples per sentence (sorted by score) */
     int batch_size;              /* 32: sentences decoded together (sorted by source length) */
-    int threads;                 /* 0: leave qkv_set_threads as it is */
     int attention;               /* 0: 1 returns the cross-attention of each best hypothesis */
 } qkv_translate_options;
 
@@ -423,6 +445,12 @@ qkv_status qkv_translate_validate_options(const qkv_translate_options *o);
 typedef struct qkv_translator qkv_translator;
 
 qkv_status qkv_translator_load(const char *path, qkv_translator **out);
+/* The same on a context the caller owns and keeps alive until
+ * qkv_translator_free (NULL: the translator makes its own, with
+ * qkv_context_default_options(), as qkv_translator_load does). Translators
+ * on different contexts run in parallel at the same time, each with its
+ * own thread count. */
+qkv_status qkv_translator_load_ctx(const char *path, qkv_context *ctx, qkv_translator **out);
 void qkv_translator_free(qkv_translator *t);
 const qkv_model *qkv_translator_model(const qkv_translator *t);
 /* qkv_translate_default_options() with the model's own generation defaults
@@ -471,36 +499,6 @@ void qkv_translations_free(qkv_translation *r, int n);
 qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, const char *const *tgt, int n,
                                const qkv_translate_options *o, double *logprob, int *n_tokens,
                                qkv_translation **out);
-
-/* ---- execution context (src/base/context.c) ------------------------------ */
-
-/* What a computation runs on: for now its thread count and a thread pool of
- * that many threads (later also precision and device). The caller owns it
- * and hands it to the objects that compute; nothing about threads is
- * process-wide.
- *
- * Thread safety: a context may be used from several threads at once. Its
- * pool runs one parallel region at a time; a thread that finds it busy runs
- * its region serially on itself (correct, just not parallel), so give each
- * thread that needs parallel speed its own context. qkv_context_free must not
- * race with any use of the context. */
-typedef struct qkv_context qkv_context;
-
-typedef struct {
-    int threads; /* 0: $QKV_THREADS if set, else the number of cores this process may run on */
-} qkv_context_options;
-
-qkv_context_options qkv_context_default_options(void);
-
-/* Creates a context (o may be NULL: defaults) and starts its threads - 1
- * worker threads. QKV_ERR_CONFIG naming the field (threads < 0 or above
- * 1024) or the variable ($QKV_THREADS not a positive integer, $QKV_SPIN_US
- * not an integer >= -1); QKV_ERR_NOMEM when memory or a thread could not be
- * had; QKV_ERR_ARG for a NULL out. */
-qkv_status qkv_context_new(const qkv_context_options *o, qkv_context **out);
-void qkv_context_free(qkv_context *c);
-/* The resolved thread count (>= 1). */
-int qkv_context_threads(const qkv_context *c);
 
 #ifdef __cplusplus
 }

@@ -59,6 +59,11 @@ int test_close_f64(const char *file, int line, const double *got, const double *
 /* Number of failures recorded in the current case so far. */
 int test_failures(void);
 
+/* Kernels called from the test thread run on a context of n threads from
+ * now on (n = 1: serially); test_threads() is the count in effect. */
+void test_set_threads(int n);
+int test_threads(void);
+
 /* Runs a shell command (popen) and returns its exit status (-1 when it could
  * not run or did not exit normally); with out, *out receives everything it
  * wrote to stdout, NUL-terminated (caller frees). */

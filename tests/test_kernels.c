@@ -126,8 +126,8 @@ static void test_gemm(void)
      * by rows (M >= N) and by columns, with a partial last block */
     static const int sizes[][3] = {{1, 1, 1},   {3, 7, 5},    {33, 65, 17}, {64, 64, 64},
                                    {7, 1, 130}, {129, 33, 3}, {600, 70, 30}, {33, 600, 70}};
-    int threads = qkv_get_threads();
-    qkv_set_threads(2);
+    int threads = test_threads();
+    test_set_threads(2);
     for (int s = 0; s < 8; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
@@ -138,7 +138,7 @@ static void test_gemm(void)
     float c[4] = {1, 2, 3, 4};
     gemm(0, 0, 2, 2, 0, 1.0f, NULL, 0, NULL, 0, 2.0f, c, 2);
     CHECK(c[0] == 2 && c[3] == 8, "K=0 gave %g %g", c[0], c[3]);
-    qkv_set_threads(threads);
+    test_set_threads(threads);
     free_all();
 }
 
@@ -516,11 +516,11 @@ static void test_dropout(void)
     }
     CHECK(fabs((double)dropped / n - p) < 0.01, "dropped %zu of %zu, p = %g", dropped, n, p);
     /* the same mask with one thread: counter-based */
-    int threads = qkv_get_threads();
-    qkv_set_threads(1);
+    int threads = test_threads();
+    test_set_threads(1);
     float *m3 = alloc_f(n);
     dropout_mask(m3, n, p, 1234);
-    qkv_set_threads(threads);
+    test_set_threads(threads);
     CHECK_CLOSE_F32(m3, m, n, TOL_EXACT, "dropout mask with 1 thread");
     dropout_mask(m3, n, p, 1235);
     CHECK(memcmp(m3, m, n * sizeof(float)) != 0, "seeds 1234 and 1235 give the same mask");
@@ -638,12 +638,12 @@ static void test_global_norm_sq(void)
     float *g = rnd(n, 3);
     double got = global_norm_sq(g, n), want = global_norm_sq_ref(g, n);
     CHECK(fabs(got - want) <= 1e-12 * want, "global_norm_sq %.17g, want %.17g", got, want);
-    int before = qkv_get_threads();
-    qkv_set_threads(1);
+    int before = test_threads();
+    test_set_threads(1);
     double one = global_norm_sq(g, n);
-    qkv_set_threads(2);
+    test_set_threads(2);
     double two = global_norm_sq(g, n);
-    qkv_set_threads(before);
+    test_set_threads(before);
     CHECK(one == two, "global_norm_sq with 1 thread %.17g, with 2 threads %.17g", one, two);
     CHECK(global_norm_sq(g, 0) == 0, "empty norm %g", global_norm_sq(g, 0));
     float ones[5] = {1, 1, 1, 1, 2};
@@ -661,12 +661,12 @@ static void test_thread_count_independent(void)
         int M = gs[s][0], N = gs[s][1], K = gs[s][2], tb = gs[s][3];
         float *A = rnd((size_t)M * K, 1), *Bm = rnd((size_t)K * N, 1);
         float *C1 = alloc_f((size_t)M * N), *C2 = alloc_f((size_t)M * N);
-        int before = qkv_get_threads();
-        qkv_set_threads(1);
+        int before = test_threads();
+        test_set_threads(1);
         gemm(0, tb, M, N, K, 1.0f, A, K, Bm, tb ? K : N, 0.0f, C1, N);
-        qkv_set_threads(2);
+        test_set_threads(2);
         gemm(0, tb, M, N, K, 1.0f, A, K, Bm, tb ? K : N, 0.0f, C2, N);
-        qkv_set_threads(before);
+        test_set_threads(before);
         size_t diff = 0;
         for (size_t i = 0; i < (size_t)M * N; i++)
             diff += C1[i] != C2[i];
@@ -682,9 +682,9 @@ static void test_thread_count_independent(void)
     float *mean = alloc_f(N), *rstd = alloc_f(N), *out = alloc_f((size_t)N * C);
     layernorm_forward(out, mean, rstd, inp, w, b, N, C, 1e-5f);
     float *res[2][4];
-    int threads = qkv_get_threads();
+    int threads = test_threads();
     for (int t = 0; t < 2; t++) {
-        qkv_set_threads(t ? 2 : 1);
+        test_set_threads(t ? 2 : 1);
         float *dt = alloc_f((size_t)V * C), *dw = alloc_f(C), *db = alloc_f(C), *dbl = alloc_f(OC);
         float *dx = alloc_f((size_t)N * C);
         embedding_backward(dt, NULL, g, ids, 1, N, C, 0, 2.0f);
@@ -696,7 +696,7 @@ static void test_thread_count_independent(void)
         res[t][2] = db;
         res[t][3] = dbl;
     }
-    qkv_set_threads(threads);
+    test_set_threads(threads);
     CHECK(memcmp(res[0][0], res[1][0], (size_t)V * C * 4) == 0, "embedding dtable differs with 1 and 2 threads");
     CHECK(memcmp(res[0][1], res[1][1], (size_t)C * 4) == 0, "layernorm dweight differs with 1 and 2 threads");
     CHECK(memcmp(res[0][2], res[1][2], (size_t)C * 4) == 0, "layernorm dbias differs with 1 and 2 threads");
@@ -709,14 +709,14 @@ static void test_thread_count_independent(void)
     dropout_mask(mask, np, 0.1f, 5);
     float *ares[2][5];
     for (int t = 0; t < 2; t++) {
-        qkv_set_threads(t ? 2 : 1);
+        test_set_threads(t ? 2 : 1);
         float *o = alloc_f(nq), *p = alloc_f(np), *sc = alloc_f(np);
         float *dq = alloc_f(nq), *dk = alloc_f(nq), *dv = alloc_f(nq);
         attention_forward(o, p, q, k, v, key_len, 1, mask, AB, AH, AT, AT, AD);
         attention_backward(dq, dk, dv, sc, go, p, q, k, v, mask, AB, AH, AT, AT, AD);
         ares[t][0] = o, ares[t][1] = p, ares[t][2] = dq, ares[t][3] = dk, ares[t][4] = dv;
     }
-    qkv_set_threads(threads);
+    test_set_threads(threads);
     static const char *anames[] = {"out", "probs", "dq", "dk", "dv"};
     for (int i = 0; i < 5; i++)
         CHECK(memcmp(ares[0][i], ares[1][i], (i == 1 ? np : nq) * sizeof(float)) == 0,
@@ -729,8 +729,8 @@ static void test_thread_count_independent(void)
  * whatever the machine. */
 static void test_threaded_paths(void)
 {
-    int threads = qkv_get_threads();
-    qkv_set_threads(2);
+    int threads = test_threads();
+    test_set_threads(2);
     int key_len[4] = {48, 17, 1, 40};
     check_attention(4, 4, 48, 48, 32, key_len, 1, 1);
     check_attention(4, 4, 48, 48, 32, key_len, 0, 0);
@@ -790,7 +790,7 @@ static void test_threaded_paths(void)
     softmax_forward(so, sx, SN, SV);
     softmax_forward_ref(so2, sx, SN, SV);
     CHECK_CLOSE_F32(so, so2, (size_t)SN * SV, TOL_F32, "softmax (threaded)");
-    qkv_set_threads(threads);
+    test_set_threads(threads);
     free_all();
 }
 

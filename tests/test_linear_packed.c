@@ -36,7 +36,7 @@ static void check_shape(int N, int C, int OC, int with_bias, int threads)
     float *blas = malloc((size_t)N * OC * sizeof(float));
     if (!wp || !got || !want || !blas)
         abort();
-    qkv_set_threads(threads);
+    test_set_threads(threads);
     linear_pack(wp, w, C, OC);
     linear_packed_forward(got, x, wp, b, N, C, OC);
     linear_packed_forward_ref(want, x, w, b, N, C, OC);

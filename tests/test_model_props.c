@@ -227,12 +227,12 @@ static void test_threads_do_not_change_dropout(void)
     memcpy(qkv_model_params(m2), qkv_model_params(g.m), qkv_model_num_params(m2) * sizeof(float));
     model_state_free(g.s);
     g.s = s2;
-    int before = qkv_get_threads();
-    qkv_set_threads(1);
+    int before = test_threads();
+    test_set_threads(1);
     float a = run_forward(&g, 1, 99);
-    qkv_set_threads(2);
+    test_set_threads(2);
     float b = run_forward(&g, 1, 99);
-    qkv_set_threads(before);
+    test_set_threads(before);
     CHECK(fabsf(a - b) <= 1e-5f * fabsf(a), "loss with 1 thread %.9g, with 2 threads %.9g", (double)a, (double)b);
     qkv_model_free(m2);
     golden_free(&g);

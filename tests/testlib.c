@@ -1,5 +1,6 @@
 #include "test.h"
 
+#include "base/context.h"
 #include "kernels/isa.h"
 #include "qkv.h"
 
@@ -215,3 +216,25 @@ void test_rm_dir(const char *dir)
     closedir(d);
     rmdir(dir);
 }
+
+/* One context per thread count, kept for the program's life. */
+static qkv_context *test_ctx[9];
+static int test_nthreads = 1;
+
+void test_set_threads(int n)
+{
+    if (n < 1 || n > 8)
+        n = n < 1 ? 1 : 8;
+    if (!test_ctx[n]) {
+        qkv_context_options o = qkv_context_default_options();
+        o.threads = n;
+        if (qkv_context_new(&o, &test_ctx[n]) != QKV_OK) {
+            fprintf(stderr, "test_set_threads(%d): %s\n", n, qkv_last_error());
+            abort();
+        }
+    }
+    ctx_bind(test_ctx[n]);
+    test_nthreads = n;
+}
+
+int test_threads(void) { return test_nthreads; }

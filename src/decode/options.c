@@ -31,7 +31,6 @@ qkv_translate_options qkv_translate_default_options(void)
         .seed = 1,
         .num_samples = 1,
         .batch_size = 32,
-        .threads = 0,
         .attention = 0,
     };
 }
@@ -80,8 +79,6 @@ qkv_status qkv_translate_validate_options(const qkv_translate_options *o)
         BAD("n_best = %d exceeds beam_size = %d", o->n_best, o->beam_size);
     if (o->batch_size < 1)
         BAD("batch_size = %d, expected >= 1", o->batch_size);
-    if (o->threads < 0)
-        BAD("threads = %d, expected >= 0 (0 leaves the setting as it is)", o->threads);
 #undef BAD
     return QKV_OK;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/context.h"
 #include "base/io.h"
 #include "base/status.h"
 #include "decode/translator.h"
@@ -32,6 +33,7 @@ void qkv_translator_free(qkv_translator *t)
     if (t->file)
         qkv_checkpoint_release(t->file);
     free(t->defaults.bad_words);
+    qkv_context_free(t->own_ctx);
     free(t);
 }
 
@@ -145,6 +147,11 @@ qkv_translate_options qkv_translator_default_options(const qkv_translator *t)
 
 qkv_status qkv_translator_load(const char *path, qkv_translator **out)
 {
+    return qkv_translator_load_ctx(path, NULL, out);
+}
+
+qkv_status qkv_translator_load_ctx(const char *path, qkv_context *ctx, qkv_translator **out)
+{
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -152,8 +159,13 @@ qkv_status qkv_translator_load(const char *path, qkv_translator **out)
     qkv_translator *t = calloc(1, sizeof *t);
     if (!t)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
-    qkv_status s;
-    if (S_ISDIR(sb.st_mode))
+    qkv_status s = QKV_OK;
+    t->ctx = ctx;
+    if (!ctx && (s = qkv_context_new(NULL, &t->own_ctx)) == QKV_OK)
+        t->ctx = t->own_ctx;
+    if (s != QKV_OK)
+        ;
+    else if (S_ISDIR(sb.st_mode))
         s = load_marian(t, path);
     else
         s = load_checkpoint(t, path);
@@ -463,15 +475,13 @@ static void free_id_lists(int **v, int n)
     free(v);
 }
 
-qkv_status qkv_translate(const qkv_translator *t, const char *const *texts, int n, const qkv_translate_options *o,
-                         qkv_translation **out)
+static qkv_status translate_impl(const qkv_translator *t, const char *const *texts, int n,
+                                 const qkv_translate_options *o, qkv_translation **out)
 {
     *out = NULL;
     if (n < 0)
         return qkv_fail(QKV_ERR_ARG, "qkv_translate: n = %d", n);
     QKV_TRY(qkv_translate_validate_options(o));
-    if (o->threads > 0)
-        qkv_set_threads(o->threads);
     int *prefix = NULL, n_prefix = 0;
     if (o->target_prefix && o->target_prefix[0])
         QKV_TRY(translator_encode_target(t, o->target_prefix, &prefix, &n_prefix));
@@ -541,9 +551,9 @@ qkv_status qkv_translate(const qkv_translator *t, const char *const *texts, int 
     return QKV_OK;
 }
 
-qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src_text, const char *const *tgt_text,
-                               int n, const qkv_translate_options *o, double *logprob, int *n_tokens,
-                               qkv_translation **out)
+static qkv_status score_impl(const qkv_translator *t, const char *const *src_text, const char *const *tgt_text,
+                             int n, const qkv_translate_options *o, double *logprob, int *n_tokens,
+                             qkv_translation **out)
 {
     if (out)
         *out = NULL;
@@ -551,8 +561,6 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src_t
     if (!o)
         o = &def;
     QKV_TRY(qkv_translate_validate_options(o));
-    if (o->threads > 0)
-        qkv_set_threads(o->threads);
     search_params p;
     int *owned = NULL;
     QKV_TRY(translator_resolve(t, o, NULL, 0, &p, &owned));
@@ -622,4 +630,25 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src_t
     if (out)
         *out = r;
     return QKV_OK;
+}
+
+/* The public calls run their kernels on the translator's context, bound to
+ * the calling thread for the call (base/context.h). */
+qkv_status qkv_translate(const qkv_translator *t, const char *const *texts, int n, const qkv_translate_options *o,
+                         qkv_translation **out)
+{
+    qkv_context *prev = ctx_bind(t->ctx);
+    qkv_status s = translate_impl(t, texts, n, o, out);
+    ctx_bind(prev);
+    return s;
+}
+
+qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src_text, const char *const *tgt_text,
+                               int n, const qkv_translate_options *o, double *logprob, int *n_tokens,
+                               qkv_translation **out)
+{
+    qkv_context *prev = ctx_bind(t->ctx);
+    qkv_status s = score_impl(t, src_text, tgt_text, n, o, logprob, n_tokens, out);
+    ctx_bind(prev);
+    return s;
 }

@@ -29,6 +29,8 @@ struct qkv_translator {
     qkv_vocab *src_vocab, *tgt_vocab; /* qkv checkpoints; tgt_vocab == src_vocab when shared */
     qkv_tokenizer *tok;               /* Marian directories */
     translator_defaults defaults;
+    qkv_context *ctx;     /* what its calls run on (borrowed or own_ctx) */
+    qkv_context *own_ctx; /* made by qkv_translator_load, freed with it */
 };
 
 /* Options + model defaults -> search_params. The prompt and bad-word lists

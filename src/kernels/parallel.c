@@ -1,40 +1,37 @@
-/* kpar_for / kpar_dynamic over OpenMP (parallel.h). */
+/* kpar_for / kpar_dynamic over the pool of the calling thread's execution
+ * context (parallel.h, base/context.h). */
 #include "kernels/parallel.h"
 
-#include <omp.h>
+#include "base/context.h"
+#include "base/pool.h"
+
+/* The pool to use, or NULL to run on the calling thread. */
+static qkv_pool *pool_for(long n, double work, double min_work)
+{
+    if (n < 2 || work < min_work || pool_in_task())
+        return NULL;
+    qkv_pool *p = ctx_pool();
+    return pool_threads(p) > 1 ? p : NULL;
+}
 
 void kpar_for(long n, double work, double min_work, kpar_fn fn, void *arg)
 {
     if (n <= 0)
         return;
-    int T = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (n < 2 || T < 2 || work < min_work) {
+    qkv_pool *p = pool_for(n, work, min_work);
+    if (!p)
         fn(arg, 0, n);
-        return;
-    }
-    if (T > n)
-        T = (int)n;
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        long i0 = n * t / nt, i1 = n * (t + 1) / nt;
-        if (i1 > i0)
-            fn(arg, i0, i1);
-    }
+    else
+        par_for(p, n, 1, fn, arg);
 }
 
 void kpar_dynamic(long n, double work, double min_work, kpar_fn fn, void *arg)
 {
     if (n <= 0)
         return;
-    int T = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (n < 2 || T < 2 || work < min_work) {
+    qkv_pool *p = pool_for(n, work, min_work);
+    if (!p)
         fn(arg, 0, n);
-        return;
-    }
-    if (T > n)
-        T = (int)n;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
-    for (long i = 0; i < n; i++)
-        fn(arg, i, i + 1);
+    else
+        par_dynamic(p, n, 1, fn, arg);
 }

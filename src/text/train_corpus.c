@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/context.h"
 #include "base/io.h"
 #include "base/rng.h"
 #include "base/status.h"
@@ -248,7 +249,7 @@ typedef struct {
     int64_t seen;
 } line_pool;
 
-static void pool_free(line_pool *lp)
+static void line_pool_free(line_pool *lp)
 {
     for (int i = 0; i < lp->n_files; i++)
         free(lp->files[i]);
@@ -258,7 +259,7 @@ static void pool_free(line_pool *lp)
 
 /* Keeps every line, or a uniform sample of max lines (reservoir sampling
  * with our seeded generator, so the sample depends only on the seed). */
-static qkv_status pool_add(line_pool *lp, const char *p, size_t len, long max, qkv_rng *rng)
+static qkv_status line_pool_add(line_pool *lp, const char *p, size_t len, long max, qkv_rng *rng)
 {
     lp->seen++;
     if (max > 0 && lp->n == (size_t)max) {
@@ -306,7 +307,7 @@ static qkv_status read_lines(line_pool *lp, const qkv_vocab_train_options *opt, 
             else if (n > 0 && memmem(p, n, unk_utf8, 3)) /* ▅ is reserved, as in sentencepiece */
                 skipped[1]++;
             else if (n > 0)
-                QKV_TRY(pool_add(lp, p, n, opt->max_sentences, &rng));
+                QKV_TRY(line_pool_add(lp, p, n, opt->max_sentences, &rng));
             p = nl ? nl + 1 : end;
         }
         train_progress(opt, "read %s: %lld lines so far", inputs[f], (long long)lp->seen);
@@ -547,7 +548,9 @@ qkv_status train_corpus_load(train_corpus *c, const qkv_vocab_train_options *opt
     if (st == QKV_OK)
         train_progress(opt, "normalizing and counting %zu sentences (%s)", lp.n, opt->normalization);
     int64_t invalid = 0;
-    int threads = opt->threads > 0 ? opt->threads : qkv_get_threads();
+    int threads = opt->threads;
+    if (threads <= 0 && ctx_default_threads(&threads) != QKV_OK)
+        threads = 1;
     for (size_t b0 = 0; st == QKV_OK && b0 < lp.n; b0 += NORMALIZE_BLOCK) {
         int nb = (int)(lp.n - b0 < NORMALIZE_BLOCK ? lp.n - b0 : NORMALIZE_BLOCK);
         int failed = 0;
@@ -596,7 +599,7 @@ qkv_status train_corpus_load(train_corpus *c, const qkv_vocab_train_options *opt
     free(len);
     wc_free(&wc);
     train_normalizer_free(&norm);
-    pool_free(&lp);
+    line_pool_free(&lp);
     if (st != QKV_OK)
         train_corpus_free(c);
     return st;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/context.h"
 #include "base/io.h"
 #include "base/status.h"
 #include "text/train.h"
@@ -141,8 +142,8 @@ qkv_status train_vocab_model(spm_model *m, const qkv_vocab_train_options *opt_in
     QKV_TRY(check_options(&opt));
     if (n_inputs <= 0)
         return qkv_fail(QKV_ERR_ARG, "vocab train: no input file");
-    if (opt.threads <= 0)
-        opt.threads = qkv_get_threads();
+    if (opt.threads <= 0 && ctx_default_threads(&opt.threads) != QKV_OK)
+        opt.threads = 1;
     const uint8_t *map;
     size_t map_len;
     QKV_TRY(train_charsmap(opt.normalization, &map, &map_len));

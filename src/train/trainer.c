@@ -1,3 +1,4 @@
+#include "base/context.h"
 #include "train/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -503,7 +504,18 @@ static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elap
     return save_step_model(t);
 }
 
+static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks);
+
+/* The whole run on the options' context, bound to this thread. */
 qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
+{
+    qkv_context *prev = ctx_bind(t->opt.context);
+    qkv_status s = trainer_run(t, hooks);
+    ctx_bind(prev);
+    return s;
+}
+
+static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
 {
     const qkv_train_options *o = &t->opt;
     double start = now_s();

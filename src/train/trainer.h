@@ -50,6 +50,8 @@ typedef struct {
      * not training time. A resumed run skips marks its earlier runs passed. */
     double snapshot_minutes[QKV_TRAIN_MAX_SNAPSHOTS];
     int n_snapshots;
+    qkv_context *context; /* NULL: kernels run on the calling thread alone; else what the
+                             trainer's computation runs on (borrowed, outlives the trainer) */
 } qkv_train_options;
 
 qkv_train_options qkv_train_default_options(void);
