@@ -328,7 +328,6 @@ static int check_same_job(qkv_dist *d, int argc, char **argv, const qkv_trainer 
                     cli_error("bad launch: rank %d of %d %s; every rank must run the same qkv train command on "
                               "the same files", r, world, what[k]);
                 bad = qkv_dist_rank(d) == 0 ? 1 : RC_REPORTED;
-                break;
             }
     free(all);
     return bad;
