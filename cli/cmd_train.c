@@ -55,7 +55,9 @@ static const char usage[] =
     "  --clip X --weight-decay X --label-smoothing X --dropout X\n"
     "  --max-len N                   drop pairs longer than N tokens (default 128)\n"
     "  --valid-every N --patience N  validation interval (steps), early stopping\n"
-    "  --threads N --seed N --resume\n";
+    "  --threads N --seed N --resume\n"
+    "  under mpirun (data parallel: N ranks = --accum N on one process, see README):\n"
+    "  --overlap 0|1                 reduce a layer's gradients while the backward goes on (default 1)\n";
 
 typedef struct {
     const char *src, *tgt, *valid_src, *valid_tgt, *out, *preset, *config, *src_vocab, *tgt_vocab, *schedule;
@@ -63,7 +65,7 @@ typedef struct {
     int n_snapshots;
     double time_budget_min, lr, clip, weight_decay, label_smoothing, dropout;
     long long max_steps, batch_tokens, seed, warmup, valid_every;
-    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab;
+    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab, overlap;
 } train_args;
 
 static int parse_num(const char *opt, const char *s, double lo, double *out)
@@ -103,7 +105,7 @@ static int parse_args(int argc, char **argv, train_args *a)
     memset(a, 0, sizeof *a);
     a->time_budget_min = a->lr = a->clip = a->weight_decay = a->label_smoothing = a->dropout = -1;
     a->max_steps = a->batch_tokens = a->seed = a->warmup = a->valid_every = -1;
-    a->accum = a->patience = a->max_len = a->vocab_size = -1;
+    a->accum = a->patience = a->max_len = a->vocab_size = a->overlap = -1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -161,6 +163,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--patience")) a->patience = (int)d;
         else if (!strcmp(o, "--max-len")) a->max_len = (int)d;
         else if (!strcmp(o, "--vocab-size")) a->vocab_size = (int)d;
+        else if (!strcmp(o, "--overlap")) a->overlap = (int)d;
         else return cli_error("unknown option '%s' (see qkv train --help)", o);
     }
     if (!a->src || !a->tgt || !a->out)
@@ -560,8 +563,10 @@ static int train_main(int argc, char **argv, qkv_dist *dist)
     hooks.score_dev = ds ? qkv_dev_scorer_score : NULL;
     hooks.score_ctx = ds;
     hooks.stop = &stop_requested;
-    if (dist)
+    if (dist) {
         qkv_dist_set_hooks(dist, &hooks);
+        qkv_dist_set_overlap(dist, &hooks, a.overlap != 0);
+    }
     qkv_status s = qkv_trainer_run(tr, &hooks);
     qkv_dev_scorer_free(ds);
     if (pg.tty)
@@ -577,6 +582,9 @@ static int train_main(int argc, char **argv, qkv_dist *dist)
             fprintf(stderr, "qkv train: warning: training ended before %g minutes: no %s\n", a.snapshot_minutes[i],
                     snap);
     }
+    if (!quiet && dist)
+        fprintf(stderr, "qkv train: rank 0 spent %.3f s in the gradient reduction (waiting for it: %.3f s)\n",
+                qkv_dist_comm_seconds(dist), qkv_dist_reduce_seconds(dist));
     if (!quiet)
         fprintf(stderr, "qkv train: %s at step %lld; model: %s/model.qkv, log: %s/log.jsonl\n",
             stop_requested ? "stopped by signal" : "finished", (long long)qkv_trainer_step(tr), a.out, a.out);

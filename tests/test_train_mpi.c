@@ -1,9 +1,10 @@
 /* qkv train under mpirun (Open MPI, ranks oversubscribed on this machine):
  * -np 2 and -np 3 give the parameters of one process with --accum 2 and 3
- * bit for bit; a resumed distributed run equals an uninterrupted one; a
+ * bit for bit, with and without overlapping the reduction and the backward; a resumed distributed run equals an uninterrupted one; a
  * killed rank ends the job with a message naming it, the last checkpoint
  * stays loadable and --resume finishes; bad launches (other options, other
- * data, an unreachable host) end with a clear message instead of a hang.
+ * data, an unreachable host) end with a clear message instead of a hang;
+ * three ranks on three hosts (network namespaces) equal --accum 3.
  * Needs ./qkv and mpirun (scripts/install-deps installs openmpi-bin). */
 #include <signal.h>
 #include <stdio.h>
@@ -114,6 +115,12 @@ static void test_ranks_equal_accum(void)
         check_same_params(a, b);
         snprintf(a, sizeof a, "%s/one%d/checkpoint.qkv", dir, np);
         snprintf(b, sizeof b, "%s/np%d/checkpoint.qkv", dir, np);
+        check_same_params(a, b);        /* the reduction without overlapping the backward: the same sum */
+        CMD(cmd, MPIRUN "-np %d " TRAIN "--out %s/np%d_seq --overlap 0 --max-steps 4 2>&1", np, dir, dir, vocab,
+            vocab, dir, np);
+        if (!run_ok("mpirun --overlap 0", cmd))
+            return;
+        snprintf(b, sizeof b, "%s/np%d_seq/checkpoint.qkv", dir, np);
         check_same_params(a, b);
     }
     /* rank 0 alone writes the log: 4 step lines, not 4 per rank */
@@ -218,23 +225,46 @@ static void test_bad_launches(void)
               cases[k].what, rc, cases[k].want, out ? out : "");
         free(out);
     }
-    /* a host that cannot be reached: the launcher agent (as ssh would) fails
-     * to connect; mpirun must say so and exit */
-    char agent[600];
-    snprintf(agent, sizeof agent, "%s/unreachable-ssh", dir);
-    FILE *f = fopen(agent, "w");
-    if (f) {
-        fputs("#!/bin/sh\necho \"ssh: connect to host $1 port 22: No route to host\" >&2\nexit 255\n", f);
-        fclose(f);
-    }
-    chmod(agent, 0755);
-    CMD(cmd, MPIRUN "--mca plm_rsh_agent %s --host qkv-host-b:1,localhost:1 -np 2 " TRAIN "--out %s/host --max-steps 2 2>&1",
-        agent, dir, dir, vocab, vocab, dir);
+}
+
+/* Three hosts made on this machine (scripts/netns-hosts: network
+ * namespaces on a bridge of their own), one rank each, Open MPI over TCP
+ * between them, ranks started by the launcher agent (scripts/netns-agent)
+ * as ssh would start them on a cluster; mpirun itself runs on host 1. */
+#define NETNS_MPIRUN                                                                                            \
+    "timeout -s KILL 120 ip netns exec %sh1 mpirun --mca plm_rsh_agent scripts/netns-agent "                    \
+    "--mca oob_tcp_if_include 10.231.0.0/24 --mca btl self,tcp --mca btl_tcp_if_include 10.231.0.0/24 "        \
+    "--host %s -np %d "
+
+static void test_across_namespaces(void)
+{
+    char cmd[8192], prefix[64], *out = NULL, a[600], b[600];
+    snprintf(prefix, sizeof prefix, "qkvt%ld-", (long)getpid());
+    setenv("QKV_NETNS_PREFIX", prefix, 1);
+    CMD(cmd, "scripts/netns-hosts up 3 2>&1");
     int rc = test_run(cmd, &out);
-    CHECK(rc != 0 && rc != 137 && out && (strstr(out, "qkv-host-b") || strstr(out, "No route")),
+    CHECK(rc == 0, "scripts/netns-hosts up 3 (needs root and ip netns): exit %d: %s", rc, out ? out : "");
+    free(out);
+    if (rc != 0)
+        return;
+    CMD(cmd, NETNS_MPIRUN TRAIN "--out %s/hosts3 --max-steps 4 2>&1", prefix,
+        "10.231.0.1:1,10.231.0.2:1,10.231.0.3:1", 3, dir, dir, vocab, vocab, dir);
+    if (run_ok("3 ranks on 3 namespace hosts", cmd)) {
+        snprintf(a, sizeof a, "%s/one3/checkpoint.qkv", dir);
+        snprintf(b, sizeof b, "%s/hosts3/checkpoint.qkv", dir);
+        check_same_params(a, b);
+    }
+    /* a host that cannot be reached (no such namespace: the agent fails as
+     * ssh does): mpirun must say so and exit, not hang */
+    CMD(cmd, NETNS_MPIRUN TRAIN "--out %s/host --max-steps 2 2>&1", prefix, "10.231.0.1:1,10.231.0.9:1", 2, dir,
+        dir, vocab, vocab, dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc != 0 && rc != 137 && out && strstr(out, "10.231.0.9"),
           "unreachable host: exit %d (137: killed by the timeout, a hang), want a message naming it: %s", rc,
           out ? out : "");
     free(out);
+    CMD(cmd, "scripts/netns-hosts down 3 2>&1");
+    CHECK(test_run(cmd, NULL) == 0, "scripts/netns-hosts down 3 failed");
 }
 
 static void teardown(void)
@@ -252,6 +282,7 @@ static void test_all(void)
     test_resume_is_exact();
     test_killed_rank();
     test_bad_launches();
+    test_across_namespaces();
     if (!test_failures())
         teardown();
     else

@@ -1,6 +1,7 @@
 #include "dist/mpi.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,14 +17,27 @@
 typedef void *mpi_handle;
 #define MPI_OK 0
 
+#define DIST_MAX_RANGES 1024
+
 struct qkv_dist {
     void *lib;
+    /* overlap: ranges [begin[i], end[i]) posted, reduced by the thread in order */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int thread_up, quit, active;
+    float *g;
+    size_t n;
+    size_t begin[DIST_MAX_RANGES], end[DIST_MAX_RANGES];
+    int n_posted, n_done;
+    qkv_status err;
+    double comm_s;
     mpi_handle comm, t_float, t_byte, t_int;
     int rank, world;
     double reduce_s;
     float *recv;      /* [chunk] slices from every rank */
     int *counts, *displs, *rcounts, *rdispls; /* [world] */
-    int (*Init)(int *, char ***);
+    int (*Init_thread)(int *, char ***, int, int *);
     int (*Finalize)(void);
     int (*Comm_rank)(mpi_handle, int *);
     int (*Comm_size)(mpi_handle, int *);
@@ -71,7 +85,7 @@ qkv_status qkv_dist_init(qkv_dist **out)
         const char *sym;
         void **slot;
     } fns[] = {
-        {"MPI_Init", (void **)&d->Init},           {"MPI_Finalize", (void **)&d->Finalize},
+        {"MPI_Init_thread", (void **)&d->Init_thread},          {"MPI_Finalize", (void **)&d->Finalize},
         {"MPI_Comm_rank", (void **)&d->Comm_rank}, {"MPI_Comm_size", (void **)&d->Comm_size},
         {"MPI_Abort", (void **)&d->Abort},         {"MPI_Barrier", (void **)&d->Barrier},
         {"MPI_Bcast", (void **)&d->Bcast},         {"MPI_Allgather", (void **)&d->Allgather},
@@ -88,11 +102,15 @@ qkv_status qkv_dist_init(qkv_dist **out)
             return s;
         }
     }
-    if (d->Init(NULL, NULL) != MPI_OK) {
+    /* Open MPI's MPI_THREAD_SERIALIZED (mpi.h: MPI_THREAD_SINGLE 0, FUNNELED 1, SERIALIZED 2) */
+    int provided = 0;
+    if (d->Init_thread(NULL, NULL, 2, &provided) != MPI_OK) {
         dlclose(d->lib);
         free(d);
         return qkv_fail(QKV_ERR_ARG, "MPI_Init failed");
     }
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
     d->Comm_rank(d->comm, &d->rank);
     d->Comm_size(d->comm, &d->world);
     d->counts = calloc((size_t)d->world * 4, sizeof(int));
@@ -118,7 +136,10 @@ void qkv_dist_set_hooks(qkv_dist *d, qkv_train_hooks *h)
     h->reduce_grads = qkv_dist_reduce_grads;
     h->allgather = qkv_dist_allgather;
     h->broadcast_flags = qkv_dist_broadcast_flags;
+    qkv_dist_set_overlap(d, h, 1);
 }
+
+void qkv_dist_set_overlap(qkv_dist *d, qkv_train_hooks *h, int on);
 
 /* One chunk g[0..n): see the top of dist/mpi.h. */
 static qkv_status reduce_chunk(qkv_dist *d, float *g, int n)
@@ -147,16 +168,128 @@ static qkv_status reduce_chunk(qkv_dist *d, float *g, int n)
     return QKV_OK;
 }
 
-qkv_status qkv_dist_reduce_grads(void *ctx, float *grads, size_t n)
+static qkv_status reduce_range(qkv_dist *d, float *grads, size_t n)
 {
-    qkv_dist *d = ctx;
     double t0 = now_s();
     for (size_t off = 0; off < n; off += DIST_CHUNK) {
         size_t m = n - off < DIST_CHUNK ? n - off : DIST_CHUNK;
         QKV_TRY(reduce_chunk(d, grads + off, (int)m));
     }
-    d->reduce_s += now_s() - t0;
+    d->comm_s += now_s() - t0;
     return QKV_OK;
+}
+
+static void *overlap_thread(void *arg)
+{
+    qkv_dist *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->quit && d->n_done == d->n_posted)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (d->quit)
+            break;
+        int i = d->n_done;
+        size_t b = d->begin[i], e = d->end[i];
+        pthread_mutex_unlock(&d->mu);
+        qkv_status s = d->err == QKV_OK ? reduce_range(d, d->g + b, e - b) : d->err;
+        pthread_mutex_lock(&d->mu);
+        if (s != QKV_OK && d->err == QKV_OK)
+            d->err = s;
+        d->n_done++;
+        pthread_cond_broadcast(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static void post_range(qkv_dist *d, size_t b, size_t e)
+{
+    if (e <= b)
+        return;
+    pthread_mutex_lock(&d->mu);
+    if (d->n_posted < DIST_MAX_RANGES) {
+        d->begin[d->n_posted] = b;
+        d->end[d->n_posted] = e;
+        d->n_posted++;
+        pthread_cond_broadcast(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+qkv_status qkv_dist_reduce_begin(void *ctx, float *grads, size_t n)
+{
+    qkv_dist *d = ctx;
+    if (!d->thread_up) {
+        if (pthread_create(&d->thread, NULL, overlap_thread, d) != 0)
+            return qkv_fail(QKV_ERR_NOMEM, "cannot start the gradient-reduction thread");
+        d->thread_up = 1;
+    }
+    pthread_mutex_lock(&d->mu);
+    d->g = grads;
+    d->n = n;
+    d->n_posted = d->n_done = 0;
+    d->err = QKV_OK;
+    d->active = 1;
+    pthread_mutex_unlock(&d->mu);
+    return QKV_OK;
+}
+
+void qkv_dist_reduce_ready(void *ctx, size_t begin, size_t end)
+{
+    qkv_dist *d = ctx;
+    /* the last slot is kept for the ranges never posted */
+    if (d->active && d->n_posted < DIST_MAX_RANGES / 2)
+        post_range(d, begin, end);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+qkv_status qkv_dist_reduce_grads(void *ctx, float *grads, size_t n)
+{
+    qkv_dist *d = ctx;
+    double t0 = now_s();
+    qkv_status s = QKV_OK;
+    if (d->active) {
+        /* the gaps between the posted ranges, in buffer order */
+        size_t pairs[2 * DIST_MAX_RANGES];
+        pthread_mutex_lock(&d->mu);
+        int k = d->n_posted;
+        for (int i = 0; i < k; i++) {
+            pairs[2 * i] = d->begin[i];
+            pairs[2 * i + 1] = d->end[i];
+        }
+        pthread_mutex_unlock(&d->mu);
+        qsort(pairs, (size_t)k, 2 * sizeof(size_t), cmp_size);
+        size_t at = 0;
+        for (int i = 0; i < k; i++) {
+            post_range(d, at, pairs[2 * i]);
+            at = pairs[2 * i + 1];
+        }
+        post_range(d, at, d->n);
+        pthread_mutex_lock(&d->mu);
+        while (d->n_done < d->n_posted)
+            pthread_cond_wait(&d->cv, &d->mu);
+        s = d->err;
+        d->active = 0;
+        pthread_mutex_unlock(&d->mu);
+    } else {
+        s = reduce_range(d, grads, n);
+    }
+    d->reduce_s += now_s() - t0;
+    return s;
+}
+
+double qkv_dist_comm_seconds(const qkv_dist *d) { return d->comm_s; }
+
+void qkv_dist_set_overlap(qkv_dist *d, qkv_train_hooks *h, int on)
+{
+    (void)d;
+    h->reduce_begin = on ? qkv_dist_reduce_begin : NULL;
+    h->reduce_ready = on ? qkv_dist_reduce_ready : NULL;
 }
 
 qkv_status qkv_dist_allgather(void *ctx, const void *mine, size_t nbytes, void *all)
@@ -194,6 +327,13 @@ void qkv_dist_free(qkv_dist *d)
 {
     if (!d)
         return;
+    if (d->thread_up) {
+        pthread_mutex_lock(&d->mu);
+        d->quit = 1;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
     if (d->Finalize)
         d->Finalize();
     free(d->counts);

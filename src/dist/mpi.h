@@ -43,8 +43,21 @@ qkv_status qkv_dist_allgather(void *ctx, const void *mine, size_t nbytes, void *
 qkv_status qkv_dist_broadcast_flags(void *ctx, int *flags);
 qkv_status qkv_dist_barrier(qkv_dist *d);
 
-/* Seconds spent in reduce_grads so far (for benchmarks). */
+/* Overlap (see qkv_train_hooks): a thread of this module reduces the
+ * ranges posted by reduce_ready while the backward pass goes on; the next
+ * qkv_dist_reduce_grads posts the ranges not posted (in buffer order,
+ * the same on every rank) and waits. MPI is called from one thread at a
+ * time (MPI_THREAD_SERIALIZED). */
+qkv_status qkv_dist_reduce_begin(void *ctx, float *grads, size_t n);
+void qkv_dist_reduce_ready(void *ctx, size_t begin, size_t end);
+/* Sets or clears the overlap hooks in h. */
+void qkv_dist_set_overlap(qkv_dist *d, qkv_train_hooks *h, int on);
+
+/* Seconds the training thread spent in reduce_grads so far (with overlap:
+ * waiting for the reduction to end), and seconds the reduction ran in all
+ * (for benchmarks). */
 double qkv_dist_reduce_seconds(const qkv_dist *d);
+double qkv_dist_comm_seconds(const qkv_dist *d);
 
 /* Ends the whole job (every rank) with code: MPI_Abort. Does not return. */
 void qkv_dist_abort(qkv_dist *d, int code);

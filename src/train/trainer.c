@@ -616,7 +616,18 @@ qkv_status qkv_trainer_train_step(qkv_trainer *t, const qkv_train_hooks *hooks, 
         model_forward_options fo = train_forward_options(t, step, first + a, b->tgt_tokens, tokens);
         model_zero_grads(t->state);
         QKV_TRY(model_forward(t->state, &mb, &fo, &mine[a]));
-        QKV_TRY(model_backward(t->state));
+        int overlap = world > 1 && accum == 1 && hooks->reduce_begin && hooks->reduce_ready;
+        if (overlap) {
+            QKV_TRY(hooks->reduce_begin(hooks->dist_ctx, grads, t->n_params));
+            model_set_grads_ready(t->state, hooks->reduce_ready, hooks->dist_ctx);
+        }
+        qkv_status bs = model_backward(t->state);
+        model_set_grads_ready(t->state, NULL, NULL);
+        if (bs != QKV_OK) {
+            if (overlap) /* let the reduction finish: the other ranks are in it */
+                hooks->reduce_grads(hooks->dist_ctx, g, t->n_params);
+            return bs;
+        }
         if (accum > 1) {
             if (a == 0)
                 memcpy(t->acc, grads, t->n_params * sizeof(float));

@@ -103,6 +103,14 @@ typedef struct {
     qkv_status (*allgather)(void *ctx, const void *mine, size_t nbytes, void *all);
     /* Replaces *flags with rank 0's on every rank. */
     qkv_status (*broadcast_flags)(void *ctx, int *flags);
+    /* Overlap (optional, used when accum is 1): reduce_begin(grads, n)
+     * before the backward pass, reduce_ready(begin, end) as the backward
+     * finishes each layer (model_set_grads_ready), so that the reduction of
+     * those gradients runs while the backward of earlier layers goes on;
+     * reduce_grads then reduces the rest and waits. The sum is the same,
+     * bit for bit. */
+    qkv_status (*reduce_begin)(void *ctx, float *grads, size_t n);
+    void (*reduce_ready)(void *ctx, size_t begin, size_t end);
 } qkv_train_hooks;
 
 typedef struct qkv_trainer qkv_trainer;
