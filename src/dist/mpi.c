@@ -48,6 +48,11 @@ struct qkv_dist {
     int (*Allgatherv)(const void *, int, mpi_handle, void *, const int *, const int *, mpi_handle, mpi_handle);
     int (*Alltoallv)(const void *, const int *, const int *, mpi_handle, void *, const int *, const int *,
                      mpi_handle, mpi_handle);
+    int (*Ialltoallv)(const void *, const int *, const int *, mpi_handle, void *, const int *, const int *,
+                      mpi_handle, mpi_handle, mpi_handle *);
+    int (*Iallgatherv)(const void *, int, mpi_handle, void *, const int *, const int *, mpi_handle, mpi_handle,
+                       mpi_handle *);
+    int (*Test)(mpi_handle *, int *, void *);
 };
 
 /* floats per chunk of the reduction: bounds the receive buffer (16 MB) */
@@ -90,6 +95,8 @@ qkv_status qkv_dist_init(qkv_dist **out)
         {"MPI_Abort", (void **)&d->Abort},         {"MPI_Barrier", (void **)&d->Barrier},
         {"MPI_Bcast", (void **)&d->Bcast},         {"MPI_Allgather", (void **)&d->Allgather},
         {"MPI_Allgatherv", (void **)&d->Allgatherv}, {"MPI_Alltoallv", (void **)&d->Alltoallv},
+        {"MPI_Ialltoallv", (void **)&d->Ialltoallv}, {"MPI_Iallgatherv", (void **)&d->Iallgatherv},
+        {"MPI_Test", (void **)&d->Test},
         {"ompi_mpi_comm_world", &d->comm},        {"ompi_mpi_float", &d->t_float},
         {"ompi_mpi_byte", &d->t_byte},            {"ompi_mpi_int", &d->t_int},
     };
@@ -141,8 +148,25 @@ void qkv_dist_set_hooks(qkv_dist *d, qkv_train_hooks *h)
 
 void qkv_dist_set_overlap(qkv_dist *d, qkv_train_hooks *h, int on);
 
-/* One chunk g[0..n): see the top of dist/mpi.h. */
-static qkv_status reduce_chunk(qkv_dist *d, float *g, int n)
+/* Waits for a non-blocking call, testing every 50 us and sleeping between:
+ * Open MPI's blocking calls spin, which in the reduction thread would take
+ * a core from the backward pass it is meant to overlap. */
+static int wait_polling(qkv_dist *d, mpi_handle *req)
+{
+    int done = 0;
+    for (;;) {
+        if (d->Test(req, &done, NULL) != MPI_OK)
+            return -1;
+        if (done)
+            return 0;
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* One chunk g[0..n): see the top of dist/mpi.h. polling: from the
+ * reduction thread (non-blocking calls, see wait_polling). */
+static qkv_status reduce_chunk(qkv_dist *d, float *g, int n, int polling)
 {
     int W = d->world, base = n / W, extra = n % W;
     for (int k = 0, off = 0; k < W; k++) {
@@ -155,25 +179,30 @@ static qkv_status reduce_chunk(qkv_dist *d, float *g, int n)
         d->rcounts[r] = mine;
         d->rdispls[r] = r * mine;
     }
-    if (d->Alltoallv(g, d->counts, d->displs, d->t_float, d->recv, d->rcounts, d->rdispls, d->t_float, d->comm) !=
-        MPI_OK)
+    mpi_handle req = NULL;
+    if (polling ? d->Ialltoallv(g, d->counts, d->displs, d->t_float, d->recv, d->rcounts, d->rdispls, d->t_float,
+                                d->comm, &req) != MPI_OK || wait_polling(d, &req) != 0
+                : d->Alltoallv(g, d->counts, d->displs, d->t_float, d->recv, d->rcounts, d->rdispls, d->t_float,
+                               d->comm) != MPI_OK)
         return qkv_fail(QKV_ERR_IO, "MPI_Alltoallv failed in the gradient reduction");
     /* rank order: slice = recv[0]; slice += recv[1]; ... */
     float *slice = d->recv;
     for (int r = 1; r < W; r++)
         vec_add(slice, d->recv + (size_t)r * (size_t)mine, (size_t)mine);
     /* slice stays in recv[0..mine): gather every rank's summed slice into g */
-    if (d->Allgatherv(slice, mine, d->t_float, g, d->counts, d->displs, d->t_float, d->comm) != MPI_OK)
+    if (polling ? d->Iallgatherv(slice, mine, d->t_float, g, d->counts, d->displs, d->t_float, d->comm, &req) !=
+                          MPI_OK || wait_polling(d, &req) != 0
+                : d->Allgatherv(slice, mine, d->t_float, g, d->counts, d->displs, d->t_float, d->comm) != MPI_OK)
         return qkv_fail(QKV_ERR_IO, "MPI_Allgatherv failed in the gradient reduction");
     return QKV_OK;
 }
 
-static qkv_status reduce_range(qkv_dist *d, float *grads, size_t n)
+static qkv_status reduce_range(qkv_dist *d, float *grads, size_t n, int polling)
 {
     double t0 = now_s();
     for (size_t off = 0; off < n; off += DIST_CHUNK) {
         size_t m = n - off < DIST_CHUNK ? n - off : DIST_CHUNK;
-        QKV_TRY(reduce_chunk(d, grads + off, (int)m));
+        QKV_TRY(reduce_chunk(d, grads + off, (int)m, polling));
     }
     d->comm_s += now_s() - t0;
     return QKV_OK;
@@ -191,7 +220,7 @@ static void *overlap_thread(void *arg)
         int i = d->n_done;
         size_t b = d->begin[i], e = d->end[i];
         pthread_mutex_unlock(&d->mu);
-        qkv_status s = d->err == QKV_OK ? reduce_range(d, d->g + b, e - b) : d->err;
+        qkv_status s = d->err == QKV_OK ? reduce_range(d, d->g + b, e - b, 1) : d->err;
         pthread_mutex_lock(&d->mu);
         if (s != QKV_OK && d->err == QKV_OK)
             d->err = s;
@@ -277,7 +306,7 @@ qkv_status qkv_dist_reduce_grads(void *ctx, float *grads, size_t n)
         d->active = 0;
         pthread_mutex_unlock(&d->mu);
     } else {
-        s = reduce_range(d, grads, n);
+        s = reduce_range(d, grads, n, 0);
     }
     d->reduce_s += now_s() - t0;
     return s;
