@@ -19,7 +19,7 @@
 #include "base/io.h"
 #include "base/rng.h"
 #include "qkv.h"
-#include "train/trainer.h"
+#include "train/model_io.h"
 
 static double now(void)
 {

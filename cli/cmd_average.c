@@ -5,7 +5,7 @@
 
 #include "commands.h"
 #include "qkv.h"
-#include "train/trainer.h"
+#include "train/model_io.h"
 
 
 int cmd_average(int argc, char **argv)

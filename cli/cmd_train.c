@@ -20,10 +20,12 @@
 #include "commands.h"
 #include "data/batch.h"
 #include "data/parallel.h"
-#include "decode/search.h"
 #include "model/model.h"
 #include "qkv.h"
+#include "train/dev_score.h"
+#include "train/recipe.h"
 #include "train/trainer.h"
+#include "dist/mpi.h"
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig)
@@ -53,7 +55,9 @@ static const char usage[] =
     "  --clip X --weight-decay X --label-smoothing X --dropout X\n"
     "  --max-len N                   drop pairs longer than N tokens (default 128)\n"
     "  --valid-every N --patience N  validation interval (steps), early stopping\n"
-    "  --threads N --seed N --resume\n";
+    "  --threads N --seed N --resume\n"
+    "  under mpirun (data parallel: N ranks = --accum N on one process, see README):\n"
+    "  --overlap 0|1                 reduce a layer's gradients while the backward goes on (default 1)\n";
 
 typedef struct {
     const char *src, *tgt, *valid_src, *valid_tgt, *out, *preset, *config, *src_vocab, *tgt_vocab, *schedule;
@@ -61,7 +65,7 @@ typedef struct {
     int n_snapshots;
     double time_budget_min, lr, clip, weight_decay, label_smoothing, dropout;
     long long max_steps, batch_tokens, seed, warmup, valid_every;
-    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab;
+    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab, overlap;
 } train_args;
 
 static int parse_num(const char *opt, const char *s, double lo, double *out)
@@ -101,7 +105,7 @@ static int parse_args(int argc, char **argv, train_args *a)
     memset(a, 0, sizeof *a);
     a->time_budget_min = a->lr = a->clip = a->weight_decay = a->label_smoothing = a->dropout = -1;
     a->max_steps = a->batch_tokens = a->seed = a->warmup = a->valid_every = -1;
-    a->accum = a->patience = a->max_len = a->vocab_size = -1;
+    a->accum = a->patience = a->max_len = a->vocab_size = a->overlap = -1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -159,6 +163,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--patience")) a->patience = (int)d;
         else if (!strcmp(o, "--max-len")) a->max_len = (int)d;
         else if (!strcmp(o, "--vocab-size")) a->vocab_size = (int)d;
+        else if (!strcmp(o, "--overlap")) a->overlap = (int)d;
         else return cli_error("unknown option '%s' (see qkv train --help)", o);
     }
     if (!a->src || !a->tgt || !a->out)
@@ -170,36 +175,6 @@ static int parse_args(int argc, char **argv, train_args *a)
     if (a->preset && a->config)
         return cli_error("--preset and --config exclude each other");
     return 0;
-}
-
-/* A preset: model shape and training recipe.
- * small: the reference recipe our PyTorch comparison trains (see README). */
-typedef struct {
-    const char *name;
-    int d_model, heads, d_ff, layers;
-    int pre_norm;
-    int vocab_size;
-    double lr;
-    int warmup;
-    int batch_tokens;
-    float dropout;
-} preset;
-
-static const preset presets[] = {
-    {"tiny", 64, 2, 256, 2, 1, 1000, 3e-3, 100, 1000, 0.1f},
-    {"small", 256, 4, 1024, 3, 1, 8000, 1e-3, 400, 3000, 0.1f},
-    {"base", 512, 8, 2048, 6, 0, 8000, 0 /* the paper's */, 4000, 4096, 0.1f},
-    /* make demo: the small model with a recipe for minutes of CPU time
-     * (smaller vocabularies, higher peak rate, short warmup; see README) */
-    {"demo", 256, 4, 1024, 3, 1, 4000, 2e-3, 150, 1500, 0.0f},
-};
-
-static const preset *find_preset(const char *name)
-{
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
-        if (!strcmp(presets[i].name, name))
-            return &presets[i];
-    return NULL;
 }
 
 /* ---- vocabularies --------------------------------------------------------- */
@@ -216,12 +191,13 @@ static void vocab_progress(void *ctx, const char *line)
     fprintf(stderr, "\r\033[K  %s", line);
 }
 
-/* Trains PREFIX.model unless it exists (a resumed run reuses it). */
-static int train_vocab(const char *const *inputs, int n, int size, const char *prefix)
+/* Trains PREFIX.model unless it exists (a resumed run reuses it); in a
+ * distributed run rank 0 alone trains (the others wait at a barrier after). */
+static int train_vocab(const char *const *inputs, int n, int size, const char *prefix, int quiet)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s.model", prefix);
-    if (file_exists(path))
+    if (quiet || file_exists(path))
         return 0;
     fprintf(stderr, "qkv train: training a %d-piece unigram vocabulary on %s%s -> %s\n", size, inputs[0],
             n > 1 ? " and the other side" : "", path);
@@ -257,11 +233,9 @@ static int encode_cb(void *ctx, const char *text, size_t len, int *ids, int max_
 
 /* ---- progress ------------------------------------------------------------- */
 
-struct dev_scorer_s;
 typedef struct {
     int tty;
     double last_print;
-    struct dev_scorer_s *dev; /* dev BLEU/chrF at validations, or NULL */
 } progress;
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -307,175 +281,64 @@ static void on_report(void *ctx, const qkv_train_report *r)
     }
 }
 
-/* ---- dev BLEU and chrF ----------------------------------------------------- */
-
-/* Validation translates (greedy) up to DEV_SCORE_MAX dev sentences and scores
- * them against the dev references with sacreBLEU's rules. */
-#define DEV_SCORE_MAX 500
-
-typedef struct dev_scorer_s {
-    const qkv_parallel *dev;
-    const qkv_vocab *tgt_vocab;
-    char **refs; /* reference text of each kept dev pair */
-    int n;
-    int **src;   /* source ids + EOS */
-    int *src_len;
-    qkv_bleu_tokenizer tok;
-} dev_scorer;
-
-static int has_cjk(const char *s)
-{
-    /* UTF-8 lead bytes 0xE3..0xE9 cover U+3000..U+9FFF (CJK punctuation, kana, ideographs) */
-    for (; *s; s++)
-        if ((unsigned char)*s >= 0xE3 && (unsigned char)*s <= 0xE9)
-            return 1;
-    return 0;
-}
-
-/* Reads the dev target lines again, keeping those of the pairs the reader
- * kept (pair.line is 1-based). */
-static int dev_scorer_init(dev_scorer *d, const qkv_parallel *dev, const char *tgt_path, const qkv_vocab *tv)
-{
-    memset(d, 0, sizeof *d);
-    d->dev = dev;
-    d->tgt_vocab = tv;
-    d->n = dev->n_pairs < DEV_SCORE_MAX ? (int)dev->n_pairs : DEV_SCORE_MAX;
-    char *text;
-    size_t len;
-    if (qkv_read_file(tgt_path, &text, &len) != QKV_OK)
-        return cli_error("%s", qkv_last_error());
-    d->refs = calloc((size_t)d->n, sizeof *d->refs);
-    d->src = calloc((size_t)d->n, sizeof *d->src);
-    d->src_len = calloc((size_t)d->n, sizeof *d->src_len);
-    int64_t line = 1, k = 0, cjk = 0;
-    char *p = text;
-    while (k < d->n && p < text + len) {
-        char *e = strchr(p, '\n');
-        if (!e)
-            e = text + len;
-        if (line == dev->pairs[k].line) {
-            size_t n = (size_t)(e - p);
-            if (n && p[n - 1] == '\r')
-                n--;
-            d->refs[k] = strndup(p, n);
-            cjk += has_cjk(d->refs[k]);
-            const qkv_pair *q = &dev->pairs[k];
-            d->src_len[k] = q->src_len + 1;
-            d->src[k] = malloc((size_t)d->src_len[k] * sizeof(int));
-            memcpy(d->src[k], dev->ids + q->off, (size_t)q->src_len * sizeof(int));
-            d->src[k][q->src_len] = dev->src_eos;
-            k++;
-        }
-        line++;
-        p = e + 1;
-    }
-    free(text);
-    d->n = (int)k;
-    d->tok = cjk * 2 > k ? QKV_TOK_ZH : QKV_TOK_13A;
-    return 0;
-}
-
-static void dev_scorer_free(dev_scorer *d)
-{
-    for (int i = 0; i < d->n; i++) {
-        free(d->refs[i]);
-        free(d->src[i]);
-    }
-    free(d->refs);
-    free(d->src);
-    free(d->src_len);
-}
-
-static qkv_status score_dev(void *ctx, const qkv_model *m, double *bleu, double *chrf)
-{
-    dev_scorer *d = ((progress *)ctx)->dev;
-    const qkv_model_config *c = qkv_model_get_config(m);
-    search_params p;
-    memset(&p, 0, sizeof p);
-    p.beam_size = p.n_best = 1;
-    p.temperature = p.top_p = p.alpha = p.repetition_penalty = 1;
-    p.max_length = c->max_positions + 1;
-    p.max_length_ratio = 2;
-    p.max_length_offset = 10;
-    int prompt = c->decoder_start_id;
-    p.prompt = &prompt;
-    p.prompt_len = 1;
-    p.eos_id = c->eos_id;
-    p.batch_size = 64;
-    search_result *res = calloc((size_t)d->n, sizeof *res);
-    char **hyps = calloc((size_t)d->n, sizeof *hyps);
-    if (!res || !hyps) {
-        free(res);
-        free(hyps);
-        return QKV_ERR_NOMEM;
-    }
-    qkv_status s = search_run(m, &p, (const int *const *)d->src, d->src_len, d->n, res);
-    for (int i = 0; s == QKV_OK && i < d->n; i++) {
-        size_t len;
-        const search_hyp *h = res[i].n_hyps ? &res[i].hyps[0] : NULL;
-        /* ids beyond the SentencePiece model (an appended pad) decode to nothing */
-        int *ids = malloc(((h ? h->n : 0) + 1) * sizeof(int)), n = 0;
-        for (int j = 0; h && j < h->n; j++)
-            if (h->ids[j] < qkv_vocab_size(d->tgt_vocab))
-                ids[n++] = h->ids[j];
-        s = qkv_vocab_decode(d->tgt_vocab, ids, (size_t)n, &hyps[i], &len);
-        free(ids);
-    }
-    if (s == QKV_OK) {
-        const char *const *refs[1] = {(const char *const *)d->refs};
-        qkv_bleu_options bo = qkv_bleu_default_options();
-        bo.tokenize = d->tok;
-        qkv_bleu_result br;
-        qkv_chrf_options co = qkv_chrf_default_options();
-        qkv_chrf_result cr;
-        s = qkv_bleu((const char *const *)hyps, refs, d->n, 1, &bo, &br);
-        if (s == QKV_OK)
-            s = qkv_chrf((const char *const *)hyps, refs, d->n, 1, &co, &cr);
-        if (s == QKV_OK) {
-            *bleu = br.score;
-            *chrf = cr.score;
-        }
-    }
-    search_results_free(res, d->n);
-    for (int i = 0; i < d->n; i++)
-        free(hyps[i]);
-    free(hyps);
-    return s;
-}
-
 /* ---- the command ---------------------------------------------------------- */
 
-
-/* mkdir -p: creates dir and its missing parents; 0 when dir exists after. */
-static int make_dirs(const char *dir)
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *c = p + 1; *c; c++)
-        if (*c == '/') {
-            *c = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *c = '/';
-        }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        return -1;
-    struct stat st;
-    if (stat(p, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL; /* FNV-1a */
+    return h;
 }
 
-static int train_on(const train_args *args, qkv_context *ctx);
+/* Exit status of a rank whose error rank 0 reported for it. */
+#define RC_REPORTED 3
 
-int cmd_train(int argc, char **argv)
+/* A bad launch (ranks given other options or files) is found before the
+ * first step: every rank's fingerprints are gathered and compared with rank
+ * 0's. Returns 0 when all agree; else rank 0 prints what differs on which
+ * rank and returns 1, the others RC_REPORTED. */
+static int check_same_job(qkv_dist *d, int argc, char **argv, const qkv_trainer *tr, const qkv_model *m,
+                          const qkv_data_position *pos)
+{
+    enum { ARGS, CORPUS, OPTIONS, PARAMS, N_FP };
+    uint64_t fp[N_FP], h = 0xcbf29ce484222325ULL;
+    for (int i = 1; i < argc; i++)
+        h = hash_bytes(h, argv[i], strlen(argv[i]) + 1);
+    fp[ARGS] = h;
+    fp[CORPUS] = pos->corpus_hash;
+    fp[OPTIONS] = pos->options_hash;
+    fp[PARAMS] = hash_bytes(0xcbf29ce484222325ULL, m->params, m->num_params * sizeof(float));
+    (void)tr;
+    int world = qkv_dist_world(d), bad = 0;
+    uint64_t *all = malloc((size_t)world * sizeof fp);
+    if (!all)
+        return cli_error("out of memory");
+    if (qkv_dist_allgather(d, fp, sizeof fp, all) != QKV_OK) {
+        free(all);
+        return cli_error("%s", qkv_last_error());
+    }
+    static const char *what[N_FP] = {
+        "was started with other options than rank 0 (the command lines differ)",
+        "read another training corpus than rank 0 (different --src/--tgt contents, vocabularies or --max-len)",
+        "has other batching options than rank 0",
+        "starts from other parameters than rank 0 (another --seed or checkpoint)",
+    };
+    for (int r = 1; r < world; r++)
+        for (int k = 0; k < N_FP; k++)
+            if (all[(size_t)r * N_FP + k] != all[k]) {
+                if (qkv_dist_rank(d) == 0)
+                    cli_error("bad launch: rank %d of %d %s; every rank must run the same qkv train command on "
+                              "the same files", r, world, what[k]);
+                bad = qkv_dist_rank(d) == 0 ? 1 : RC_REPORTED;
+            }
+    free(all);
+    return bad;
+}
+
+static int train_on(const train_args *args, int argc, char **argv, qkv_dist *dist, qkv_context *ctx);
+
+static int train_main(int argc, char **argv, qkv_dist *dist)
 {
     train_args a;
     if (parse_args(argc, argv, &a))
@@ -485,20 +348,22 @@ int cmd_train(int argc, char **argv)
     qkv_context *ctx = NULL;
     if (qkv_context_new(&co, &ctx) != QKV_OK)
         return cli_error("%s", qkv_last_error());
-    int rc = train_on(&a, ctx);
+    int rc = train_on(&a, argc, argv, dist, ctx);
     qkv_context_free(ctx);
     return rc;
 }
 
 /* The training job on its execution context. */
-static int train_on(const train_args *args, qkv_context *ctx)
+static int train_on(const train_args *args, int argc, char **argv, qkv_dist *dist, qkv_context *ctx)
 {
     train_args a = *args;
-    const preset *pr = find_preset(a.preset ? a.preset : "small");
+    int rank = dist ? qkv_dist_rank(dist) : 0, world = dist ? qkv_dist_world(dist) : 1;
+    int quiet = rank != 0; /* rank 0 alone reports */
+    const qkv_train_preset *pr = qkv_train_find_preset(a.preset ? a.preset : "small");
     if (!pr)
         return cli_error("--preset: expected tiny, small, base or demo, got '%s'", a.preset);
-    if (make_dirs(a.out) != 0)
-        return cli_error("%s: cannot create the output directory: %s", a.out, strerror(errno));
+    if (qkv_make_dirs(a.out) != QKV_OK)
+        return cli_error("cannot create the output directory: %s", qkv_last_error());
     char ckpt_path[4096];
     snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.qkv", a.out);
     if (!a.resume && file_exists(ckpt_path))
@@ -514,14 +379,15 @@ static int train_on(const train_args *args, qkv_context *ctx)
         if (a.joint_vocab) {
             snprintf(src_prefix, sizeof src_prefix, "%s/vocab", a.out);
             const char *in[2] = {a.src, a.tgt};
-            if (train_vocab(in, 2, vocab_size, src_prefix))
+            if (train_vocab(in, 2, vocab_size, src_prefix, quiet))
                 return 1;
             snprintf(src_model, sizeof src_model, "%s.model", src_prefix);
             src_vocab_path = tgt_vocab_path = src_model;
         } else {
             snprintf(src_prefix, sizeof src_prefix, "%s/src", a.out);
             snprintf(tgt_prefix, sizeof tgt_prefix, "%s/tgt", a.out);
-            if (train_vocab(&a.src, 1, vocab_size, src_prefix) || train_vocab(&a.tgt, 1, vocab_size, tgt_prefix))
+            if (train_vocab(&a.src, 1, vocab_size, src_prefix, quiet) ||
+                train_vocab(&a.tgt, 1, vocab_size, tgt_prefix, quiet))
                 return 1;
             snprintf(src_model, sizeof src_model, "%s.model", src_prefix);
             snprintf(tgt_model, sizeof tgt_model, "%s.model", tgt_prefix);
@@ -529,6 +395,8 @@ static int train_on(const train_args *args, qkv_context *ctx)
             tgt_vocab_path = tgt_model;
         }
     }
+    if (dist && !a.src_vocab && qkv_dist_barrier(dist) != QKV_OK)
+        return cli_error("%s", qkv_last_error());
     int shared = !strcmp(src_vocab_path, tgt_vocab_path);
     qkv_vocab *sv = NULL, *tv = NULL;
     char *sblob = NULL, *tblob = NULL;
@@ -550,24 +418,11 @@ static int train_on(const train_args *args, qkv_context *ctx)
     }
     if (shared)
         tv = sv;
-    /* Special ids come from the target vocabulary; a target vocabulary
-     * without <pad> gets one more id for it, as Marian does, past both
-     * vocabularies (the pad rows are frozen: no real piece may share the id). */
-    int eos = qkv_vocab_eos_id(tv), src_eos = qkv_vocab_eos_id(sv);
-    if (eos < 0 || src_eos < 0) {
-        cli_error("%s: the vocabulary has no </s> piece; train it with an eos id", eos < 0 ? tgt_vocab_path
-                                                                                           : src_vocab_path);
+    qkv_train_vocab_ids ids;
+    if (qkv_train_vocab_policy(sv, tv, src_vocab_path, tgt_vocab_path, &ids) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
         goto done;
     }
-    int src_size = qkv_vocab_size(sv), tgt_size = qkv_vocab_size(tv);
-    int pad = qkv_vocab_pad_id(tv);
-    if (pad < 0) {
-        pad = src_size > tgt_size ? src_size : tgt_size;
-        tgt_size = pad + 1;
-    }
-    if (src_size <= pad)
-        src_size = pad + 1;
-    int bos = qkv_vocab_bos_id(tv);
 
     qkv_model_config cfg;
     if (a.config) {
@@ -576,36 +431,14 @@ static int train_on(const train_args *args, qkv_context *ctx)
             goto done;
         }
     } else {
-        cfg = qkv_model_default_config();
-        cfg.d_model = pr->d_model;
-        cfg.encoder_heads = cfg.decoder_heads = pr->heads;
-        cfg.encoder_d_ff = cfg.decoder_d_ff = pr->d_ff;
-        cfg.encoder_layers = cfg.decoder_layers = pr->layers;
-        cfg.norm = pr->pre_norm ? QKV_NORM_PRE : QKV_NORM_POST;
-        cfg.final_norm = pr->pre_norm;
-        cfg.activation = QKV_ACT_RELU;
-        cfg.positions = QKV_POS_SINUSOIDAL;
-        cfg.scale_embedding = 1;
-        cfg.tie_output_embeddings = 1;
-        cfg.dropout = pr->dropout;
+        cfg = qkv_train_preset_config(pr);
     }
     if (a.dropout >= 0)
         cfg.dropout = (float)a.dropout;
     int max_len = a.max_len > 0 ? a.max_len : 128;
     if (max_len > cfg.max_positions)
         max_len = cfg.max_positions;
-    cfg.src_vocab_size = src_size;
-    cfg.tgt_vocab_size = tgt_size;
-    cfg.shared_vocab = shared;
-    cfg.pad_id = pad;
-    cfg.eos_id = eos;
-    cfg.bos_id = bos >= 0 ? bos : pad;
-    /* Marian's convention: the decoder starts from pad, whose embedding rows
-     * training keeps at zero (model_zero_pad_rows), so the first input is
-     * the position encoding alone, as in Marian and CTranslate2's Marian
-     * models (start_from_zero_embedding); exported, the model converts
-     * with the stock ct2-transformers-converter. */
-    cfg.decoder_start_id = pad;
+    qkv_train_apply_vocab_ids(&cfg, &ids);
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : 1;
 
     if (a.resume) {
@@ -625,23 +458,25 @@ static int train_on(const train_args *args, qkv_context *ctx)
     po.src_ctx = sv;
     po.encode_tgt = encode_cb;
     po.tgt_ctx = tv;
-    po.src_eos = src_eos;
+    po.src_eos = ids.src_eos_id;
     po.tgt_bos = cfg.decoder_start_id;
-    po.tgt_eos = eos;
+    po.tgt_eos = ids.eos_id;
     po.max_len = max_len;
     po.src_vocab_size = cfg.src_vocab_size;
     po.tgt_vocab_size = cfg.tgt_vocab_size;
     qkv_parallel_stats st;
-    fprintf(stderr, "qkv train: reading %s and %s\n", a.src, a.tgt);
+    if (!quiet)
+        fprintf(stderr, "qkv train: reading %s and %s\n", a.src, a.tgt);
     if (qkv_parallel_read(&train, a.src, a.tgt, &po, &st) != QKV_OK) {
         cli_error("%s", qkv_last_error());
         goto done;
     }
-    fprintf(stderr, "qkv train: %lld pairs kept of %lld lines (%lld empty, %lld longer than %d tokens dropped; "
+    if (!quiet)
+        fprintf(stderr, "qkv train: %lld pairs kept of %lld lines (%lld empty, %lld longer than %d tokens dropped; "
                     "%lld source and %lld target tokens)\n",
             (long long)st.kept, (long long)st.lines, (long long)st.empty, (long long)st.too_long, max_len,
             (long long)st.src_tokens, (long long)st.tgt_tokens);
-    if (st.invalid_utf8)
+    if (st.invalid_utf8 && !quiet)
         fprintf(stderr, "qkv train: warning: %lld lines hold invalid UTF-8 (read as U+FFFD)\n",
                 (long long)st.invalid_utf8);
     if (a.valid_src) {
@@ -650,7 +485,8 @@ static int train_on(const train_args *args, qkv_context *ctx)
             cli_error("%s", qkv_last_error());
             goto done;
         }
-        fprintf(stderr, "qkv train: dev set: %lld pairs\n", (long long)st.kept);
+        if (!quiet)
+            fprintf(stderr, "qkv train: dev set: %lld pairs\n", (long long)st.kept);
     }
 
     qkv_batcher_options bo = qkv_batcher_default_options();
@@ -677,6 +513,8 @@ static int train_on(const train_args *args, qkv_context *ctx)
         to.accum = a.accum;
     if (a.max_steps >= 0)
         to.max_steps = a.max_steps;
+    to.rank = rank;
+    to.world = world;
     if (a.time_budget_min >= 0)
         to.time_budget_s = a.time_budget_min * 60.0;
     if (to.schedule.kind == QKV_LR_COSINE) {
@@ -691,7 +529,7 @@ static int train_on(const train_args *args, qkv_context *ctx)
         to.patience = a.patience;
     memcpy(to.snapshot_minutes, a.snapshot_minutes, sizeof to.snapshot_minutes);
     to.n_snapshots = a.n_snapshots;
-    if (to.n_snapshots && to.time_budget_s > 0 && 60.0 * a.snapshot_minutes[a.n_snapshots - 1] > to.time_budget_s)
+    if (!quiet && to.n_snapshots && to.time_budget_s > 0 && 60.0 * a.snapshot_minutes[a.n_snapshots - 1] > to.time_budget_s)
         fprintf(stderr, "qkv train: warning: --snapshot-minutes %g is past --time-budget %g: not reached\n",
                 a.snapshot_minutes[a.n_snapshots - 1], a.time_budget_min);
     qkv_vocab_blobs blobs = {sblob, sblob_len, shared ? NULL : tblob, shared ? 0 : tblob_len};
@@ -704,39 +542,66 @@ static int train_on(const train_args *args, qkv_context *ctx)
             cli_error("%s", qkv_last_error());
             goto done;
         }
-        fprintf(stderr, "qkv train: resuming %s at step %lld\n", ckpt_path, (long long)qkv_trainer_step(tr));
+        if (!quiet)
+            fprintf(stderr, "qkv train: resuming %s at step %lld\n", ckpt_path, (long long)qkv_trainer_step(tr));
     }
-    fprintf(stderr, "qkv train: %zu parameters, d_model %d, %d+%d layers, %d threads -> %s\n",
-            qkv_model_num_params(model), cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, qkv_context_threads(ctx),
-            a.out);
+    if (dist) {
+        qkv_data_position pos;
+        qkv_trainer_data_position(tr, &pos);
+        if ((rc = check_same_job(dist, argc, argv, tr, model, &pos)) != 0)
+            goto done;
+        rc = 1;
+    }
+    if (!quiet)
+        fprintf(stderr, "qkv train: %zu parameters, d_model %d, %d+%d layers, %d threads%s -> %s\n",
+                qkv_model_num_params(model), cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, qkv_context_threads(ctx),
+                dist ? " per rank" : "", a.out);
+    if (!quiet && dist)
+        fprintf(stderr, "qkv train: %d ranks x --accum %d: %d micro-batches per update\n", world, to.accum,
+                world * to.accum);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    dev_scorer ds;
-    memset(&ds, 0, sizeof ds);
-    if (a.valid_src && dev_scorer_init(&ds, &dev, a.valid_tgt, tv))
+    qkv_dev_scorer *ds = NULL;
+    if (a.valid_src && rank == 0 && qkv_dev_scorer_new(&ds, &dev, a.valid_tgt, tv, QKV_DEV_SCORE_MAX) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
         goto done;
-    progress pg = {isatty(2), -1e9, a.valid_src ? &ds : NULL};
-    qkv_train_hooks hooks = {&pg, on_report, a.valid_src ? score_dev : NULL, &stop_requested};
+    }
+    progress pg = {isatty(2) && !quiet, -1e9};
+    qkv_train_hooks hooks;
+    memset(&hooks, 0, sizeof hooks);
+    hooks.ctx = &pg;
+    hooks.on_report = on_report;
+    hooks.score_dev = ds ? qkv_dev_scorer_score : NULL;
+    hooks.score_ctx = ds;
+    hooks.stop = &stop_requested;
+    if (dist) {
+        qkv_dist_set_hooks(dist, &hooks);
+        qkv_dist_set_overlap(dist, &hooks, a.overlap != 0);
+    }
     qkv_status s = qkv_trainer_run(tr, &hooks);
-    dev_scorer_free(&ds);
+    qkv_dev_scorer_free(ds);
     if (pg.tty)
         fputc('\n', stderr);
     if (s != QKV_OK) {
         cli_error("%s", qkv_last_error());
         goto done;
     }
-    for (int i = 0; i < a.n_snapshots; i++) {
+    for (int i = 0; i < a.n_snapshots && !quiet; i++) {
         char snap[4200];
         snprintf(snap, sizeof snap, "%s/minute-%g.qkv", a.out, a.snapshot_minutes[i]);
         if (!file_exists(snap))
             fprintf(stderr, "qkv train: warning: training ended before %g minutes: no %s\n", a.snapshot_minutes[i],
                     snap);
     }
-    fprintf(stderr, "qkv train: %s at step %lld; model: %s/model.qkv, log: %s/log.jsonl\n",
+    if (!quiet && dist)
+        fprintf(stderr, "qkv train: rank 0 spent %.3f s in the gradient reduction (waiting for it: %.3f s)\n",
+                qkv_dist_comm_seconds(dist), qkv_dist_reduce_seconds(dist));
+    if (!quiet)
+        fprintf(stderr, "qkv train: %s at step %lld; model: %s/model.qkv, log: %s/log.jsonl\n",
             stop_requested ? "stopped by signal" : "finished", (long long)qkv_trainer_step(tr), a.out, a.out);
     rc = 0;
 done:
@@ -751,4 +616,26 @@ done:
     free(sblob);
     free(tblob);
     return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    if (!qkv_dist_launched())
+        return train_main(argc, argv, NULL);
+    /* started by mpirun: one rank of a data-parallel job (see dist/mpi.h) */
+    qkv_dist *d;
+    if (qkv_dist_init(&d) != QKV_OK)
+        return cli_error("%s", qkv_last_error());
+    int rc = train_main(argc, argv, d);
+    if (rc == RC_REPORTED)
+        qkv_dist_abort(d, 1);
+    if (rc != 0) {
+        /* the other ranks may be waiting for this one in a collective */
+        fprintf(stderr, "qkv: error: rank %d of %d stopped (the error above); ending the job\n", qkv_dist_rank(d),
+                qkv_dist_world(d));
+        fflush(stderr);
+        qkv_dist_abort(d, rc);
+    }
+    qkv_dist_free(d);
+    return 0;
 }

@@ -641,6 +641,70 @@ static void test_batcher_options(void)
     qkv_parallel_free(&c);
 }
 
+/* rank/world/share: every rank walks the reference plan; it builds exactly
+ * its share of each group of world * share batches (the same arrays as one
+ * process builds), gets the others' sizes and token counts, and ends at the
+ * same position. */
+static void test_batcher_ranks_deal(void)
+{
+    qkv_parallel c;
+    make_corpus(&c, 700, 35, 35, 0, 15);
+    enum { WORLD = 3, SHARE = 2, CALLS = 150 };
+    qkv_batcher_options o = train_options(700, 9);
+    o.keep = SHARE;
+    qkv_batcher *ref, *rk[WORLD];
+    CHECK(qkv_batcher_new(&ref, &c, &o) == QKV_OK, "new: %s", qkv_last_error());
+    for (int r = 0; r < WORLD; r++) {
+        qkv_batcher_options ro = o;
+        ro.rank = r;
+        ro.world = WORLD;
+        ro.share = SHARE;
+        CHECK(qkv_batcher_new(&rk[r], &c, &ro) == QKV_OK, "new rank %d: %s", r, qkv_last_error());
+    }
+    int64_t dealt = 0;
+    for (int k = 0; k < CALLS && !test_failures(); k++) {
+        qkv_batch want, got;
+        int w = qkv_batcher_next(ref, &want);
+        int owner = (int)(dealt % (WORLD * SHARE)) / SHARE;
+        for (int r = 0; r < WORLD; r++) {
+            int g = qkv_batcher_next(rk[r], &got);
+            CHECK(g == w, "call %d, rank %d: next() %d, one process %d", k, r, g, w);
+            if (!w || g != w)
+                continue;
+            CHECK(got.B == want.B && got.S == want.S && got.T == want.T && got.tgt_tokens == want.tgt_tokens &&
+                      got.src_tokens == want.src_tokens && got.epoch == want.epoch && got.batch == want.batch,
+                  "call %d, rank %d: batch %lld of epoch %lld is %dx%dx%d (%lld/%lld tokens), one process "
+                  "%dx%dx%d (%lld/%lld)", k, r, (long long)got.batch, (long long)got.epoch, got.B, got.S, got.T,
+                  (long long)got.src_tokens, (long long)got.tgt_tokens, want.B, want.S, want.T,
+                  (long long)want.src_tokens, (long long)want.tgt_tokens);
+            CHECK(got.owned == (r == owner), "call %d, rank %d: owned %d, want %d", k, r, got.owned, r == owner);
+            if (got.owned && got.B == want.B && got.S == want.S && got.T == want.T)
+                CHECK(!memcmp(got.src, want.src, (size_t)want.B * want.S * sizeof(int)) &&
+                          !memcmp(got.tgt_in, want.tgt_in, (size_t)want.B * want.T * sizeof(int)) &&
+                          !memcmp(got.labels, want.labels, (size_t)want.B * want.T * sizeof(int)),
+                      "call %d, rank %d: the arrays differ from one process's", k, r);
+            if (!got.owned)
+                CHECK(!got.src && !got.labels, "call %d, rank %d: another rank's batch has arrays", k, r);
+        }
+        if (w)
+            dealt++;
+    }
+    qkv_data_position pw, pg;
+    qkv_batcher_tell(ref, &pw);
+    for (int r = 0; r < WORLD; r++) {
+        qkv_batcher_tell(rk[r], &pg);
+        CHECK(!memcmp(&pw, &pg, sizeof pw), "rank %d ends at another position than one process", r);
+        qkv_batcher_free(rk[r]);
+    }
+    qkv_batcher_options bad = o;
+    bad.rank = 3;
+    bad.world = 3;
+    CHECK(qkv_batcher_validate(&bad) == QKV_ERR_CONFIG && strstr(qkv_last_error(), "rank"),
+          "rank 3 of 3 accepted: %s", qkv_last_error());
+    qkv_batcher_free(ref);
+    qkv_parallel_free(&c);
+}
+
 static const test_case cases[] = {
     TEST(test_batcher_epoch_invariants),
     TEST(test_batcher_oversized_pair_alone),
@@ -653,6 +717,7 @@ static const test_case cases[] = {
     TEST(test_batcher_dev_order),
     TEST(test_batcher_bucketing_saves_padding),
     TEST(test_batcher_options),
+    TEST(test_batcher_ranks_deal),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, TEST_COUNT(cases)); }

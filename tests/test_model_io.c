@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "model/model.h"
-#include "train/trainer.h"
+#include "train/model_io.h"
 #include "test.h"
 
 static qkv_model *tiny_model(uint64_t seed)

@@ -141,7 +141,7 @@ static void test_loss_decreases_and_files(void)
     qkv_trainer *t = NULL;
     CHECK(m && qkv_trainer_new(&t, m, &train, &dev, &bo, &o, &vb, dir) == QKV_OK, "trainer: %s", qkv_last_error());
     loss_track lt = {0, 0, 0};
-    qkv_train_hooks h = {&lt, track, NULL, NULL};
+    qkv_train_hooks h = {.ctx = &lt, .on_report = track};
     CHECK(t && qkv_trainer_run(t, &h) == QKV_OK, "run: %s", qkv_last_error());
     CHECK(lt.n == 150, "%lld steps reported", (long long)lt.n);
     CHECK(lt.last < 0.6 * lt.first, "loss went from %g to %g only", lt.first, lt.last);
@@ -236,7 +236,7 @@ static void test_stop_flag_saves(void)
     qkv_trainer *t = NULL;
     volatile sig_atomic_t stop = 1;
     CHECK(m && qkv_trainer_new(&t, m, &train, NULL, &bo, &o, &vb, dir) == QKV_OK, "trainer");
-    qkv_train_hooks h = {NULL, NULL, NULL, &stop};
+    qkv_train_hooks h = {.stop = &stop};
     CHECK(t && qkv_trainer_run(t, &h) == QKV_OK, "run: %s", qkv_last_error());
     CHECK(t && qkv_trainer_step(t) == 0, "ran %lld steps despite the stop flag", (long long)qkv_trainer_step(t));
     char path[300];

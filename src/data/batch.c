@@ -32,6 +32,7 @@ struct qkv_batcher {
     int *src, *tgt_in, *labels;     /* keep x [max_src_cells], keep x [max_tgt_cells] x 2 */
     int *src_len, *tgt_len, *index; /* keep x [max_rows] */
     int64_t filled;                 /* batches handed out: picks the set of arrays */
+    int64_t dealt;                  /* batches handed out since the last group boundary (new, seek) */
 };
 
 qkv_batcher_options qkv_batcher_default_options(void)
@@ -45,6 +46,9 @@ qkv_batcher_options qkv_batcher_default_options(void)
         .sort_window = 0,
         .seed = 1,
         .keep = 1,
+        .rank = 0,
+        .world = 1,
+        .share = 1,
     };
     return o;
 }
@@ -64,6 +68,9 @@ qkv_status qkv_batcher_validate(const qkv_batcher_options *o)
         return qkv_fail(QKV_ERR_CONFIG, "batcher: field 'sort_by_length' is %d; expected 0 or 1", o->sort_by_length);
     if (o->keep < 1 || o->keep > 4096)
         return qkv_fail(QKV_ERR_CONFIG, "batcher: field 'keep' is %d; expected 1 to 4096", o->keep);
+    if (o->world < 1 || o->share < 1 || o->rank < 0 || o->rank >= o->world)
+        return qkv_fail(QKV_ERR_CONFIG, "batcher: fields 'rank', 'world', 'share' are %d, %d, %d; expected "
+                                        "0 <= rank < world, share >= 1", o->rank, o->world, o->share);
     if (o->sort_window < 0)
         return qkv_fail(QKV_ERR_CONFIG, "batcher: field 'sort_window' is %d; expected >= 0 (0: the whole corpus)",
                         o->sort_window);
@@ -339,6 +346,28 @@ static void fill_batch(qkv_batcher *b, int k, qkv_batch *out)
     };
 }
 
+/* Batch k of the current plan as another rank builds it: shape and token
+ * counts only. */
+static void count_batch(const qkv_batcher *b, int k, qkv_batch *out)
+{
+    const qkv_parallel *c = b->corpus;
+    const int *rows = b->order + b->bstart[k];
+    int B = b->bstart[k + 1] - b->bstart[k], S = 0, T = 0;
+    int64_t src_tokens = 0, tgt_tokens = 0;
+    for (int r = 0; r < B; r++) {
+        int s = qkv_parallel_src_padded(c, rows[r]), t = qkv_parallel_tgt_padded(c, rows[r]);
+        S = s > S ? s : S;
+        T = t > T ? t : T;
+        src_tokens += c->pairs[rows[r]].src_len + (c->src_eos >= 0);
+        tgt_tokens += c->pairs[rows[r]].tgt_len + 1;
+    }
+    *out = (qkv_batch){
+        .B = B, .S = S, .T = T,
+        .src_tokens = src_tokens, .tgt_tokens = tgt_tokens,
+        .epoch = b->epoch, .batch = k, .epoch_batches = b->nbatches, .owned = 0,
+    };
+}
+
 int qkv_batcher_next(qkv_batcher *b, qkv_batch *batch)
 {
     if (b->cursor >= b->nbatches) {
@@ -346,7 +375,13 @@ int qkv_batcher_next(qkv_batcher *b, qkv_batch *batch)
         plan_epoch(b);
         return 0;
     }
-    fill_batch(b, (int)b->cursor++, batch);
+    int64_t group = (int64_t)b->opt.world * b->opt.share, g = b->dealt++ % group;
+    if (g / b->opt.share == b->opt.rank) {
+        fill_batch(b, (int)b->cursor++, batch);
+        batch->owned = 1;
+    } else {
+        count_batch(b, (int)b->cursor++, batch);
+    }
     return 1;
 }
 
@@ -396,6 +431,7 @@ qkv_status qkv_batcher_seek(qkv_batcher *b, const qkv_data_position *pos)
                         (long long)pos->batch, (long long)pos->epoch, (long long)nb);
     }
     b->cursor = pos->batch;
+    b->dealt = 0;
     return QKV_OK;
 }
 

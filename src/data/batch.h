@@ -50,6 +50,17 @@ typedef struct {
     uint64_t seed;      /* shuffle = 1 only */
     int keep;           /* >= 1: how many of the latest batches stay valid (see qkv_batch); set
                          * it to the gradient-accumulation count to hold one update's micro-batches */
+    /* Data parallelism: the stream of batches is dealt in groups of
+     * world * share consecutive batches (one update of the whole job), and
+     * this process, number `rank` of `world`, builds batches rank * share to
+     * rank * share + share - 1 of each group; the others come back with
+     * owned = 0, their sizes and token counts but no arrays. Every rank thus
+     * walks the same plan (and holds the same position), so the token count
+     * of the whole update is known everywhere. Not part of the options
+     * fingerprint: a checkpoint's data position is the same on every rank.
+     * Defaults 0, 1, 1: one process builds every batch. The deal restarts at
+     * a group boundary on new and seek. */
+    int rank, world, share;
 } qkv_batcher_options;
 
 /* One batch. Arrays are row-major and owned by the batcher, which cycles
@@ -74,6 +85,7 @@ typedef struct {
     int64_t epoch;      /* 0-based */
     int64_t batch;      /* index in the epoch */
     int64_t epoch_batches;
+    int owned;          /* 1: built for this rank; 0: another rank's (arrays NULL) */
 } qkv_batch;
 
 /* Upper bounds on any batch's shape, for sizing a workspace once. */

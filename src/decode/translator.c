@@ -19,7 +19,7 @@
 #include "decode/translator.h"
 #include "formats/marian.h"
 #include "model/model.h"
-#include "train/trainer.h"
+#include "train/model_io.h"
 
 void qkv_translator_free(qkv_translator *t)
 {

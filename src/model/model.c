@@ -287,6 +287,8 @@ static float *encoder_backward_layers(model_state *s, float *dcur)
                 dcur = din;
             }
         }
+        if (s->grads_ready)
+            s->grads_ready(s->grads_ready_ctx, L->begin, L->end);
     }
     return dcur;
 }
@@ -385,6 +387,8 @@ static float *decoder_backward_layers(model_state *s, float *dcur)
                 dcur = din;
             }
         }
+        if (s->grads_ready)
+            s->grads_ready(s->grads_ready_ctx, L->begin, L->end);
     }
     return dcur;
 }
@@ -498,6 +502,12 @@ qkv_status model_forward(model_state *s, const model_batch *batch, const model_f
     if (loss)
         *loss = L;
     return QKV_OK;
+}
+
+void model_set_grads_ready(model_state *s, void (*ready)(void *ctx, size_t begin, size_t end), void *ctx)
+{
+    s->grads_ready = ready;
+    s->grads_ready_ctx = ctx;
 }
 
 qkv_status model_backward(model_state *s)

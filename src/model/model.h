@@ -45,6 +45,7 @@ typedef struct {
     attn_offsets self;  /* self_attn */
     attn_offsets cross; /* encoder_attn (decoder only) */
     size_t fc1_w, fc1_b, fc2_w, fc2_b;
+    size_t begin, end;  /* the layer's parameters are [begin, end) of the buffer */
 } layer_offsets;
 
 struct qkv_model {
@@ -118,6 +119,13 @@ size_t model_state_workspace_bytes(const model_state *s);
  * without grads. */
 float *model_grads(model_state *s);
 void model_zero_grads(model_state *s);
+
+/* Gradient readiness, for overlapping a reduction with the backward pass:
+ * model_backward calls ready(ctx, begin, end) as soon as the gradients of a
+ * layer's parameters [begin, end) are final (decoder layers last to first,
+ * then encoder layers last to first; embeddings, final norms and the output
+ * layer are only final when model_backward returns). NULL: no calls. */
+void model_set_grads_ready(model_state *s, void (*ready)(void *ctx, size_t begin, size_t end), void *ctx);
 
 /* Runs encoder, decoder and (with labels) the loss:
  *   loss = mean over non-ignored label positions of the label-smoothed

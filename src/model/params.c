@@ -100,6 +100,7 @@ static void add_layer(table_builder *tb, layer_offsets *L, const qkv_model_confi
     const char *stack = decoder ? "decoder" : "encoder";
     char p[96];
     memset(L, 0xff, sizeof *L); /* every offset NO_PARAM until set */
+    L->begin = tb->total;
     snprintf(p, sizeof p, "%s.layers.%d.self_attn", stack, i);
     L->self = add_attention(tb, C, p);
     snprintf(p, sizeof p, "%s.layers.%d.self_attn_layer_norm", stack, i);
@@ -116,6 +117,7 @@ static void add_layer(table_builder *tb, layer_offsets *L, const qkv_model_confi
     L->fc2_b = add(tb, INIT_ZERO, 1, C, 0, "%s.layers.%d.fc2.bias", stack, i);
     snprintf(p, sizeof p, "%s.layers.%d.final_layer_norm", stack, i);
     L->ln[2] = add_ln(tb, C, p);
+    L->end = tb->total;
 }
 
 static void build_table(table_builder *tb, qkv_model *m)

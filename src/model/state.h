@@ -27,6 +27,8 @@ struct model_state {
     int max_B, max_S, max_T, with_grads;
     size_t max_src_cells, max_tgt_cells; /* B * S and B * T of any batch */
     float *grads;
+    void (*grads_ready)(void *ctx, size_t begin, size_t end); /* see model_set_grads_ready */
+    void *grads_ready_ctx;
     qkv_arena ws; /* every activation and scratch buffer, carved once */
     layer_acts *enc, *dec;
     /* stacks: embedding outputs, final norms, outputs */

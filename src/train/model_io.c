@@ -7,7 +7,7 @@
 #include "base/status.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "train/trainer.h"
+#include "train/model_io.h"
 
 int ckpt_add_vocab_sections(ckpt_section *sec, int n, const qkv_vocab_blobs *vocab)
 {

@@ -15,8 +15,10 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "kernels/kernels.h"
+#include "kernels/vec_add.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/recipe.h"
 
 qkv_train_options qkv_train_default_options(void)
 {
@@ -33,6 +35,8 @@ qkv_train_options qkv_train_default_options(void)
     o.patience = 0;
     o.keep_checkpoints = 5;
     o.seed = 1;
+    o.rank = 0;
+    o.world = 1;
     return o;
 }
 
@@ -58,6 +62,9 @@ qkv_status qkv_train_validate_options(const qkv_train_options *o)
         !(o->time_budget_s >= 0))
         return qkv_fail(QKV_ERR_CONFIG, "training options: max_steps, time budget, valid_every, patience and "
                                         "keep_checkpoints must not be negative");
+    if (o->world < 1 || o->rank < 0 || o->rank >= o->world)
+        return qkv_fail(QKV_ERR_CONFIG, "training options 'rank', 'world': %d, %d; expected 0 <= rank < world",
+                        o->rank, o->world);
     if (o->n_snapshots < 0 || o->n_snapshots > QKV_TRAIN_MAX_SNAPSHOTS)
         return qkv_fail(QKV_ERR_CONFIG, "training option 'n_snapshots': %d, expected 0 to %d", o->n_snapshots,
                         QKV_TRAIN_MAX_SNAPSHOTS);
@@ -75,6 +82,10 @@ struct qkv_trainer {
     qkv_model *model;
     model_state *state;
     float *m, *v; /* Adam moments, mirroring the parameter buffer */
+    float *acc;   /* [n_params] the sum of this rank's micro-batch gradients (accum > 1) */
+    qkv_batch *micro; /* [world * accum] one update's micro-batches */
+    float *losses;    /* [world * accum] their mean losses */
+    int root;         /* rank 0: writes files and validates */
     size_t n_params;
     qkv_batcher *train_b, *dev_b;
     const qkv_parallel *dev;
@@ -97,17 +108,6 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static qkv_status make_dir(const char *dir)
-{
-    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
-        struct stat st;
-        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-            return QKV_OK;
-        return qkv_fail(QKV_ERR_IO, "%s: exists and is not a directory", dir);
-    }
-    return qkv_fail(QKV_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-}
-
 static int imax(int a, int b) { return a > b ? a : b; }
 
 qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parallel *train,
@@ -116,7 +116,7 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
 {
     *out = NULL;
     QKV_TRY(qkv_train_validate_options(opt));
-    QKV_TRY(make_dir(out_dir));
+    QKV_TRY(qkv_make_dirs(out_dir));
     qkv_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
@@ -129,9 +129,14 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
     t->best_step = -1;
     qkv_status s = QKV_OK;
     t->dir = strdup(out_dir);
+    t->root = opt->rank == 0;
+    size_t n_micro = (size_t)opt->world * (size_t)opt->accum;
     t->m = calloc(t->n_params, sizeof(float));
     t->v = calloc(t->n_params, sizeof(float));
-    if (!t->dir || !t->m || !t->v) {
+    t->acc = opt->accum > 1 ? malloc(t->n_params * sizeof(float)) : NULL;
+    t->micro = calloc(n_micro, sizeof *t->micro);
+    t->losses = calloc(n_micro, sizeof *t->losses);
+    if (!t->dir || !t->m || !t->v || (opt->accum > 1 && !t->acc) || !t->micro || !t->losses) {
         s = qkv_fail(QKV_ERR_NOMEM, "cannot allocate the optimizer state (%zu parameters)", t->n_params);
         goto fail;
     }
@@ -139,6 +144,9 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
     bo.shuffle = 1;
     bo.seed = opt->seed;
     bo.keep = opt->accum; /* the micro-batches of one update stay valid together */
+    bo.rank = opt->rank;
+    bo.world = opt->world;
+    bo.share = opt->accum;
     if ((s = qkv_batcher_new(&t->train_b, train, &bo)) != QKV_OK)
         goto fail;
     qkv_batch_limits lim = qkv_batcher_limits(t->train_b);
@@ -160,6 +168,10 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
     model_state_limits ml = {lim.max_rows, lim.max_src_len, lim.max_tgt_len, lim.max_src_cells, lim.max_tgt_cells};
     if ((s = model_state_new_limits(model, &ml, 1, &t->state)) != QKV_OK)
         goto fail;
+    if (!t->root) {
+        *out = t;
+        return QKV_OK;
+    }
     char *log_path = qkv_path_join(out_dir, "log.jsonl");
     t->log = log_path ? fopen(log_path, "a") : NULL;
     if (!t->log) {
@@ -187,11 +199,16 @@ void qkv_trainer_free(qkv_trainer *t)
     qkv_batcher_free(t->dev_b);
     free(t->m);
     free(t->v);
+    free(t->acc);
+    free(t->micro);
+    free(t->losses);
     free(t->dir);
     free(t);
 }
 
 int64_t qkv_trainer_step(const qkv_trainer *t) { return t->step; }
+
+void qkv_trainer_data_position(const qkv_trainer *t, qkv_data_position *pos) { qkv_batcher_tell(t->train_b, pos); }
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
@@ -219,17 +236,27 @@ static int hex_decode(unsigned char *b, size_t n, const char *s)
 }
 
 /* The "train" section: everything besides tensors that resuming needs.
+ * positions: [world] every rank's encoded data position (they are equal:
+ * every rank walks the same plan; kept per rank so that resuming checks it).
  * keep in sync with qkv_trainer_resume. */
-static char *train_state_json(const qkv_trainer *t, double elapsed)
+static char *train_state_json(const qkv_trainer *t, double elapsed, const unsigned char *positions)
 {
-    qkv_data_position pos;
-    unsigned char enc[QKV_DATA_POSITION_BYTES];
-    qkv_batcher_tell(t->train_b, &pos);
-    qkv_data_position_encode(enc, &pos);
-    char *hex = hex_encode(enc, sizeof enc);
+    int world = t->opt.world;
+    char *hex = hex_encode(positions, QKV_DATA_POSITION_BYTES);
     cJSON *o = cJSON_CreateObject();
+    cJSON *ranks = cJSON_CreateArray();
     char *out = NULL;
-    if (hex && o) {
+    int ok = hex && o && ranks;
+    for (int r = 0; ok && r < world; r++) {
+        char *h = hex_encode(positions + (size_t)r * QKV_DATA_POSITION_BYTES, QKV_DATA_POSITION_BYTES);
+        cJSON *e = h ? cJSON_CreateString(h) : NULL;
+        free(h);
+        if (!e)
+            ok = 0;
+        else
+            cJSON_AddItemToArray(ranks, e);
+    }
+    if (ok) {
         cJSON_AddNumberToObject(o, "step", (double)t->step);
         cJSON_AddNumberToObject(o, "tgt_tokens", (double)t->tgt_tokens);
         cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
@@ -240,18 +267,45 @@ static char *train_state_json(const qkv_trainer *t, double elapsed)
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->opt.seed);
         cJSON_AddStringToObject(o, "seed", seed);
         cJSON_AddStringToObject(o, "data_position", hex);
+        cJSON_AddNumberToObject(o, "world", world);
+        cJSON_AddNumberToObject(o, "accum", t->opt.accum);
+        cJSON_AddItemToObject(o, "rank_data_positions", ranks);
+        ranks = NULL;
         out = cJSON_PrintUnformatted(o);
     }
+    cJSON_Delete(ranks);
     cJSON_Delete(o);
     free(hex);
     return out;
 }
 
-static qkv_status save_training_checkpoint(qkv_trainer *t, double elapsed)
+/* Called on every rank (the data positions are gathered); rank 0 writes. */
+static qkv_status save_training_checkpoint(qkv_trainer *t, const qkv_train_hooks *h, double elapsed)
 {
+    int world = t->opt.world;
+    unsigned char mine[QKV_DATA_POSITION_BYTES];
+    qkv_data_position pos;
+    qkv_batcher_tell(t->train_b, &pos);
+    qkv_data_position_encode(mine, &pos);
+    unsigned char *all = malloc((size_t)world * QKV_DATA_POSITION_BYTES);
+    if (!all)
+        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    qkv_status s = QKV_OK;
+    if (world > 1)
+        s = h->allgather(h->dist_ctx, mine, sizeof mine, all);
+    else
+        memcpy(all, mine, sizeof mine);
+    for (int r = 1; s == QKV_OK && r < world; r++)
+        if (memcmp(all + (size_t)r * sizeof mine, all, sizeof mine) != 0)
+            s = qkv_fail(QKV_ERR_ARG, "step %lld: rank %d is at another data position than rank 0 (different "
+                                      "corpus or batching options?)", (long long)t->step, r);
+    if (s != QKV_OK || !t->root) {
+        free(all);
+        return s;
+    }
     char *cfg = NULL, *state = NULL, *path = qkv_path_join(t->dir, "checkpoint.qkv");
-    qkv_status s = qkv_config_to_json(qkv_model_get_config(t->model), &cfg);
-    if (s == QKV_OK && !(state = train_state_json(t, elapsed)))
+    s = qkv_config_to_json(qkv_model_get_config(t->model), &cfg);
+    if (s == QKV_OK && !(state = train_state_json(t, elapsed, all)))
         s = qkv_fail(QKV_ERR_NOMEM, "out of memory writing the training state");
     if (s == QKV_OK && !path)
         s = qkv_fail(QKV_ERR_NOMEM, "out of memory");
@@ -267,6 +321,7 @@ static qkv_status save_training_checkpoint(qkv_trainer *t, double elapsed)
         sec[n++] = (ckpt_section){"train", state, strlen(state)};
         s = ckpt_write(path, sec, n);
     }
+    free(all);
     free(cfg);
     free(state);
     free(path);
@@ -306,6 +361,25 @@ qkv_status qkv_trainer_resume(qkv_trainer *t, const char *path)
         s = qkv_fail(QKV_ERR_CONFIG, "%s: the run used --seed %s, this one %llu: resume with the same seed", path,
                      seed->valuestring, (unsigned long long)t->opt.seed);
         goto done;
+    }
+    {
+        /* a checkpoint without these fields comes from one process */
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "world");
+        const cJSON *ac = cJSON_GetObjectItemCaseSensitive(o, "accum");
+        int saved_world = cJSON_IsNumber(w) ? w->valueint : 1;
+        if (saved_world != t->opt.world || (cJSON_IsNumber(ac) && ac->valueint != t->opt.accum)) {
+            s = qkv_fail(QKV_ERR_CONFIG, "%s: the run had %d process(es) with --accum %d, this one %d with --accum %d: "
+                                         "resume on the same number of ranks with the same --accum", path,
+                         saved_world, cJSON_IsNumber(ac) ? ac->valueint : t->opt.accum, t->opt.world, t->opt.accum);
+            goto done;
+        }
+        const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rank_data_positions");
+        const cJSON *mine = cJSON_IsArray(rp) ? cJSON_GetArrayItem(rp, t->opt.rank) : NULL;
+        if (mine && (!cJSON_IsString(mine) || !hex_decode(enc, sizeof enc, mine->valuestring))) {
+            s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'train': rank %d's data position is not valid", path,
+                         t->opt.rank);
+            goto done;
+        }
     }
     if ((s = qkv_data_position_decode(&dp, enc)) != QKV_OK ||
         (s = qkv_batcher_seek(t->train_b, &dp)) != QKV_OK) {
@@ -475,14 +549,15 @@ static qkv_status write_due_snapshots(qkv_trainer *t, const qkv_train_hooks *h, 
     return s;
 }
 
-static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elapsed, qkv_train_report *r)
+static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, void *score_ctx, double elapsed,
+                           qkv_train_report *r)
 {
     r->is_validation = 1;
     r->dev_bleu = r->dev_chrf = -1;
     QKV_TRY(dev_loss(t, &r->dev_loss));
     r->dev_ppl = exp(r->dev_loss);
     if (h && h->score_dev)
-        QKV_TRY(h->score_dev(h->ctx, t->model, &r->dev_bleu, &r->dev_chrf));
+        QKV_TRY(h->score_dev(score_ctx, t->model, &r->dev_bleu, &r->dev_chrf));
     /* Best = highest dev chrF (it moves earlier than BLEU in a short run),
      * ties (e.g. both 0 at the start) broken by the lower dev loss. */
     double score = (r->dev_chrf >= 0 ? 100.0 * r->dev_chrf : 0.0) - r->dev_loss;
@@ -504,9 +579,117 @@ static qkv_status validate(qkv_trainer *t, const qkv_train_hooks *h, double elap
     return save_step_model(t);
 }
 
+static model_forward_options train_forward_options(const qkv_trainer *t, int64_t step, int micro,
+                                                   int64_t micro_tokens, int64_t tokens)
+{
+    const qkv_train_options *o = &t->opt;
+    model_forward_options fo = model_default_forward_options();
+    fo.label_smoothing = o->label_smoothing;
+    fo.dropout = 1;
+    /* a function of the update and the micro-batch's place in it, whichever rank runs it */
+    fo.seed = qkv_splitmix64(o->seed ^ qkv_splitmix64((uint64_t)step * 1024 + (uint64_t)micro));
+    /* Every micro-batch's loss is a mean over its tokens; weighting it by
+     * its share of the update's tokens makes the update's gradient that
+     * of the mean over all of them, as one large batch would give. */
+    fo.loss_scale = tokens ? (float)micro_tokens / (float)tokens : 0.0f;
+    return fo;
+}
+
+static qkv_status train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_train_report *r);
+
+/* Both entry points run on the options' context, bound to this thread. */
+qkv_status qkv_trainer_train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_train_report *r)
+{
+    qkv_context *prev = ctx_bind(t->opt.context);
+    qkv_status s = train_step(t, hooks, r);
+    ctx_bind(prev);
+    return s;
+}
+
+static qkv_status train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_train_report *r)
+{
+    const qkv_train_options *o = &t->opt;
+    int world = o->world, accum = o->accum, n_micro = world * accum, first = o->rank * accum;
+    float *grads = model_grads(t->state);
+    int64_t step = t->step + 1;
+    int64_t tokens = 0;
+    for (int a = 0; a < n_micro; a++) {
+        next_batch(t, &t->micro[a]);
+        tokens += t->micro[a].tgt_tokens;
+    }
+    /* This rank's micro-batches: each gradient from zero, summed in order
+     * (acc = (g0 + g1) + g2 ...), so that the sum over all micro-batches of
+     * the update has the same order however they are spread over ranks. */
+    float *g = accum > 1 ? t->acc : grads;
+    float *mine = t->losses + first;
+    for (int a = 0; a < accum; a++) {
+        const qkv_batch *b = &t->micro[first + a];
+        model_batch mb = as_model_batch(b);
+        model_forward_options fo = train_forward_options(t, step, first + a, b->tgt_tokens, tokens);
+        model_zero_grads(t->state);
+        QKV_TRY(model_forward(t->state, &mb, &fo, &mine[a]));
+        int overlap = world > 1 && accum == 1 && hooks->reduce_begin && hooks->reduce_ready;
+        if (overlap) {
+            QKV_TRY(hooks->reduce_begin(hooks->dist_ctx, grads, t->n_params));
+            model_set_grads_ready(t->state, hooks->reduce_ready, hooks->dist_ctx);
+        }
+        qkv_status bs = model_backward(t->state);
+        model_set_grads_ready(t->state, NULL, NULL);
+        if (bs != QKV_OK) {
+            if (overlap) /* let the reduction finish: the other ranks are in it */
+                hooks->reduce_grads(hooks->dist_ctx, g, t->n_params);
+            return bs;
+        }
+        if (accum > 1) {
+            if (a == 0)
+                memcpy(t->acc, grads, t->n_params * sizeof(float));
+            else
+                vec_add(t->acc, grads, t->n_params);
+        }
+    }
+    if (world > 1) {
+        QKV_TRY(hooks->reduce_grads(hooks->dist_ctx, g, t->n_params));
+        float *copy = malloc((size_t)accum * sizeof *copy);
+        if (!copy)
+            return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        memcpy(copy, mine, (size_t)accum * sizeof *copy);
+        qkv_status s = hooks->allgather(hooks->dist_ctx, copy, (size_t)accum * sizeof *copy, t->losses);
+        free(copy);
+        QKV_TRY(s);
+    }
+    double loss_sum = 0;
+    for (int a = 0; a < n_micro; a++)
+        loss_sum += (double)t->losses[a] * (double)t->micro[a].tgt_tokens;
+    model_zero_pad_rows(t->model, g); /* the pad rows are frozen: see model.h */
+    double norm = sqrt(global_norm_sq(g, t->n_params));
+    if (!isfinite(norm) || !isfinite(loss_sum))
+        return qkv_fail(QKV_ERR_ARG, "step %lld: the gradient is not finite (loss %g): lower the learning rate",
+                        (long long)step, loss_sum);
+    if (o->clip_norm > 0 && norm > o->clip_norm) {
+        float c = (float)(o->clip_norm / (norm + 1e-6));
+        for (size_t i = 0; i < t->n_params; i++)
+            g[i] *= c;
+    }
+    double lr = qkv_schedule_lr(&o->schedule, step);
+    adamw_update(t->model->params, t->m, t->v, g, t->n_params, (float)lr, o->beta1, o->beta2, o->eps,
+                 o->weight_decay, (int)step);
+    t->step = step;
+    t->tgt_tokens += tokens;
+    memset(r, 0, sizeof *r);
+    r->step = step;
+    r->epoch = t->last_epoch;
+    r->loss = tokens ? loss_sum / (double)tokens : 0;
+    r->lr = lr;
+    r->grad_norm = norm;
+    r->tgt_tokens = t->tgt_tokens;
+    return QKV_OK;
+}
+
+/* What rank 0 decides for everyone at an update boundary. */
+enum { FLAG_STOP = 1, FLAG_SAVE = 2 };
+
 static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks);
 
-/* The whole run on the options' context, bound to this thread. */
 qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
 {
     qkv_context *prev = ctx_bind(t->opt.context);
@@ -518,11 +701,11 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
 static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
 {
     const qkv_train_options *o = &t->opt;
+    if (o->world > 1 && (!hooks || !hooks->reduce_grads || !hooks->allgather || !hooks->broadcast_flags))
+        return qkv_fail(QKV_ERR_ARG, "trainer: world %d needs the reduce_grads, allgather and broadcast_flags hooks",
+                        o->world);
+    void *score_ctx = hooks && hooks->score_ctx ? hooks->score_ctx : hooks ? hooks->ctx : NULL;
     double start = now_s();
-    float *grads = model_grads(t->state);
-    qkv_batch *micro = calloc((size_t)o->accum, sizeof *micro);
-    if (!micro)
-        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
     qkv_status s = QKV_OK;
     int64_t first_step = t->step;
     double last_save = start;
@@ -535,66 +718,31 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         double elapsed = t->elapsed_prev + (now_s() - start), spent = 0;
         /* before the stop test: the mark equal to the time budget is written
          * at the boundary where that budget stops the run */
-        if ((s = write_due_snapshots(t, hooks, elapsed, &next_snapshot, &spent)) != QKV_OK)
+        if (t->root && (s = write_due_snapshots(t, hooks, elapsed, &next_snapshot, &spent)) != QKV_OK)
             break;
         start += spent;
+        int flags = 0;
         if ((o->max_steps && t->step >= o->max_steps) || (o->time_budget_s > 0 && elapsed >= o->time_budget_s) ||
             (hooks && hooks->stop && *hooks->stop) || (o->patience && t->bad_validations >= o->patience))
+            flags |= FLAG_STOP;
+        /* Without validation, checkpoint.qkv is still refreshed every TRAIN_SAVE_INTERVAL_S. */
+        if ((!o->valid_every || !t->dev_b) && t->step > first_step && now_s() - last_save > TRAIN_SAVE_INTERVAL_S)
+            flags |= FLAG_SAVE;
+        if (o->world > 1 && (s = hooks->broadcast_flags(hooks->dist_ctx, &flags)) != QKV_OK)
             break;
-        int64_t step = t->step + 1;
-        /* Every micro-batch's loss is a mean over its tokens; weighting it by
-         * its share of the update's tokens makes the update's gradient that
-         * of the mean over all of them, as one large batch would give. */
-        int64_t tokens = 0;
-        for (int a = 0; a < o->accum; a++) {
-            next_batch(t, &micro[a]);
-            tokens += micro[a].tgt_tokens;
+        if (flags & FLAG_SAVE) {
+            if ((s = save_training_checkpoint(t, hooks, elapsed)) != QKV_OK)
+                break;
+            last_save = now_s();
         }
-        model_zero_grads(t->state);
-        double loss_sum = 0;
-        for (int a = 0; a < o->accum && s == QKV_OK; a++) {
-            model_batch mb = as_model_batch(&micro[a]);
-            model_forward_options fo = model_default_forward_options();
-            fo.label_smoothing = o->label_smoothing;
-            fo.dropout = 1;
-            fo.seed = qkv_splitmix64(o->seed ^ qkv_splitmix64((uint64_t)step * 1024 + (uint64_t)a));
-            fo.loss_scale = tokens ? (float)micro[a].tgt_tokens / (float)tokens : 0.0f;
-            float l;
-            s = model_forward(t->state, &mb, &fo, &l);
-            if (s == QKV_OK)
-                s = model_backward(t->state);
-            loss_sum += (double)l * (double)micro[a].tgt_tokens;
-        }
-        if (s != QKV_OK)
+        if (flags & FLAG_STOP)
             break;
-        model_zero_pad_rows(t->model, grads); /* the pad rows are frozen: see model.h */
-        double norm = sqrt(global_norm_sq(grads, t->n_params));
-        if (!isfinite(norm) || !isfinite(loss_sum)) {
-            s = qkv_fail(QKV_ERR_ARG, "step %lld: the gradient is not finite (loss %g): lower the learning rate",
-                         (long long)step, loss_sum);
-            break;
-        }
-        if (o->clip_norm > 0 && norm > o->clip_norm) {
-            float c = (float)(o->clip_norm / (norm + 1e-6));
-            for (size_t i = 0; i < t->n_params; i++)
-                grads[i] *= c;
-        }
-        double lr = qkv_schedule_lr(&o->schedule, step);
-        adamw_update(t->model->params, t->m, t->v, grads, t->n_params, (float)lr, o->beta1, o->beta2, o->eps,
-                     o->weight_decay, (int)step);
-        t->step = step;
-        t->tgt_tokens += tokens;
-
-        elapsed = t->elapsed_prev + (now_s() - start);
         qkv_train_report r;
-        memset(&r, 0, sizeof r);
-        r.step = step;
-        r.epoch = t->last_epoch;
-        r.loss = tokens ? loss_sum / (double)tokens : 0;
-        r.lr = lr;
-        r.grad_norm = norm;
+        if ((s = train_step(t, hooks, &r)) != QKV_OK)
+            break;
+        int64_t step = t->step;
+        elapsed = t->elapsed_prev + (now_s() - start);
         r.elapsed_s = elapsed;
-        r.tgt_tokens = t->tgt_tokens;
         r.tgt_tokens_per_s = elapsed > 0 ? (double)t->tgt_tokens / elapsed : 0;
         double per_step = (now_s() - start) / (double)(step - first_step);
         r.remaining_s = -1;
@@ -602,45 +750,43 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
             r.remaining_s = per_step * (double)(o->max_steps - step);
         if (o->time_budget_s > 0 && (r.remaining_s < 0 || o->time_budget_s - elapsed < r.remaining_s))
             r.remaining_s = o->time_budget_s - elapsed;
-        log_report(t, &r);
-        if (hooks && hooks->on_report)
-            hooks->on_report(hooks->ctx, &r);
-        if ((!o->valid_every || !t->dev_b) && now_s() - last_save > TRAIN_SAVE_INTERVAL_S) {
-            if ((s = save_training_checkpoint(t, elapsed)) != QKV_OK)
-                break;
-            last_save = now_s();
+        if (t->root) {
+            log_report(t, &r);
+            if (hooks && hooks->on_report)
+                hooks->on_report(hooks->ctx, &r);
         }
         if (o->valid_every && t->dev_b && step % o->valid_every == 0) {
             qkv_train_report v = r;
-            if ((s = validate(t, hooks, elapsed, &v)) != QKV_OK)
+            if (t->root && (s = validate(t, hooks, score_ctx, elapsed, &v)) != QKV_OK)
                 break;
             /* a crash after this loses at most one validation interval */
-            if ((s = save_training_checkpoint(t, elapsed)) != QKV_OK)
+            if ((s = save_training_checkpoint(t, hooks, elapsed)) != QKV_OK)
                 break;
             last_save = now_s();
-            log_report(t, &v);
-            if (hooks && hooks->on_report)
-                hooks->on_report(hooks->ctx, &v);
+            if (t->root) {
+                log_report(t, &v);
+                if (hooks && hooks->on_report)
+                    hooks->on_report(hooks->ctx, &v);
+            }
         }
     }
-    free(micro);
     double elapsed = t->elapsed_prev + (now_s() - start);
     if (s != QKV_OK)
         return s;
     /* The last steps since the previous validation may hold the best model. */
-    if (o->valid_every && t->dev_b && t->step > first_step && t->step % o->valid_every != 0) {
+    if (t->root && o->valid_every && t->dev_b && t->step > first_step && t->step % o->valid_every != 0) {
         qkv_train_report v;
         memset(&v, 0, sizeof v);
         v.step = t->step;
         v.epoch = t->last_epoch;
-        QKV_TRY(validate(t, hooks, elapsed, &v));
+        QKV_TRY(validate(t, hooks, score_ctx, elapsed, &v));
         log_report(t, &v);
         if (hooks && hooks->on_report)
             hooks->on_report(hooks->ctx, &v);
     }
-    QKV_TRY(save_training_checkpoint(t, elapsed));
+    QKV_TRY(save_training_checkpoint(t, hooks, elapsed));
     /* model.qkv: the best on dev when validating, else the last. */
-    if (t->best_step < 0) {
+    if (t->root && t->best_step < 0) {
         char *p = qkv_path_join(t->dir, "model.qkv");
         if (!p)
             return qkv_fail(QKV_ERR_NOMEM, "out of memory");
@@ -649,4 +795,3 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
     }
     return s;
 }
-

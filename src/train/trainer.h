@@ -25,6 +25,7 @@
 #include "data/parallel.h"
 #include "qkv.h"
 #include "train/checkpoint.h"
+#include "train/model_io.h"
 #include "train/schedule.h"
 
 #define QKV_TRAIN_MAX_SNAPSHOTS 16
@@ -50,6 +51,14 @@ typedef struct {
      * not training time. A resumed run skips marks its earlier runs passed. */
     double snapshot_minutes[QKV_TRAIN_MAX_SNAPSHOTS];
     int n_snapshots;
+    /* Data parallelism: this process is rank `rank` of `world` (defaults 0
+     * and 1: alone). An update then covers world * accum micro-batches of
+     * the one stream of batches, rank r computing numbers r * accum to
+     * r * accum + accum - 1; the hooks' reduction sums the ranks' gradients
+     * in rank order, so world W with accum 1 gives the parameters of one
+     * process with accum W, bit for bit. Rank 0 alone writes files, logs,
+     * reports and validates. */
+    int rank, world;
     qkv_context *context; /* NULL: kernels run on the calling thread alone; else what the
                              trainer's computation runs on (borrowed, outlives the trainer) */
 } qkv_train_options;
@@ -82,15 +91,29 @@ typedef struct {
     qkv_status (*score_dev)(void *ctx, const qkv_model *m, double *bleu, double *chrf);
     /* Set (e.g. by a signal handler) to finish the current step, save and return. */
     volatile sig_atomic_t *stop;
+    /* Context of score_dev; NULL: ctx. */
+    void *score_ctx;
+    /* Data parallelism (src/dist/ provides them; needed when world > 1,
+     * called on every rank at the same points, with dist_ctx). */
+    void *dist_ctx;
+    /* The gradient-reduction hook: runs after the backward passes, before
+     * the global norm, clipping and the optimizer step. Sums grads[0..n)
+     * over the ranks in rank order ((g0 + g1) + g2 ...), in place, leaving
+     * the same sum on every rank. */
+    qkv_status (*reduce_grads)(void *ctx, float *grads, size_t n);
+    /* all[r * nbytes ..] = rank r's mine, on every rank. */
+    qkv_status (*allgather)(void *ctx, const void *mine, size_t nbytes, void *all);
+    /* Replaces *flags with rank 0's on every rank. */
+    qkv_status (*broadcast_flags)(void *ctx, int *flags);
+    /* Overlap (optional, used when accum is 1): reduce_begin(grads, n)
+     * before the backward pass, reduce_ready(begin, end) as the backward
+     * finishes each layer (model_set_grads_ready), so that the reduction of
+     * those gradients runs while the backward of earlier layers goes on;
+     * reduce_grads then reduces the rest and waits. The sum is the same,
+     * bit for bit. */
+    qkv_status (*reduce_begin)(void *ctx, float *grads, size_t n);
+    void (*reduce_ready)(void *ctx, size_t begin, size_t end);
 } qkv_train_hooks;
-
-/* Vocabulary files stored in checkpoints: SentencePiece .model bytes. */
-typedef struct {
-    const void *src;
-    size_t src_len;
-    const void *tgt; /* NULL: shared with src */
-    size_t tgt_len;
-} qkv_vocab_blobs;
 
 typedef struct qkv_trainer qkv_trainer;
 
@@ -114,21 +137,14 @@ qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks);
 
 int64_t qkv_trainer_step(const qkv_trainer *t);
 
-/* Loads the model (config + params) of any qkv checkpoint; vocab blobs point
- * into *file (keep it until done with them; NULL when absent). */
-qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vocab_blobs *vocab,
-                                     void **file_handle);
-void qkv_checkpoint_release(void *file_handle);
+/* The training batcher's position (the same on every rank). */
+void qkv_trainer_data_position(const qkv_trainer *t, qkv_data_position *pos);
 
-/* Writes a model-only checkpoint (config, vocabularies, params). */
-qkv_status qkv_checkpoint_save_model(const char *path, const qkv_model *m, const qkv_vocab_blobs *vocab);
-
-/* Appends the vocabulary sections of vocab to sec[n..] and returns the new
- * count (at most 2 more). */
-int ckpt_add_vocab_sections(ckpt_section *sec, int n, const qkv_vocab_blobs *vocab);
-
-/* Averages the parameters of n checkpoints of the same configuration into
- * out_path (vocabularies and config from the first). */
-qkv_status qkv_checkpoint_average(const char *const *paths, int n, const char *out_path);
+/* One update: takes the next world * accum micro-batches, runs forward and
+ * backward on this rank's, reduces the gradients (hooks->reduce_grads when
+ * world > 1), checks the global norm, clips and takes the optimizer step.
+ * Fills *r (a step report: loss, lr, grad_norm, tokens; no timing). Files,
+ * the log and validation are qkv_trainer_run's. */
+qkv_status qkv_trainer_train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_train_report *r);
 
 #endif
