@@ -212,13 +212,62 @@ static void test_unprotected_model_refused(void)
     qkv_translator_free(t);
 }
 
+/* qkv translate-po end to end with the protecting model: the crafted
+ * catalog and a template made from it; msgfmt --check passes on both, and
+ * the entries left alone are byte-identical (tests/test_po.c checks the
+ * reader and writer on their own). */
+static void test_translate_po_cli(void)
+{
+    CHECK(setup(), "could not write the test model");
+    if (!ckpt[0])
+        return;
+    const char *bin = getenv("QKV_BIN") ? getenv("QKV_BIN") : "./qkv";
+    char cmd[2048], *msg = NULL, out[200], pot[200];
+    snprintf(out, sizeof out, "%s/out.po", dir);
+    snprintf(cmd, sizeof cmd, "%s translate-po -m %s %s/po/crafted.po -o %s --beam-size 2 --max-length 20 2>&1", bin,
+             ckpt, test_golden_dir(), out);
+    int rc = test_run(cmd, &msg);
+    CHECK(rc == 0 && msg && strstr(msg, "translated (marked fuzzy)"), "translate-po failed (%d): %s", rc,
+          msg ? msg : "");
+    free(msg);
+    snprintf(cmd, sizeof cmd, "msgfmt --check -o /dev/null %s 2>&1", out);
+    rc = test_run(cmd, &msg);
+    CHECK(rc == 0, "msgfmt --check on translate-po output (%d): %s", rc, msg ? msg : "");
+    free(msg);
+    /* the already translated entries survive byte for byte */
+    snprintf(cmd, sizeof cmd, "grep -c -e '^msgstr \"打开 %%s\"$' -e '^msgstr \"取消\"$' -e '^#~ msgstr \"旧字符串\"$' %s", out);
+    rc = test_run(cmd, &msg);
+    CHECK(rc == 0 && msg && atoi(msg) == 3, "kept entries: grep found %s", msg ? msg : "(nothing)");
+    free(msg);
+    /* a template: msgstr blanked, header with CHARSET and INTEGER */
+    snprintf(pot, sizeof pot, "%s/t.pot", dir);
+    snprintf(cmd, sizeof cmd,
+             "msgfilter -i %s/po/crafted.po --keep-header -o - true 2>/dev/null | sed -e 's/charset=UTF-8/charset=CHARSET/' "
+             "-e 's/nplurals=1; plural=0;/nplurals=INTEGER; plural=EXPRESSION;/' -e 's/^\"Language: zh_CN/\"Language: /' > %s",
+             test_golden_dir(), pot);
+    CHECK(test_run(cmd, NULL) == 0, "could not make a template with msgfilter");
+    snprintf(cmd, sizeof cmd, "%s translate-po -m %s %s -o %s/t.po --lang zh_CN --no-fuzzy --max-length 20 2>&1 && "
+             "msgfmt --check -o /dev/null %s/t.po 2>&1 && grep -c '^\"Plural-Forms: nplurals=1; plural=0;' %s/t.po",
+             bin, ckpt, pot, dir, dir, dir);
+    rc = test_run(cmd, &msg);
+    CHECK(rc == 0, "template: translate-po or msgfmt --check failed (%d): %s", rc, msg ? msg : "");
+    free(msg);
+    /* malformed input names the line */
+    snprintf(cmd, sizeof cmd, "printf 'msgid \"a\"\\nmsgstr[1] \"\"\\n' > %s/bad.po; %s translate-po -m %s %s/bad.po -o %s/x.po 2>&1",
+             dir, bin, ckpt, dir, dir);
+    rc = test_run(cmd, &msg);
+    CHECK(rc != 0 && msg && strstr(msg, "bad.po:2: msgstr[1]"), "bad .po (%d): %s", rc, msg ? msg : "");
+    free(msg);
+}
+
 static void cleanup(void)
 {
     if (dir[0])
         test_rm_dir(dir);
 }
 
-static const test_case cases[] = {TEST(test_every_span_once), TEST(test_unprotected_model_refused)};
+static const test_case cases[] = {TEST(test_every_span_once), TEST(test_unprotected_model_refused),
+                                  TEST(test_translate_po_cli)};
 
 int main(int argc, char **argv)
 {
