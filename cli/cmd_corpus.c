@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/io.h"
 #include "commands.h"
+#include "data/cedict.h"
 #include "data/corpus.h"
 
 static const char usage[] =
@@ -29,6 +31,10 @@ static const char usage[] =
     "  --test N          pairs in the test split (1000)\n"
     "  --packages A,B    packages to use instead of the default list\n"
     "  --no-download     use only what the cache holds\n"
+    "  --add-cedict      append CC-CEDICT pairs (gloss -> headword) to the training split\n"
+    "                    (out/cache/cedict/cedict.txt, from scripts/fetch-cedict; never dev or\n"
+    "                    test sources); rules counted in OUT/cedict.json\n"
+    "  --cedict FILE     the same from another CC-CEDICT text file\n"
     "  -q, --quiet       no progress lines\n"
     "\n"
     "Cleaning (each step counted in the report): drop the header and\n"
@@ -104,16 +110,118 @@ static void print_report(const corpus_report *r, const char *out)
     fprintf(stderr, "  train / dev / test            %8ld %8ld %8ld\n", r->train, r->dev, r->test);
 }
 
+/* ---- --add-cedict: dictionary pairs appended to the training split ------ */
+
+typedef struct {
+    FILE *en, *zh;
+    char **exclude; /* sorted dev and test sources */
+    size_t n_exclude;
+    long excluded, written;
+} cedict_sink;
+
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void cedict_emit(void *ctx, const char *en, const char *zh)
+{
+    cedict_sink *s = ctx;
+    if (s->n_exclude && bsearch(&en, s->exclude, s->n_exclude, sizeof(char *), str_cmp)) {
+        s->excluded++; /* a dev or test source: never trained on */
+        return;
+    }
+    fprintf(s->en, "%s\n", en);
+    fprintf(s->zh, "%s\n", zh);
+    s->written++;
+}
+
+static int load_lines(const char *path, char ***v, size_t *n)
+{
+    char *data;
+    size_t len;
+    if (qkv_read_file(path, &data, &len) != QKV_OK)
+        return -1;
+    for (char *p = data, *save = NULL, *t = strtok_r(p, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+        char **w = realloc(*v, (*n + 1) * sizeof(char *));
+        if (!w || !(w[*n] = strdup(t))) {
+            free(data);
+            if (w)
+                *v = w;
+            return -1;
+        }
+        *v = w;
+        (*n)++;
+    }
+    free(data);
+    return 0;
+}
+
+int corpus_add_cedict(const char *cedict, const char *out, const char *lang)
+{
+    if (strncmp(lang, "zh", 2))
+        return cli_error("corpus: --add-cedict gives Chinese headwords; --lang is %s", lang);
+    char p_en[4096], p_zh[4096], p_dev[4096], p_test[4096], p_rep[4096];
+    snprintf(p_en, sizeof p_en, "%s/train.en", out);
+    snprintf(p_zh, sizeof p_zh, "%s/train.zh", out);
+    snprintf(p_dev, sizeof p_dev, "%s/dev.en", out);
+    snprintf(p_test, sizeof p_test, "%s/test.en", out);
+    snprintf(p_rep, sizeof p_rep, "%s/cedict.json", out);
+    cedict_sink s = {0};
+    if (load_lines(p_dev, &s.exclude, &s.n_exclude) || load_lines(p_test, &s.exclude, &s.n_exclude)) {
+        for (size_t k = 0; k < s.n_exclude; k++)
+            free(s.exclude[k]);
+        free(s.exclude);
+        return cli_error("corpus: %s", qkv_last_error());
+    }
+    qsort(s.exclude, s.n_exclude, sizeof(char *), str_cmp);
+    s.en = fopen(p_en, "ab");
+    s.zh = fopen(p_zh, "ab");
+    int rc = 0;
+    cedict_report r;
+    if (!s.en || !s.zh)
+        rc = cli_error("corpus: cannot append to %s: %s", s.en ? p_zh : p_en, strerror(errno));
+    else if (cedict_read(cedict, &r, cedict_emit, &s) != QKV_OK)
+        rc = cli_error("corpus: %s", qkv_last_error());
+    if (s.en && fclose(s.en) != 0 && !rc)
+        rc = cli_error("corpus: %s: write failed", p_en);
+    if (s.zh && fclose(s.zh) != 0 && !rc)
+        rc = cli_error("corpus: %s: write failed", p_zh);
+    for (size_t k = 0; k < s.n_exclude; k++)
+        free(s.exclude[k]);
+    free(s.exclude);
+    if (rc)
+        return rc;
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\n  \"source\": \"%s\",\n  \"license\": \"CC BY-SA 4.0 (CC-CEDICT)\",\n  \"lines\": %ld,\n"
+             "  \"comments\": %ld,\n  \"malformed\": %ld,\n  \"proper_nouns_skipped\": %ld,\n"
+             "  \"headwords_not_han_skipped\": %ld,\n  \"headwords_longer_than_4_skipped\": %ld,\n"
+             "  \"reference_glosses_dropped\": %ld,\n  \"notes_removed\": %ld,\n"
+             "  \"glosses_longer_than_4_words_dropped\": %ld,\n  \"entries_without_gloss_skipped\": %ld,\n"
+             "  \"duplicate_glosses_dropped\": %ld,\n  \"pairs\": %ld,\n  \"dev_test_sources_excluded\": %ld,\n"
+             "  \"pairs_appended_to_train\": %ld\n}\n",
+             cedict, r.lines, r.comments, r.malformed, r.proper_nouns, r.not_han, r.too_long_headword,
+             r.reference_glosses, r.notes_removed, r.long_glosses, r.no_gloss_left, r.duplicate_glosses, r.pairs,
+             s.excluded, s.written);
+    if (qkv_write_file(p_rep, json, strlen(json)) != QKV_OK)
+        return cli_error("corpus: %s", qkv_last_error());
+    fprintf(stderr, "  CC-CEDICT: %ld lines -> %ld pairs (%ld excluded as dev/test sources), %ld appended to %s; "
+            "rules counted in %s\n", r.lines, r.pairs, s.excluded, s.written, p_en, p_rep);
+    return 0;
+}
+
 int cmd_corpus(int argc, char **argv)
 {
     corpus_options o = corpus_default_options();
-    const char *cache = "out/cache/debian", *out = NULL, *pkg_arg = NULL;
+    const char *cache = "out/cache/debian", *out = NULL, *pkg_arg = NULL, *cedict = NULL;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 0;
+        } else if (!strcmp(a, "--add-cedict")) {
+            cedict = "out/cache/cedict/cedict.txt";
+        } else if (!strcmp(a, "--cedict") && v) {
+            cedict = v, i++;
         } else if (!strcmp(a, "--no-download")) {
             o.download = 0;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -199,6 +307,8 @@ int cmd_corpus(int argc, char **argv)
             fetched ? "downloaded or unpacked" : "fetched: cache complete", t2 - t1);
     fprintf(stderr, "  wrote %s/{train,dev,test}.{en,...} and %s/report.json\n", out, out);
     corpus_report_free(&r);
+    if (cedict && corpus_add_cedict(cedict, out, o.lang))
+        rc = 1;
 done:
     free(pkg_copy);
     free(pkg_list);

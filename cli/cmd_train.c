@@ -18,6 +18,8 @@
 
 #include "base/io.h"
 #include "commands.h"
+#include "protect_args.h"
+#include "text/protect.h"
 #include "data/batch.h"
 #include "data/parallel.h"
 #include "model/model.h"
@@ -43,6 +45,9 @@ static const char usage[] =
     "  --src-vocab M --tgt-vocab M   SentencePiece models (default: trained into DIR)\n"
     "  --vocab-size N                size of vocabularies trained here (preset's)\n"
     "  --joint-vocab                 train one vocabulary on both sides\n"
+    "  --protect                     mask placeholders and tags into sentinels (DIR/protected.*), add the\n"
+    "                                sentinels to the vocabularies trained here: qkv translate then keeps\n"
+    "                                every placeholder of a line exactly once\n"
     "  --time-budget MINUTES         stop cleanly after this much training time\n"
     "  --snapshot-minutes M1,M2,...  also write DIR/minute-M.qkv at the first step boundary where the\n"
     "                                training time reaches M minutes (the model --time-budget M would\n"
@@ -65,7 +70,7 @@ typedef struct {
     int n_snapshots;
     double time_budget_min, lr, clip, weight_decay, label_smoothing, dropout;
     long long max_steps, batch_tokens, seed, warmup, valid_every;
-    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab, overlap;
+    int threads, resume, accum, patience, max_len, vocab_size, joint_vocab, overlap, protect;
 } train_args;
 
 static int parse_num(const char *opt, const char *s, double lo, double *out)
@@ -118,6 +123,10 @@ static int parse_args(int argc, char **argv, train_args *a)
         }
         if (!strcmp(o, "--joint-vocab")) {
             a->joint_vocab = 1;
+            continue;
+        }
+        if (!strcmp(o, "--protect")) {
+            a->protect = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -193,7 +202,7 @@ static void vocab_progress(void *ctx, const char *line)
 
 /* Trains PREFIX.model unless it exists (a resumed run reuses it); in a
  * distributed run rank 0 alone trains (the others wait at a barrier after). */
-static int train_vocab(const char *const *inputs, int n, int size, const char *prefix, int quiet)
+static int train_vocab(const char *const *inputs, int n, int size, const char *prefix, int quiet, int protect)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s.model", prefix);
@@ -207,6 +216,16 @@ static int train_vocab(const char *const *inputs, int n, int size, const char *p
     vo.bos_id = 1;
     vo.eos_id = 2;
     vo.pad_id = 3;
+    const char *sym[PROTECT_MAX];
+    char sym_buf[PROTECT_MAX][4];
+    if (protect) {
+        for (int k = 0; k < PROTECT_MAX; k++) {
+            protect_sentinel(k, sym_buf[k]);
+            sym[k] = sym_buf[k];
+        }
+        vo.user_defined_symbols = sym;
+        vo.n_user_defined_symbols = PROTECT_MAX;
+    }
     if (isatty(2)) {
         vo.progress = vocab_progress;
     }
@@ -371,6 +390,24 @@ static int train_on(const train_args *args, int argc, char **argv, qkv_dist *dis
     if (a.resume && !file_exists(ckpt_path))
         return cli_error("--resume: %s does not exist", ckpt_path);
 
+    /* --protect: the pairs with sentinels for placeholders, into DIR */
+    char p_src[4200], p_tgt[4200], p_vsrc[4200], p_vtgt[4200];
+    if (a.protect) {
+        snprintf(p_src, sizeof p_src, "%s/protected.train.src", a.out);
+        snprintf(p_tgt, sizeof p_tgt, "%s/protected.train.tgt", a.out);
+        if (protect_mask_files(a.src, a.tgt, p_src, p_tgt))
+            return 1;
+        a.src = p_src;
+        a.tgt = p_tgt;
+        if (a.valid_src && a.valid_tgt) {
+            snprintf(p_vsrc, sizeof p_vsrc, "%s/protected.valid.src", a.out);
+            snprintf(p_vtgt, sizeof p_vtgt, "%s/protected.valid.tgt", a.out);
+            if (protect_mask_files(a.valid_src, a.valid_tgt, p_vsrc, p_vtgt))
+                return 1;
+            a.valid_src = p_vsrc;
+            a.valid_tgt = p_vtgt;
+        }
+    }
     /* Vocabularies: given, or trained into DIR (separate per side unless --joint-vocab). */
     char src_prefix[4096], tgt_prefix[4096], src_model[4200], tgt_model[4200];
     const char *src_vocab_path = a.src_vocab, *tgt_vocab_path = a.tgt_vocab;
@@ -379,15 +416,15 @@ static int train_on(const train_args *args, int argc, char **argv, qkv_dist *dis
         if (a.joint_vocab) {
             snprintf(src_prefix, sizeof src_prefix, "%s/vocab", a.out);
             const char *in[2] = {a.src, a.tgt};
-            if (train_vocab(in, 2, vocab_size, src_prefix, quiet))
+            if (train_vocab(in, 2, vocab_size, src_prefix, quiet, a.protect))
                 return 1;
             snprintf(src_model, sizeof src_model, "%s.model", src_prefix);
             src_vocab_path = tgt_vocab_path = src_model;
         } else {
             snprintf(src_prefix, sizeof src_prefix, "%s/src", a.out);
             snprintf(tgt_prefix, sizeof tgt_prefix, "%s/tgt", a.out);
-            if (train_vocab(&a.src, 1, vocab_size, src_prefix, quiet) ||
-                train_vocab(&a.tgt, 1, vocab_size, tgt_prefix, quiet))
+            if (train_vocab(&a.src, 1, vocab_size, src_prefix, quiet, a.protect) ||
+                train_vocab(&a.tgt, 1, vocab_size, tgt_prefix, quiet, a.protect))
                 return 1;
             snprintf(src_model, sizeof src_model, "%s.model", src_prefix);
             snprintf(tgt_model, sizeof tgt_model, "%s.model", tgt_prefix);

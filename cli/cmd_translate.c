@@ -38,6 +38,9 @@ static const char usage[] =
     "                           \"sentences\"}; translate_s is the time inside qkv_translate (tokenizing,\n"
     "                           search, detokenizing), without loading the model or reading and writing\n"
     "                           files (bench/vs_ctranslate2 compares it with the peers' translate loops)\n"
+    "  --no-protect             translate placeholders and tags as text (protection is on for models\n"
+    "                           trained on protected text: each %s, %1, {name}, <b>, &amp; of a line\n"
+    "                           comes out exactly once; counts on stderr)\n"
     "\n"
     "search:\n"
     "  --beam-size N            1 is greedy (default: model's num_beams, else 4)\n"
@@ -257,6 +260,15 @@ static long read_line(FILE *in, char **buf, size_t *cap)
     return (long)strlen(*buf);
 }
 
+void translate_print_protect_stats(const qkv_protect_stats *p)
+{
+    fprintf(stderr,
+            "qkv: protected spans: %ld in %ld lines; hypotheses exact as generated %ld, repeats dropped %ld, "
+            "strays dropped %ld, missing inserted by attention %ld; malformed left as text %ld, over 32 left as "
+            "text %ld\n",
+            p->spans, p->lines, p->exact, p->duplicates, p->strays, p->inserted, p->malformed, p->overflow);
+}
+
 int cmd_translate(int argc, char **argv);
 int translate_model_arg(int argc, char **argv, const char *usage, const char **model)
 {
@@ -327,7 +339,8 @@ int cmd_translate(int argc, char **argv)
     qkv_translator *tr = NULL;
     double t_start = wall_seconds(), t_load = 0, t_translate = 0;
     long sentences = 0;
-    int timing = 0;
+    int timing = 0, protect = 1;
+    qkv_protect_stats pstats = {0};
     if (translate_load(model, argc, argv, &tr))
         return 1;
     t_load = wall_seconds() - t_start;
@@ -353,6 +366,8 @@ int cmd_translate(int argc, char **argv)
             scores = 1;
         } else if (!strcmp(a, "--timing")) {
             timing = 1;
+        } else if (!strcmp(a, "--no-protect")) {
+            protect = 0;
         } else {
             fputs(usage, stderr);
             cli_error("unexpected argument '%s'", a);
@@ -377,6 +392,7 @@ int cmd_translate(int argc, char **argv)
         cli_error("%s", qkv_last_error());
         goto out;
     }
+    protect = protect && qkv_translator_protects(tr);
     FILE *in = stdin;
     if (input && !(in = fopen(input, "rb"))) {
         cli_error("%s: %s", input, strerror(errno));
@@ -426,7 +442,9 @@ int cmd_translate(int argc, char **argv)
         }
         qkv_translation *res = NULL;
         double t0 = wall_seconds();
-        if (qkv_translate(tr, (const char *const *)lines, n, &o, &res) != QKV_OK) {
+        qkv_status ts = protect ? qkv_translate_protected(tr, (const char *const *)lines, n, &o, &pstats, &res)
+                                : qkv_translate(tr, (const char *const *)lines, n, &o, &res);
+        if (ts != QKV_OK) {
             cli_error("%s", qkv_last_error());
             failed = 1;
         }
@@ -468,6 +486,8 @@ int cmd_translate(int argc, char **argv)
     if (truncated)
         fprintf(stderr, "qkv: warning: %ld line%s longer than the model's max_positions %s truncated\n", truncated,
                 truncated == 1 ? "" : "s", truncated == 1 ? "was" : "were");
+    if (protect && !failed)
+        translate_print_protect_stats(&pstats);
     if (have_attn) {
         fputs(line_no ? "\n]\n" : "[]\n", attn_f.fp);
         have_attn = 0;

@@ -45,6 +45,8 @@ int cmd_average(int argc, char **argv);    /* cli/cmd_average.c */
 int cmd_translate(int argc, char **argv);  /* cli/cmd_translate.c */
 int cmd_score(int argc, char **argv);      /* cli/cmd_score.c */
 int cmd_attn(int argc, char **argv);       /* cli/cmd_attn.c */
+int cmd_protect(int argc, char **argv);    /* cli/cmd_protect.c */
+int cmd_translate_po(int argc, char **argv); /* cli/cmd_translate_po.c */
 
 /* One line per subcommand; keep the help texts short, each command has --help.
  * A name may be two words ("vocab encode"): it then matches argv[1] argv[2]
@@ -70,6 +72,8 @@ static const struct {
     {"translate", cmd_translate, "translate text: greedy, beam search or sampling (qkv or Marian models)"},
     {"score", cmd_score, "log-probability of given translations under a model"},
     {"attn", cmd_attn, "cross-attention heatmap (SVG) of one sentence"},
+    {"translate-po", cmd_translate_po, "machine-translate a gettext .po/.pot catalog, everything else kept byte for byte"},
+    {"protect", cmd_protect, "placeholders and tags: sentinels for training data, kept rate of translations"},
 };
 
 static int cmd_help(int argc, char **argv)

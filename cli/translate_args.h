@@ -22,4 +22,7 @@ void translate_unload(qkv_translator *tr);
  * error was printed. *bad_ids owns the parsed --bad-word-ids. */
 int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int *i, int **bad_ids);
 
+/* The protected-span counts of a run, one line on stderr. */
+void translate_print_protect_stats(const qkv_protect_stats *p);
+
 #endif

@@ -500,6 +500,37 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, 
                                const qkv_translate_options *o, double *logprob, int *n_tokens,
                                qkv_translation **out);
 
+/* ---- Protected spans: placeholders and markup kept ------------------------
+ * Placeholders (printf, Qt %1, {brace} fields) and XML/HTML tags and entities
+ * of the source are replaced by sentinel pieces before translation and put
+ * back after (src/text/protect.h). Every protected span of a source appears
+ * exactly once in each output: a repeated sentinel is dropped after its first
+ * occurrence, a sentinel the source does not have is dropped, and a missing
+ * one is inserted before the target token whose cross-attention to it
+ * (summed over layers and heads, by forced decoding) is highest. */
+typedef struct {
+    long lines;       /* lines with at least one protected span */
+    long spans;       /* protected spans in those lines */
+    long exact;       /* hypotheses whose sentinels were right as generated */
+    long duplicates;  /* repeated sentinels dropped */
+    long strays;      /* sentinels the source did not have, dropped */
+    long inserted;    /* missing sentinels inserted by cross-attention */
+    long malformed;   /* malformed candidates left as text ("%z", unbalanced tags) */
+    long overflow;    /* spans past the 32 sentinels, left as text */
+} qkv_protect_stats;
+
+/* 1 when t is a qkv checkpoint whose vocabularies hold the sentinel pieces
+ * (it was trained on masked text, as `qkv protect` writes), else 0. */
+int qkv_translator_protects(const qkv_translator *t);
+
+/* qkv_translate with protected spans (t must protect). Hypothesis texts are
+ * unmasked; ids are those of the repaired masked text; o->attention gives
+ * the cross-attention of the best hypothesis before repair. stats (may be
+ * NULL) is added to. */
+qkv_status qkv_translate_protected(const qkv_translator *t, const char *const *texts, int n,
+                                   const qkv_translate_options *o, qkv_protect_stats *stats,
+                                   qkv_translation **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,384 @@
+/* Protected spans: finding, masking, unmasking (see protect.h). */
+#include "text/protect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+
+/* "N$" at s: returns its length or 0 */
+static size_t dollar(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_digit(s[i]))
+        i++;
+    return i > 0 && i < n && s[i] == '$' && s[0] != '0' ? i + 1 : 0;
+}
+
+/* A printf or Qt conversion starting at s[0] == '%': its length, 0 when
+ * malformed. *kind receives its family: printf first, then Qt. The space flag is left out: "50% done"
+ * must not read as "% d". */
+static size_t scan_percent(const char *s, size_t n, protect_kind *kind)
+{
+    *kind = PROTECT_PRINTF;
+    if (n >= 2 && s[1] == '%')
+        return 2;
+    size_t i = 1;
+    i += dollar(s + i, n - i);
+    while (i < n && strchr("-+#0'", s[i]))
+        i++;
+    if (i < n && s[i] == '*') {
+        i++;
+        i += dollar(s + i, n - i);
+    } else {
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i < n && s[i] == '*') {
+            i++;
+            i += dollar(s + i, n - i);
+        } else {
+            while (i < n && is_digit(s[i]))
+                i++;
+        }
+    }
+    if (i + 1 < n && ((s[i] == 'h' && s[i + 1] == 'h') || (s[i] == 'l' && s[i + 1] == 'l')))
+        i += 2;
+    else if (i < n && strchr("hlLqjzt", s[i]))
+        i++;
+    if (i < n && s[i] && strchr("diouxXeEfFgGaAcspnmC", s[i]))
+        return i + 1;
+    /* not printf: Qt / KDE %1 .. %99, %L1 ("%1d" stays printf) */
+    size_t q = 1 + (n > 1 && s[1] == 'L');
+    if (q < n && is_digit(s[q]) && s[q] != '0') {
+        size_t j = q;
+        while (j < n && is_digit(s[j]) && j - q < 2)
+            j++;
+        *kind = PROTECT_QT;
+        return j;
+    }
+    return 0;
+}
+
+/* {name}, {0}, {}, {0.attr}, {x[1]}, {0!r}, {0:>8}: length or 0 ({{ is an escape) */
+static size_t scan_brace(const char *s, size_t n)
+{
+    size_t i = 1;
+    if (i < n && s[i] == '{')
+        return 0;
+    while (i < n && (is_alnum(s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '[' || s[i] == ']'))
+        i++;
+    if (i + 1 < n && s[i] == '!' && strchr("rsa", s[i + 1]))
+        i += 2;
+    if (i < n && s[i] == ':')
+        while (i < n && s[i] != '}' && s[i] != '{' && s[i] != '\n')
+            i++;
+    return i < n && s[i] == '}' ? i + 1 : 0;
+}
+
+/* A tag at s[0] == '<': its length (0 when it is no tag or never closes;
+ * *malformed set for the latter). name/name_len: the element name, *close
+ * for </x>, *self for <x/> and comments. */
+static size_t scan_tag(const char *s, size_t n, int *malformed, const char **name, size_t *name_len, int *close,
+                       int *self)
+{
+    *malformed = 0;
+    *close = 0;
+    *self = 0;
+    *name_len = 0;
+    if (n >= 4 && !memcmp(s, "<!--", 4)) {
+        for (size_t i = 4; i + 2 < n; i++)
+            if (!memcmp(s + i, "-->", 3)) {
+                *self = 1;
+                return i + 3;
+            }
+        *malformed = 1;
+        return 0;
+    }
+    size_t i = 1;
+    if (i < n && s[i] == '/') {
+        *close = 1;
+        i++;
+    }
+    if (!(i < n && is_alpha(s[i])))
+        return 0;
+    *name = s + i;
+    while (i < n && (is_alnum(s[i]) || s[i] == ':' || s[i] == '_' || s[i] == '-'))
+        i++;
+    *name_len = (size_t)(s + i - *name);
+    /* after the name: whitespace, '/', '>' or attributes; anything else
+     * ("<b,", "<html5") is not a tag */
+    if (i < n && !(s[i] == ' ' || s[i] == '\t' || s[i] == '/' || s[i] == '>'))
+        return 0;
+    while (i < n && s[i] != '>' && s[i] != '<') {
+        if (s[i] == '"' || s[i] == '\'') {
+            char qc = s[i++];
+            while (i < n && s[i] != qc)
+                i++;
+            if (i >= n)
+                break;
+        }
+        i++;
+    }
+    if (i < n && s[i] == '>') {
+        *self = s[i - 1] == '/';
+        return i + 1;
+    }
+    *malformed = 1;
+    return 0;
+}
+
+static size_t scan_entity(const char *s, size_t n)
+{
+    size_t i = 1;
+    if (i < n && s[i] == '#') {
+        i++;
+        int hex = i < n && (s[i] == 'x' || s[i] == 'X');
+        i += hex;
+        size_t d = i;
+        while (i < n && (is_digit(s[i]) || (hex && strchr("abcdefABCDEF", s[i]))))
+            i++;
+        if (i == d)
+            return 0;
+    } else {
+        size_t d = i;
+        while (i < n && is_alnum(s[i]) && i - d < 32)
+            i++;
+        if (i == d || !is_alpha(s[d]))
+            return 0;
+    }
+    return i < n && s[i] == ';' ? i + 1 : 0;
+}
+
+static int void_element(const char *name, size_t len)
+{
+    static const char *const v[] = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "wbr"};
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
+        if (strlen(v[k]) == len && !strncmp(v[k], name, len))
+            return 1;
+    return 0;
+}
+
+typedef struct {
+    size_t start, len;
+    protect_kind kind;
+    const char *name; /* tags: element name, or NULL when self-contained */
+    size_t name_len;
+    int close;
+    int keep;
+} cand;
+
+void protect_find(const char *text, size_t len, protect_spans *out)
+{
+    memset(out, 0, sizeof *out);
+    /* every candidate fits in len / 2 + 1 (each takes at least 2 bytes) */
+    size_t cap = len / 2 + 1, nc = 0;
+    cand *c = malloc(cap * sizeof *c);
+    size_t *stack = malloc(cap * sizeof *stack);
+    if (!c || !stack) {
+        free(c);
+        free(stack);
+        return; /* nothing protected: the text passes through as it is */
+    }
+    for (size_t i = 0; i < len;) {
+        const char *s = text + i;
+        size_t n = len - i, l = 0;
+        cand k = {0};
+        if (*s == '%') {
+            l = scan_percent(s, n, &k.kind);
+            if (!l)
+                out->malformed++;
+        } else if (*s == '{') {
+            l = scan_brace(s, n);
+            k.kind = PROTECT_BRACE;
+            if (!l && n >= 2 && s[1] == '{')
+                l = 0, i++; /* "{{": skip both */
+        } else if (*s == '<') {
+            int bad, self;
+            l = scan_tag(s, n, &bad, &k.name, &k.name_len, &k.close, &self);
+            k.kind = PROTECT_TAG;
+            out->malformed += bad;
+            if (self || (k.name_len && void_element(k.name, k.name_len)))
+                k.name = NULL, k.name_len = 0;
+        } else if (*s == '&') {
+            l = scan_entity(s, n);
+            k.kind = PROTECT_ENTITY;
+        }
+        if (l) {
+            k.start = i;
+            k.len = l;
+            k.keep = 1;
+            c[nc++] = k;
+            i += l;
+        } else {
+            i++;
+        }
+    }
+    /* pair the tags: a close matches the nearest open of the same name when
+     * it is on top of the stack; everything left unpaired is malformed */
+    size_t sp = 0;
+    for (size_t j = 0; j < nc; j++) {
+        if (c[j].kind != PROTECT_TAG || !c[j].name_len)
+            continue;
+        if (!c[j].close) {
+            c[j].keep = 0;
+            stack[sp++] = j;
+            continue;
+        }
+        if (sp > 0 && c[stack[sp - 1]].name_len == c[j].name_len &&
+            !strncmp(c[stack[sp - 1]].name, c[j].name, c[j].name_len)) {
+            c[stack[--sp]].keep = 1;
+        } else {
+            c[j].keep = 0;
+            out->malformed++;
+        }
+    }
+    out->malformed += (int)sp;
+    for (size_t j = 0; j < nc; j++) {
+        if (!c[j].keep)
+            continue;
+        if (out->n == PROTECT_MAX) {
+            out->overflow++;
+            continue;
+        }
+        out->span[out->n++] = (protect_span){c[j].start, c[j].len, c[j].kind};
+    }
+    free(c);
+    free(stack);
+}
+
+void protect_sentinel(int k, char buf[4])
+{
+    unsigned cp = 0xE000u + (unsigned)k;
+    buf[0] = (char)(0xE0 | (cp >> 12));
+    buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    buf[2] = (char)(0x80 | (cp & 0x3F));
+    buf[3] = 0;
+}
+
+int protect_sentinel_at(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] != 0xEE || u[1] != 0x80 || (u[2] & 0xC0) != 0x80)
+        return -1;
+    int k = u[2] & 0x3F;
+    return k < PROTECT_MAX ? k : -1;
+}
+
+const char *protect_symbols(void)
+{
+    static char buf[PROTECT_MAX * 4 + 1];
+    if (!buf[0]) {
+        char *p = buf;
+        for (int k = 0; k < PROTECT_MAX; k++) {
+            if (k)
+                *p++ = ',';
+            protect_sentinel(k, p);
+            p += 3;
+        }
+        *p = 0;
+    }
+    return buf;
+}
+
+char *protect_mask(const char *text, const protect_spans *sp)
+{
+    size_t len = strlen(text);
+    char *o = malloc(len + 1 + 3 * (size_t)sp->n), *p = o;
+    if (!o)
+        return NULL;
+    size_t at = 0;
+    for (int k = 0; k < sp->n; k++) {
+        memcpy(p, text + at, sp->span[k].start - at);
+        p += sp->span[k].start - at;
+        protect_sentinel(k, p);
+        p += 3;
+        at = sp->span[k].start + sp->span[k].len;
+    }
+    memcpy(p, text + at, len - at);
+    p[len - at] = 0;
+    return o;
+}
+
+char *protect_unmask(const char *masked, const char *text, const protect_spans *sp, int *counts, int *stray)
+{
+    size_t need = 1;
+    for (const char *m = masked; *m; m++) {
+        int k = protect_sentinel_at(m);
+        need += k >= 0 && k < sp->n ? sp->span[k].len : 1;
+    }
+    if (counts)
+        memset(counts, 0, PROTECT_MAX * sizeof(int));
+    if (stray)
+        *stray = 0;
+    char *o = malloc(need), *p = o;
+    if (!o)
+        return NULL;
+    for (const char *m = masked; *m;) {
+        int k = protect_sentinel_at(m);
+        if (k < 0) {
+            *p++ = *m++;
+            continue;
+        }
+        if (k < sp->n) {
+            memcpy(p, text + sp->span[k].start, sp->span[k].len);
+            p += sp->span[k].len;
+            if (counts)
+                counts[k]++;
+        } else if (stray) {
+            (*stray)++;
+        }
+        m += 3;
+    }
+    *p = 0;
+    return o;
+}
+
+int protect_mask_pair(const char *src, const char *tgt, char **src_out, char **tgt_out, int *matched)
+{
+    protect_spans s, t;
+    *matched = 0;
+    protect_find(src, strlen(src), &s);
+    protect_find(tgt, strlen(tgt), &t);
+    *src_out = protect_mask(src, &s);
+    /* target: spans that match a source span take its sentinel */
+    protect_spans tm = {0};
+    int used[PROTECT_MAX] = {0}, which[PROTECT_MAX];
+    for (int j = 0; j < t.n; j++) {
+        for (int k = 0; k < s.n; k++)
+            if (!used[k] && s.span[k].len == t.span[j].len &&
+                !memcmp(src + s.span[k].start, tgt + t.span[j].start, t.span[j].len)) {
+                used[k] = 1;
+                which[tm.n] = k;
+                tm.span[tm.n++] = t.span[j];
+                break;
+            }
+    }
+    *matched = tm.n;
+    size_t len = strlen(tgt);
+    char *o = malloc(len + 1 + 3 * (size_t)tm.n), *p = o;
+    if (o) {
+        size_t at = 0;
+        for (int j = 0; j < tm.n; j++) {
+            memcpy(p, tgt + at, tm.span[j].start - at);
+            p += tm.span[j].start - at;
+            protect_sentinel(which[j], p);
+            p += 3;
+            at = tm.span[j].start + tm.span[j].len;
+        }
+        memcpy(p, tgt + at, len - at);
+        p[len - at] = 0;
+    }
+    *tgt_out = o;
+    if (!*src_out || !*tgt_out) {
+        free(*src_out);
+        free(*tgt_out);
+        *src_out = *tgt_out = NULL;
+        return -1;
+    }
+    return 0;
+}
