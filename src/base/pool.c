@@ -101,19 +101,33 @@ static long now_ns(void)
 }
 
 /* Spins while *word == old for at most spin_ns (forever when < 0). Returns 1
- * when the word moved, 0 when the bound ran out. The clock is read once per
- * 32 pauses (a pause is ~10-40 ns), so the bound costs nothing. */
+ * when the word moved, 0 when the bound ran out. For the first
+ * POOL_PAUSE_US it only pauses (the wake-up is then a cache-line transfer,
+ * well under a microsecond); after that it yields the core between checks,
+ * so that on a loaded machine a runnable thread (ours or another program's)
+ * gets it. The clock is read once per 32 pauses, and after every yield. */
+#ifndef POOL_PAUSE_US
+#define POOL_PAUSE_US 5
+#endif
 static int spin_while(atomic_int *word, int old, long spin_ns)
 {
     if (spin_ns == 0)
         return atomic_load_explicit(word, memory_order_acquire) != old;
-    long t0 = spin_ns > 0 ? now_ns() : 0;
+    long t0 = now_ns(), pause_ns = POOL_PAUSE_US < 0 ? -1 : POOL_PAUSE_US * 1000L;
+    int yield = 0;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(word, memory_order_acquire) != old)
             return 1;
-        cpu_relax();
-        if (spin_ns > 0 && (i & 31) == 0 && now_ns() - t0 > spin_ns)
-            return 0;
+        if (yield)
+            sched_yield();
+        else
+            cpu_relax();
+        if (yield || (i & 31) == 0) {
+            long dt = now_ns() - t0;
+            if (spin_ns > 0 && dt > spin_ns)
+                return 0;
+            yield = pause_ns >= 0 && dt > pause_ns;
+        }
     }
 }
 
