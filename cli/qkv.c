@@ -47,6 +47,7 @@ int cmd_score(int argc, char **argv);      /* cli/cmd_score.c */
 int cmd_attn(int argc, char **argv);       /* cli/cmd_attn.c */
 int cmd_protect(int argc, char **argv);    /* cli/cmd_protect.c */
 int cmd_translate_po(int argc, char **argv); /* cli/cmd_translate_po.c */
+int cmd_serve(int argc, char **argv);      /* cli/cmd_serve.c */
 
 /* One line per subcommand; keep the help texts short, each command has --help.
  * A name may be two words ("vocab encode"): it then matches argv[1] argv[2]
@@ -74,6 +75,7 @@ static const struct {
     {"attn", cmd_attn, "cross-attention heatmap (SVG) of one sentence"},
     {"translate-po", cmd_translate_po, "machine-translate a gettext .po/.pot catalog, everything else kept byte for byte"},
     {"protect", cmd_protect, "placeholders and tags: sentinels for training data, kept rate of translations"},
+    {"serve", cmd_serve, "HTTP translation server (LibreTranslate API) and the attention explorer"},
 };
 
 static int cmd_help(int argc, char **argv)

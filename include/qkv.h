@@ -531,6 +531,39 @@ qkv_status qkv_translate_protected(const qkv_translator *t, const char *const *t
                                    const qkv_translate_options *o, qkv_protect_stats *stats,
                                    qkv_translation **out);
 
+/* ---- attention inspection: every attention of one sentence (src/decode/inspect.c) */
+
+/* All the attention of one (source, target) pair under a translator, with
+ * the queries, keys and values behind it, as the model computes them in one
+ * forced-decoding pass. Decoder position j reads dec_tokens[j] (the start
+ * token, then the target) and predicts tgt_tokens[j] (the target, then EOS
+ * when the translation ended). Arrays are [layer][head][query][key] for the
+ * probabilities and [layer][head][position][head_dim] for q, k, v (biases
+ * included; the scores are q.k / sqrt(head_dim) before the mask). */
+typedef struct {
+    char *text;         /* the target text (given or translated) */
+    int n_src, n_tgt;   /* source tokens (EOS included), decoder positions */
+    char **src_tokens;  /* [n_src] */
+    char **dec_tokens;  /* [n_tgt] decoder inputs */
+    char **tgt_tokens;  /* [n_tgt] predicted tokens */
+    int enc_layers, enc_heads, dec_layers, dec_heads, enc_head_dim, dec_head_dim;
+    float *enc_self;    /* [enc_layers][enc_heads][n_src][n_src] */
+    float *dec_self;    /* [dec_layers][dec_heads][n_tgt][n_tgt] (causal) */
+    float *cross;       /* [dec_layers][dec_heads][n_tgt][n_src] */
+    float *enc_q, *enc_k, *enc_v; /* [enc_layers][enc_heads][n_src][enc_head_dim] */
+    float *dec_q, *dec_k, *dec_v; /* [dec_layers][dec_heads][n_tgt][dec_head_dim] */
+    float *cross_q;               /* [dec_layers][dec_heads][n_tgt][dec_head_dim] */
+    float *cross_k, *cross_v;     /* [dec_layers][dec_heads][n_src][dec_head_dim] */
+} qkv_attention_map;
+
+/* tgt NULL: the target is the best translation of src under o (NULL: the
+ * translator's defaults); else tgt is the target text. QKV_ERR_ARG for an
+ * empty source or a target longer than max_positions. Free with
+ * qkv_attention_map_free. */
+qkv_status qkv_translator_attention(const qkv_translator *t, const char *src, const char *tgt,
+                                    const qkv_translate_options *o, qkv_attention_map **out);
+void qkv_attention_map_free(qkv_attention_map *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,6 +71,20 @@ const float *model_attention(const model_state *s, model_attention_kind kind, in
     return kind == ATTN_DECODER_SELF ? s->dec[layer].self.probs : s->dec[layer].cross.probs;
 }
 
+qkv_status model_attention_qkv(const model_state *s, model_attention_kind kind, int layer, const float **q,
+                               const float **k, const float **v)
+{
+    if (!model_attention(s, kind, layer))
+        return qkv_fail(QKV_ERR_ARG, "model: no attention of kind %d in layer %d", (int)kind, layer);
+    const attn_acts *a = kind == ATTN_ENCODER_SELF   ? &s->enc[layer].self
+                         : kind == ATTN_DECODER_SELF ? &s->dec[layer].self
+                                                     : &s->dec[layer].cross;
+    *q = a->q;
+    *k = a->k;
+    *v = a->v;
+    return QKV_OK;
+}
+
 /* ---- checks on a batch ---------------------------------------------------- */
 
 static qkv_status check_ids(const char *what, const int *ids, const int *len, int B, int T, int V, int L)

@@ -149,6 +149,11 @@ typedef enum { ATTN_ENCODER_SELF = 0, ATTN_DECODER_SELF = 1, ATTN_DECODER_CROSS 
  * kept (backward needs them), so no option asks for them; NULL for a layer
  * out of range or a stack the last call did not run. */
 const float *model_attention(const model_state *s, model_attention_kind kind, int layer);
+/* The queries, keys and values behind model_attention's probabilities, in
+ * head layout: q [B, H, Tq, D], k and v [B, H, Tk, D] (biases included, no
+ * scaling: the scores are q.k / sqrt(D)). Same lifetime and NULL cases. */
+qkv_status model_attention_qkv(const model_state *s, model_attention_kind kind, int layer, const float **q,
+                               const float **k, const float **v);
 
 /* Decoding interface. model_encode runs the encoder only and keeps its
  * output in the state; model_decode_logits then runs the decoder on target
