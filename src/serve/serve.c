@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/status.h"
 #include "text/utf8.h"
@@ -131,7 +132,7 @@ struct serve_server {
     pthread_mutex_t mu;
     pthread_cond_t qcond, idle;
     job *head, *tail;
-    int queued, stopping, in_flight;
+    int queued, stopping, in_flight, paused;
     /* metrics (under mu) */
     long status_count[600];
     long buckets[N_BUCKETS + 1];
@@ -224,7 +225,7 @@ static void *worker_main(void *arg)
     int cap = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->head && !s->stopping)
+        while ((!s->head || s->paused) && !s->stopping)
             pthread_cond_wait(&s->qcond, &s->mu);
         if (!s->head)
             break;
@@ -1340,7 +1341,9 @@ void serve_stop(serve_server *s)
     if (!s)
         return;
     if (s->d) {
-        MHD_quiesce_daemon(s->d);
+        MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections: the socket is ours to close */
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
         /* in-flight requests finish (bounded wait) */
         pthread_mutex_lock(&s->mu);
         double t_end = now_s() + 60;
@@ -1393,6 +1396,7 @@ qkv_status serve_start(const serve_options *o, const serve_model_spec *models, i
     if (!s)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
     s->o = *o;
+    s->paused = o->start_paused;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->qcond, NULL);
     pthread_cond_init(&s->idle, NULL);
@@ -1474,3 +1478,11 @@ qkv_status serve_start(const serve_options *o, const serve_model_spec *models, i
 }
 
 int serve_port(const serve_server *s) { return s->port; }
+
+void serve_resume(serve_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->paused = 0;
+    pthread_cond_broadcast(&s->qcond);
+    pthread_mutex_unlock(&s->mu);
+}

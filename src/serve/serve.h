@@ -37,6 +37,7 @@ typedef struct {
     const char *web_dir;   /* directory of index.html, app.js, style.css; NULL: no explorer */
     const char *api_keys;  /* NULL: api_key ignored; else comma-separated accepted keys */
     FILE *log;             /* NULL: silent */
+    int start_paused;      /* 0; 1: workers take no job until serve_resume (tests fill the queue) */
 } serve_options;
 
 serve_options serve_default_options(void);
@@ -46,6 +47,8 @@ typedef struct serve_server serve_server;
 /* Loads the models, starts the workers and the HTTP daemon. */
 qkv_status serve_start(const serve_options *o, const serve_model_spec *models, int n_models, serve_server **out);
 int serve_port(const serve_server *s);
+/* Lets paused workers run (start_paused). */
+void serve_resume(serve_server *s);
 /* Stops accepting, lets in-flight requests finish (at most 60 s), stops the
  * workers and frees everything. */
 void serve_stop(serve_server *s);
