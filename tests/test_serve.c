@@ -335,6 +335,7 @@ static void test_serve_errors(void)
     o.max_chars = 100;
     o.max_items = 3;
     o.max_alternatives = 2;
+    o.timeout_s = 2; /* slow clients are dropped after 2 s idle */
     serve_server *s = start(&o);
     if (!s)
         return;
@@ -385,9 +386,11 @@ static void test_serve_errors(void)
     reply r = post_json(p, "/translate", "{\"q\":\"Hello\",\"source\":\"en\",\"target\":\"zh\"}");
     CHECK(r.status == 200, "after bad requests: %d %s", r.status, r.body);
     free(r.body);
-    /* a raw request cut short, then garbage: neither takes the server down */
+    /* a slow client that stops halfway through its body is dropped (no answer), then garbage:
+     * neither takes the server down */
     const char *cut = "POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"q\":";
     r = http_raw(p, cut, strlen(cut));
+    CHECK(r.status == -1, "a request cut short was answered: %d", r.status);
     free(r.body);
     r = http_raw(p, "\x01\x02garbage\r\n\r\n", 13);
     free(r.body);
@@ -584,6 +587,15 @@ static void test_serve_bad_start(void)
     CHECK(serve_start(&o, &m, 1, &s) != QKV_OK && strstr(qkv_last_error(), "--host"), "bad host: %s",
           qkv_last_error());
     CHECK(test_run("./qkv serve -m x --compute-type int8 2>&1", NULL) != 0, "--compute-type int8 was accepted");
+    /* the program: SIGINT after start gives a clean stop, exit 0 */
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "timeout --preserve-status -s INT 3 ./qkv serve -m en-zh=%s --port 0 --threads 1 2>&1",
+             model_dir);
+    char *out = NULL;
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 0 && out && strstr(out, "listening on http://127.0.0.1:") && strstr(out, "stopped"),
+          "qkv serve and SIGINT: exit %d, output %s", rc, out ? out : "");
+    free(out);
 }
 
 static const test_case cases[] = {

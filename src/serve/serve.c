@@ -929,6 +929,8 @@ out:
 
 /* ---- qkv: POST /v1/attention ----------------------------------------------------- */
 
+#define ATTENTION_MAX_CHARS 1000
+
 static cJSON *raw_floats(const float *x, size_t n)
 {
     sbuf b = {0};
@@ -986,9 +988,11 @@ static enum MHD_Result handle_v1_attention(struct MHD_Connection *c, request *rq
     cJSON *src = cJSON_GetObjectItemCaseSensitive(in, "q");
     if (!cJSON_IsString(src) || !src->valuestring[0])
         return send_error(c, rq, 400, "Invalid request: missing q parameter (the source sentence, a string)");
-    if ((long)utf8_chars(src->valuestring) > s->o.max_chars)
-        return send_error(c, rq, 400, "Invalid request: request (%zu) exceeds text limit (%d)",
-                          utf8_chars(src->valuestring), s->o.max_chars);
+    /* every layer and head of three kinds grows with the square of the length: a tighter limit */
+    long att_limit = s->o.max_chars < ATTENTION_MAX_CHARS ? s->o.max_chars : ATTENTION_MAX_CHARS;
+    if ((long)utf8_chars(src->valuestring) > att_limit)
+        return send_error(c, rq, 400, "Invalid request: request (%zu) exceeds text limit (%ld) of /v1/attention",
+                          utf8_chars(src->valuestring), att_limit);
     cJSON *tg = cJSON_GetObjectItemCaseSensitive(in, "target");
     if (tg && !cJSON_IsString(tg) && !cJSON_IsNull(tg))
         return send_error(c, rq, 400, "field target: a string is expected");
