@@ -142,20 +142,31 @@ struct serve_server {
     double busy_s;
 };
 
-static const char *job_options_key_mismatch(const job *a, const job *b)
+/* Whether b may share a's batch: same model and the same options, field by
+ * field (a new field of qkv_translate_options must be added here; until
+ * then such jobs are still correct only if it does not matter). Sampling
+ * jobs are never shared: a sample must not depend on its batch. */
+static int can_share(const job *a, const job *b)
 {
     if (a->kind != JOB_TRANSLATE || b->kind != JOB_TRANSLATE || a->model != b->model)
-        return "kind";
-    qkv_translate_options x = a->opt, y = b->opt;
-    const char *px = x.target_prefix ? x.target_prefix : "", *py = y.target_prefix ? y.target_prefix : "";
+        return 0;
+    const qkv_translate_options *x = &a->opt, *y = &b->opt;
+    if (x->sample || y->sample)
+        return 0;
+    const char *px = x->target_prefix ? x->target_prefix : "", *py = y->target_prefix ? y->target_prefix : "";
     if (strcmp(px, py))
-        return "prefix";
-    if (x.n_bad_word_ids != y.n_bad_word_ids ||
-        (x.n_bad_word_ids && memcmp(x.bad_word_ids, y.bad_word_ids, sizeof(int) * (size_t)x.n_bad_word_ids)))
-        return "bad";
-    x.target_prefix = y.target_prefix = NULL;
-    x.bad_word_ids = y.bad_word_ids = NULL;
-    return memcmp(&x, &y, sizeof x) ? "opt" : NULL;
+        return 0;
+    if (x->n_bad_word_ids != y->n_bad_word_ids ||
+        (x->n_bad_word_ids && memcmp(x->bad_word_ids, y->bad_word_ids, sizeof(int) * (size_t)x->n_bad_word_ids)))
+        return 0;
+    return x->beam_size == y->beam_size && x->n_best == y->n_best && x->length_penalty_kind == y->length_penalty_kind &&
+           x->length_penalty == y->length_penalty && x->early_stopping == y->early_stopping &&
+           x->max_length == y->max_length && x->max_length_ratio == y->max_length_ratio &&
+           x->max_length_offset == y->max_length_offset && x->min_length == y->min_length &&
+           x->no_repeat_ngram_size == y->no_repeat_ngram_size && x->repetition_penalty == y->repetition_penalty &&
+           x->forced_eos == y->forced_eos && x->temperature == y->temperature && x->top_k == y->top_k &&
+           x->top_p == y->top_p && x->seed == y->seed && x->num_samples == y->num_samples &&
+           x->batch_size == y->batch_size && x->threads == y->threads && x->attention == y->attention;
 }
 
 static void job_finish(serve_server *s, job *j, qkv_status st)
@@ -259,7 +270,7 @@ static void *worker_main(void *arg)
         job **pp = &s->head, *prev = NULL;
         while (*pp && tokens < s->o.max_batch_tokens) {
             job *j = *pp;
-            if (!job_options_key_mismatch(first, j) && tokens + j->est_tokens <= s->o.max_batch_tokens) {
+            if (can_share(first, j) && tokens + j->est_tokens <= s->o.max_batch_tokens) {
                 if (n == cap) {
                     job **nb = realloc(batch, (size_t)cap * 2 * sizeof(job *));
                     if (!nb)
