@@ -2,11 +2,11 @@
  * Stops on SIGINT or SIGTERM after the requests in flight are answered. */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -45,6 +45,14 @@ static int parse_pos(const char *flag, const char *s, int lo, int *out)
         return cli_error("%s %s: an integer >= %d is expected", flag, s, lo), 0;
     *out = (int)v;
     return 1;
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    if (!stop_signal)
+        stop_signal = sig;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -125,12 +133,15 @@ int cmd_serve(int argc, char **argv)
     }
     o.web_dir = web[0] && access(web, R_OK) == 0 ? web : NULL;
     o.log = stderr;
-    /* signals are taken by sigwait below, in this thread only */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* SIGINT / SIGTERM set a flag, whichever thread (ours, the server's, the BLAS's) they reach;
+     * a second one while stopping changes nothing */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     serve_server *s = NULL;
     qkv_status st = serve_start(&o, specs, n_models, &s);
@@ -140,9 +151,11 @@ int cmd_serve(int argc, char **argv)
         return cli_error("%s", qkv_last_error());
     fprintf(stderr, "qkv serve: listening on http://%s:%d/ (%s)\n", o.host, serve_port(s),
             o.web_dir ? "explorer at /" : "no explorer: web/ not found, see --web");
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "qkv serve: %s: finishing the requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    while (!stop_signal) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "qkv serve: %s: finishing the requests in flight\n", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
     serve_stop(s);
     fprintf(stderr, "qkv serve: stopped\n");
     return 0;

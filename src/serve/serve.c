@@ -115,6 +115,7 @@ typedef struct job {
 
 typedef struct {
     char *name, *source, *target;
+    qkv_context *ctx; /* --threads: one pool per model, shared by the workers */
     qkv_translator *t;
 } served_model;
 
@@ -166,7 +167,7 @@ static int can_share(const job *a, const job *b)
            x->no_repeat_ngram_size == y->no_repeat_ngram_size && x->repetition_penalty == y->repetition_penalty &&
            x->forced_eos == y->forced_eos && x->temperature == y->temperature && x->top_k == y->top_k &&
            x->top_p == y->top_p && x->seed == y->seed && x->num_samples == y->num_samples &&
-           x->batch_size == y->batch_size && x->threads == y->threads && x->attention == y->attention;
+           x->batch_size == y->batch_size && x->attention == y->attention;
 }
 
 static void job_finish(serve_server *s, job *j, qkv_status st)
@@ -701,7 +702,6 @@ static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq
     j.kind = JOB_TRANSLATE;
     j.model = m;
     j.opt = qkv_translator_default_options(s->models[m].t);
-    j.opt.threads = s->o.threads;
     if (alts > 0) {
         if (j.opt.beam_size < alts + 1)
             j.opt.beam_size = alts + 1;
@@ -902,7 +902,6 @@ static enum MHD_Result handle_v1_translate(struct MHD_Connection *c, request *rq
         ret = send_error(c, rq, 400, "%s", err);
         goto out;
     }
-    j.opt.threads = s->o.threads;
     j.kind = JOB_TRANSLATE;
     j.model = m;
     j.texts = q.texts;
@@ -1022,7 +1021,6 @@ static enum MHD_Result handle_v1_attention(struct MHD_Connection *c, request *rq
         ret = send_error(c, rq, 400, "%s", err);
         goto out;
     }
-    j.opt.threads = s->o.threads;
     j.kind = JOB_ATTENTION;
     j.model = m;
     const char *texts[1] = {src->valuestring};
@@ -1383,6 +1381,7 @@ void serve_stop(serve_server *s)
         pthread_join(s->workers[i], NULL);
     for (int i = 0; i < s->n_models; i++) {
         qkv_translator_free(s->models[i].t);
+        qkv_context_free(s->models[i].ctx);
         free(s->models[i].name);
         free(s->models[i].source);
         free(s->models[i].target);
@@ -1437,8 +1436,13 @@ qkv_status serve_start(const serve_options *o, const serve_model_spec *models, i
                 return qkv_fail(QKV_ERR_CONFIG, "serve: two models named \"%s\"", name);
             }
         qkv_translator *t = NULL;
-        qkv_status st = qkv_translator_load(m->path, &t);
+        qkv_context_options co = qkv_context_default_options();
+        co.threads = o->threads;
+        qkv_status st = qkv_context_new(&co, &s->models[i].ctx);
+        if (st == QKV_OK)
+            st = qkv_translator_load_ctx(m->path, s->models[i].ctx, &t);
         if (st != QKV_OK) {
+            s->n_models = i + 1; /* frees this one's context */
             serve_stop(s);
             return qkv_fail_context(st, "serve: model %s", m->path);
         }

@@ -24,7 +24,8 @@ typedef struct {
 typedef struct {
     const char *host;      /* "127.0.0.1" */
     int port;              /* 8080; 0 picks a free port (serve_port tells it) */
-    int threads;           /* kernel threads per translation call (0: library default) */
+    int threads;           /* threads of each model's qkv_context (0: $QKV_THREADS, else all cores); workers
+                              share it (a second parallel region at once runs on its caller alone) */
     int workers;           /* 1: threads running translations */
     int max_batch_tokens;  /* 2048: estimated source tokens gathered into one call */
     int max_body;          /* 1 MiB: bytes of a request body (413 past it) */
