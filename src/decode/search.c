@@ -35,20 +35,25 @@ typedef struct {
     int first_row, n_rows;
 } sentence;
 
+/* Everything a search allocates, kept between calls by a search_state:
+ * the buffers are sized by the capacities (cap_*) and grow when a call
+ * needs more; a smaller call uses their first part. The fields from p to
+ * enc_B are set per call. */
 typedef struct {
     const qkv_model *m;
     const search_params *p;
-    int V, K, rows_per_sent, Tcap, maxR;
-    model_state *enc;    /* encoder workspace for enc_B rows */
-    int enc_B;
-    float *enc_out;      /* [batch, maxS, C] encoder outputs of the batch */
+    int V, K, rows_per_sent;
+    int Tcap, maxR;      /* = cap_T, cap_R: the row stride of tok and the spare row of x */
+    int enc_B;           /* this call's encoder chunk (rows) */
+    model_state *enc;    /* encoder workspace for cap_encB rows of cap_S tokens */
+    float *enc_out;      /* [cap_B, cap_S, C] encoder outputs of the batch */
     model_decoder_cache *cache;
     /* running rows */
     int R;
     int *tok, *tok_tmp;  /* [maxR, Tcap] sequences, prompt included */
     float *row_score;    /* beam: running beam score; else sum of log-probs */
     int *row_sent;       /* sentence of each row */
-    qkv_rng *rng;        /* per row (sampling) */
+    qkv_rng *rng;        /* per row (sampling); NULL when this call does not sample */
     /* step scratch */
     float *x;            /* [maxR, V] processed scores */
     int *in, *parents, *new_tok, *new_sent, *order;
@@ -57,7 +62,20 @@ typedef struct {
     float *cand_v;       /* [maxR * 2K] candidates */
     int *cand_i;
     unsigned char *mark;
+    sentence *sents;     /* [cap_B] */
+    hyp *hyp_store;      /* [cap_B * (cap_nh + 1)] */
+    qkv_rng *rng_store, *new_rng_store; /* [cap_R] once a call samples */
 } search_ctx;
+
+struct search_state {
+    search_ctx c;
+    const model_decoder_weights *w; /* shared, or own_w */
+    model_decoder_weights *own_w;   /* packed on first use when none was given */
+    int cap_R, cap_T, cap_K2, cap_B, cap_nh, cap_rng; /* row buffers */
+    int cap_encB, cap_S;                             /* encoder workspace */
+    size_t cap_enc_out;                              /* floats of enc_out */
+    int cap_cR, cap_cS, cap_cT;                      /* decoder cache */
+};
 
 int search_max_length(const qkv_model *m, const search_params *p, int src_len)
 {
@@ -304,27 +322,150 @@ static qkv_status row_step(search_ctx *c, sentence *s, int si, int t, int *newR)
     return QKV_OK;
 }
 
-static void ctx_free(search_ctx *c)
+/* The row buffers (those sized by cap_R, cap_T, cap_K2, cap_B, cap_nh). */
+static void free_rows(search_ctx *c)
 {
-    model_state_free(c->enc);
-    free(c->enc_out);
-    model_cache_free(c->cache);
     free(c->tok);
     free(c->tok_tmp);
     free(c->row_score);
     free(c->row_sent);
-    free(c->rng);
-    free(c->new_rng);
     free(c->x);
     free(c->in);
     free(c->parents);
     free(c->new_tok);
     free(c->new_sent);
-    free(c->order);
     free(c->new_score);
     free(c->cand_v);
     free(c->cand_i);
+    free(c->sents);
+    free(c->hyp_store);
+    free(c->rng_store);
+    free(c->new_rng_store);
+    c->tok = c->tok_tmp = c->row_sent = c->in = c->parents = c->new_tok = c->new_sent = c->cand_i = NULL;
+    c->row_score = c->x = c->new_score = c->cand_v = NULL;
+    c->sents = NULL;
+    c->hyp_store = NULL;
+    c->rng_store = c->new_rng_store = NULL;
+}
+
+void search_state_free(search_state *s)
+{
+    if (!s)
+        return;
+    search_ctx *c = &s->c;
+    free_rows(c);
+    model_state_free(c->enc);
+    free(c->enc_out);
+    model_cache_free(c->cache);
+    free(c->order);
     free(c->mark);
+    model_decoder_weights_free(s->own_w);
+    free(s);
+}
+
+qkv_status search_state_new(const qkv_model *m, const model_decoder_weights *w, search_state **out)
+{
+    *out = NULL;
+    search_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory");
+    s->c.m = m;
+    s->c.V = qkv_model_get_config(m)->tgt_vocab_size;
+    s->w = w;
+    size_t V = (size_t)s->c.V;
+    s->c.order = malloc(V * sizeof(int));
+    s->c.mark = calloc(V, 1);
+    if (!s->c.order || !s->c.mark) {
+        search_state_free(s);
+        return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory");
+    }
+    *out = s;
+    return QKV_OK;
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* Makes the state big enough for a call: B sentences of rows_per_sent rows
+ * (maxR = B * rows_per_sent), sources of up to maxS tokens, sequences of
+ * up to Tcap tokens, K2 candidates per row, nh hypotheses per sentence,
+ * encoder chunks of enc_B rows, rng for sampling. What grows is made anew
+ * at the larger of the old and the new size, so alternating shapes settle;
+ * what fits is kept (the weights are never repacked). */
+static qkv_status search_reserve(search_state *s, int B, int maxR, int maxS, int Tcap, int K2, int nh, int enc_B,
+                                 int sample)
+{
+    search_ctx *c = &s->c;
+    const qkv_model_config *cfg = qkv_model_get_config(c->m);
+    if (maxR > s->cap_R || Tcap > s->cap_T || K2 > s->cap_K2 || B > s->cap_B || nh > s->cap_nh ||
+        (sample && maxR > s->cap_rng)) {
+        free_rows(c);
+        s->cap_R = imax(s->cap_R, maxR);
+        s->cap_T = imax(s->cap_T, Tcap);
+        s->cap_K2 = imax(s->cap_K2, K2);
+        s->cap_B = imax(s->cap_B, B);
+        s->cap_nh = imax(s->cap_nh, nh);
+        int rng = sample || s->cap_rng; /* sampled before: keep room for it */
+        s->cap_rng = 0;
+        size_t R = (size_t)s->cap_R, T = (size_t)s->cap_T, V = (size_t)c->V, K = (size_t)s->cap_K2;
+        c->tok = malloc(R * T * sizeof(int));
+        c->tok_tmp = malloc(R * T * sizeof(int));
+        c->row_score = malloc(R * sizeof(float));
+        c->row_sent = malloc(R * sizeof(int));
+        c->x = malloc((R + 1) * V * sizeof(float));
+        c->in = malloc(R * sizeof(int));
+        c->parents = malloc(R * sizeof(int));
+        c->new_tok = malloc(R * sizeof(int));
+        c->new_sent = malloc(R * sizeof(int));
+        c->new_score = malloc(R * sizeof(float));
+        c->cand_v = malloc(R * K * sizeof(float));
+        c->cand_i = malloc(R * K * sizeof(int));
+        c->sents = calloc((size_t)s->cap_B, sizeof(sentence));
+        c->hyp_store = calloc((size_t)s->cap_B * (s->cap_nh + 1), sizeof(hyp));
+        if (rng) {
+            c->rng_store = malloc(R * sizeof(qkv_rng));
+            c->new_rng_store = malloc(R * sizeof(qkv_rng));
+            s->cap_rng = s->cap_R;
+        }
+        if (!c->tok || !c->tok_tmp || !c->row_score || !c->row_sent || !c->x || !c->in || !c->parents ||
+            !c->new_tok || !c->new_sent || !c->new_score || !c->cand_v || !c->cand_i || !c->sents ||
+            !c->hyp_store || (s->cap_rng && (!c->rng_store || !c->new_rng_store))) {
+            free_rows(c);
+            s->cap_R = s->cap_T = s->cap_K2 = s->cap_B = s->cap_nh = s->cap_rng = 0;
+            return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory for a batch of %d rows", maxR);
+        }
+    }
+    size_t out_n = (size_t)B * maxS * cfg->d_model;
+    if (out_n > s->cap_enc_out) {
+        free(c->enc_out);
+        c->enc_out = malloc(out_n * sizeof(float));
+        s->cap_enc_out = c->enc_out ? out_n : 0;
+        if (!c->enc_out)
+            return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory for %d encoder outputs of %d tokens", B, maxS);
+    }
+    if (enc_B > s->cap_encB || maxS > s->cap_S) {
+        model_state_free(c->enc);
+        c->enc = NULL;
+        int eb = imax(s->cap_encB, enc_B), es = imax(s->cap_S, maxS);
+        s->cap_encB = s->cap_S = 0;
+        QKV_TRY(model_state_new(c->m, eb, es, 1, 0, &c->enc));
+        s->cap_encB = eb;
+        s->cap_S = es;
+    }
+    if (!s->w) {
+        QKV_TRY(model_decoder_weights_new(c->m, &s->own_w));
+        s->w = s->own_w;
+    }
+    if (!c->cache || !model_cache_fits(c->cache, maxR, maxS, Tcap - 1)) {
+        model_cache_free(c->cache);
+        c->cache = NULL;
+        int cr = imax(s->cap_cR, maxR), cs = imax(s->cap_cS, maxS), ct = imax(s->cap_cT, Tcap - 1);
+        s->cap_cR = s->cap_cS = s->cap_cT = 0;
+        QKV_TRY(model_cache_new_shared(s->w, cr, cs, ct, &c->cache));
+        s->cap_cR = cr;
+        s->cap_cS = cs;
+        s->cap_cT = ct;
+    }
+    return QKV_OK;
 }
 
 static int search_encoder_tokens(const search_params *p)
@@ -467,14 +608,16 @@ static int cmp_len_idx(const void *a, const void *b)
     return x->idx - y->idx;
 }
 
-qkv_status search_run(const qkv_model *m, const search_params *p, const int *const *src, const int *src_len, int n,
-                      search_result *out)
+qkv_status search_run_state(search_state *state, const search_params *p, const int *const *src, const int *src_len,
+                            int n, search_result *out)
 {
     memset(out, 0, (size_t)n * sizeof *out);
+    search_ctx *cp = &state->c;
+    const qkv_model *m = cp->m;
     const qkv_model_config *cfg = qkv_model_get_config(m);
-    search_ctx c = {.m = m, .p = p, .V = cfg->tgt_vocab_size};
-    c.K = p->beam_size;
-    c.rows_per_sent = p->sample ? p->num_samples : (p->beam_size > 1 ? p->beam_size : 1);
+    cp->p = p;
+    cp->K = p->beam_size;
+    cp->rows_per_sent = p->sample ? p->num_samples : (p->beam_size > 1 ? p->beam_size : 1);
     /* the sentences that need decoding, longest first, so batches are
      * similar in length (less padding) */
     int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof(int)), cnt = 0, maxS = 1, Tcap = p->prompt_len + 1;
@@ -512,60 +655,46 @@ qkv_status search_run(const qkv_model *m, const search_params *p, const int *con
         return QKV_OK;
     }
     int B = p->batch_size < cnt ? p->batch_size : cnt;
-    c.Tcap = Tcap;
-    c.maxR = B * c.rows_per_sent;
-    int K2 = 2 * (c.K > 1 ? c.K : 1);
-    size_t V = (size_t)c.V, maxR = (size_t)c.maxR;
-    c.tok = malloc(maxR * Tcap * sizeof(int));
-    c.tok_tmp = malloc(maxR * Tcap * sizeof(int));
-    c.row_score = malloc(maxR * sizeof(float));
-    c.row_sent = malloc(maxR * sizeof(int));
-    c.x = malloc((maxR + 1) * V * sizeof(float));
-    c.in = malloc(maxR * sizeof(int));
-    c.parents = malloc(maxR * sizeof(int));
-    c.new_tok = malloc(maxR * sizeof(int));
-    c.new_sent = malloc(maxR * sizeof(int));
-    c.order = malloc(V * sizeof(int));
-    c.new_score = malloc(maxR * sizeof(float));
-    c.cand_v = malloc(maxR * K2 * sizeof(float));
-    c.cand_i = malloc(maxR * K2 * sizeof(int));
-    c.mark = calloc(V, 1);
-    c.enc_B = search_encoder_tokens(p) / maxS;
-    c.enc_B = c.enc_B < 1 ? 1 : c.enc_B > B ? B : c.enc_B;
-    c.enc_out = malloc((size_t)B * maxS * cfg->d_model * sizeof(float));
-    if (p->sample) {
-        c.rng = malloc(maxR * sizeof(qkv_rng));
-        c.new_rng = malloc(maxR * sizeof(qkv_rng));
-    }
-    sentence *sents = calloc((size_t)B, sizeof(sentence));
-    int nh = c.rows_per_sent > c.K ? c.rows_per_sent : c.K;
-    hyp *hyp_store = calloc((size_t)B * (nh + 1), sizeof(hyp));
-    qkv_status st = QKV_OK;
-    if (!c.tok || !c.tok_tmp || !c.row_score || !c.row_sent || !c.x || !c.in || !c.parents || !c.new_tok ||
-        !c.new_sent || !c.order || !c.new_score || !c.cand_v || !c.cand_i || !c.mark || !c.enc_out || !sents ||
-        !hyp_store ||
-        (p->sample && (!c.rng || !c.new_rng)))
-        st = qkv_fail(QKV_ERR_NOMEM, "translate: out of memory for a batch of %d x %d rows", B, c.rows_per_sent);
-    if (st == QKV_OK)
-        st = model_state_new(m, c.enc_B, maxS, 1, 0, &c.enc);
-    if (st == QKV_OK)
-        st = model_cache_new(m, c.maxR, maxS, Tcap - 1, &c.cache);
+    int maxR = B * cp->rows_per_sent, K2 = 2 * (cp->K > 1 ? cp->K : 1);
+    /* the encoder's chunk follows from this call alone (not from the
+     * state's capacity), so a reused state encodes exactly as a new one */
+    int enc_B = search_encoder_tokens(p) / maxS;
+    enc_B = enc_B < 1 ? 1 : enc_B > B ? B : enc_B;
+    int nh = cp->rows_per_sent > cp->K ? cp->rows_per_sent : cp->K;
+    qkv_status st = search_reserve(state, B, maxR, maxS, Tcap, K2, nh, enc_B, p->sample);
+    cp->Tcap = state->cap_T;
+    cp->maxR = state->cap_R;
+    cp->enc_B = enc_B;
+    cp->rng = p->sample ? cp->rng_store : NULL;
+    cp->new_rng = p->sample ? cp->new_rng_store : NULL;
+    sentence *sents = cp->sents;
     for (int i0 = 0; st == QKV_OK && i0 < cnt; i0 += B) {
         int nb = cnt - i0 < B ? cnt - i0 : B;
-        for (int b = 0; b < nb; b++)
-            sents[b].hyps = hyp_store + (size_t)b * (nh + 1);
-        st = run_batch(&c, src, src_len, order + i0, nb, sents, out);
+        for (int b = 0; b < nb; b++) {
+            sents[b].hyps = cp->hyp_store + (size_t)b * (nh + 1);
+            sents[b].n_hyps = 0;
+        }
+        st = run_batch(cp, src, src_len, order + i0, nb, sents, out);
         for (int b = 0; b < nb; b++) { /* free what an error left behind */
             for (int j = 0; j < sents[b].n_hyps; j++)
                 hyp_free(&sents[b].hyps[j]);
             sents[b].n_hyps = 0;
         }
     }
-    free(hyp_store);
-    free(sents);
     free(order);
-    ctx_free(&c);
+    cp->p = NULL;
     if (st != QKV_OK)
         search_results_free(out, n);
+    return st;
+}
+
+qkv_status search_run(const qkv_model *m, const search_params *p, const int *const *src, const int *src_len, int n,
+                      search_result *out)
+{
+    memset(out, 0, (size_t)n * sizeof *out);
+    search_state *s;
+    QKV_TRY(search_state_new(m, NULL, &s));
+    qkv_status st = search_run_state(s, p, src, src_len, n, out);
+    search_state_free(s);
     return st;
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/rng.h"
+#include "model/model.h"
 #include "qkv.h"
 
 /* Source tokens encoded at once: the encoder's workspace (kept for
@@ -68,10 +69,27 @@ typedef struct {
 
 /* Decodes n sources (src[i]: src_len[i] ids, EOS included; a source of
  * length 0 gets no hypothesis). out[n] is filled in input order; free it
- * with search_results_free. */
+ * with search_results_free. Allocates and packs everything for this call
+ * alone (for a model whose weights change between calls, as in training's
+ * validation); a translator keeps search_states instead. */
 qkv_status search_run(const qkv_model *m, const search_params *p, const int *const *src, const int *src_len, int n,
                       search_result *out);
 void search_results_free(search_result *r, int n);
+
+/* What search_run allocates, kept for the next call: the encoder
+ * workspace, the decoder cache and the search's row buffers. A call that
+ * needs more makes the part that is too small anew, at the larger size;
+ * one that needs the same or less reuses everything. The decoder weights
+ * come from w (shared, not copied, must outlive the state) or, with w
+ * NULL, are packed by the state on its first call and kept. One state
+ * serves one call at a time; the model may be shared. Outputs do not
+ * depend on what the state served before. */
+typedef struct search_state search_state;
+qkv_status search_state_new(const qkv_model *m, const model_decoder_weights *w, search_state **out);
+void search_state_free(search_state *s);
+/* search_run on a state (its model). */
+qkv_status search_run_state(search_state *s, const search_params *p, const int *const *src, const int *src_len,
+                            int n, search_result *out);
 
 /* The max_length that applies to a source of src_len ids (ratio, offset,
  * max_positions). */

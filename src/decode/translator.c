@@ -33,6 +33,7 @@ void qkv_translator_free(qkv_translator *t)
     if (t->file)
         qkv_checkpoint_release(t->file);
     free(t->defaults.bad_words);
+    translator_pool_free(t->pool);
     qkv_context_free(t->own_ctx);
     free(t);
 }
@@ -159,9 +160,9 @@ qkv_status qkv_translator_load_ctx(const char *path, qkv_context *ctx, qkv_trans
     qkv_translator *t = calloc(1, sizeof *t);
     if (!t)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
-    qkv_status s = QKV_OK;
+    qkv_status s = translator_pool_new(&t->pool);
     t->ctx = ctx;
-    if (!ctx && (s = qkv_context_new(NULL, &t->own_ctx)) == QKV_OK)
+    if (s == QKV_OK && !ctx && (s = qkv_context_new(NULL, &t->own_ctx)) == QKV_OK)
         t->ctx = t->own_ctx;
     if (s != QKV_OK)
         ;
@@ -499,8 +500,12 @@ static qkv_status translate_impl(const qkv_translator *t, const char *const *tex
         st = qkv_fail(QKV_ERR_NOMEM, "out of memory");
     if (st == QKV_OK)
         st = encode_sources(t, texts, n, src, len, trunc);
+    search_state *ss = NULL;
     if (st == QKV_OK)
-        st = search_run(t->model, &p, (const int *const *)src, len, n, res);
+        st = translator_state_take(t, &ss);
+    if (st == QKV_OK)
+        st = search_run_state(ss, &p, (const int *const *)src, len, n, res);
+    translator_state_give(t, ss);
     for (int i = 0; st == QKV_OK && i < n; i++) {
         r[i].truncated = trunc[i];
         r[i].hyps = calloc((size_t)(res[i].n_hyps > 0 ? res[i].n_hyps : 1), sizeof(qkv_hypothesis));

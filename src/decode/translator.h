@@ -23,6 +23,16 @@ typedef struct {
     int n_bad_words;
 } translator_defaults;
 
+/* The decoder weights packed once and a pool of search states
+ * (translator_pool.c); shared by the calls of all threads. */
+typedef struct translator_pool translator_pool;
+qkv_status translator_pool_new(translator_pool **out);
+void translator_pool_free(translator_pool *p);
+/* A search state for one call (free, or new), with the translator's packed
+ * weights; thread-safe. Give it back when the call is done. */
+qkv_status translator_state_take(const qkv_translator *t, search_state **out);
+void translator_state_give(const qkv_translator *t, search_state *s);
+
 struct qkv_translator {
     qkv_model *model;
     void *file;                       /* qkv checkpoint bytes the vocabularies came from */
@@ -31,6 +41,7 @@ struct qkv_translator {
     translator_defaults defaults;
     qkv_context *ctx;     /* what its calls run on (borrowed or own_ctx) */
     qkv_context *own_ctx; /* made by qkv_translator_load, freed with it */
+    translator_pool *pool;            /* the only part calls change (behind its mutex) */
 };
 
 /* Options + model defaults -> search_params. The prompt and bad-word lists

@@ -13,11 +13,15 @@
  * by the source's beams through src_row; never copied.
  *
  * Every linear layer of a step multiplies few rows (the running
- * hypotheses) by a weight: the weights are repacked once per cache for
- * linear_packed_forward (kernels/linear_packed.h) instead of being
- * repacked by the BLAS on every call. Same block structure as model.c
- * (pre- or post-norm, residuals, optional final norm), without dropout. */
+ * hypotheses) by a weight: the weights are packed for linear_packed_forward
+ * (kernels/linear_packed.h) instead of being repacked by the BLAS on every
+ * call. The packed weights are their own object (model_decoder_weights),
+ * immutable once made, so one packing serves every cache and thread of a
+ * translator; a cache made without one packs its own. Same block structure
+ * as model.c (pre- or post-norm, residuals, optional final norm), without
+ * dropout. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,8 +34,20 @@ typedef struct {
     float *self_qkv, *self_out, *cross_q, *cross_kv, *cross_out, *fc1, *fc2;
 } packed_layer;
 
+struct model_decoder_weights {
+    const qkv_model *m;
+    float *packed;    /* every packed weight, one allocation */
+    packed_layer *pl; /* per decoder layer, into packed */
+    float *out_packed; /* output projection [V, C], packed */
+};
+
+/* Packings done in this process (model_decoder_pack_count). */
+static atomic_long pack_count;
+
 struct model_decoder_cache {
     const qkv_model *m;
+    const model_decoder_weights *w; /* shared, or own_w */
+    model_decoder_weights *own_w;
     int max_B, max_S, max_T;
     int B, S, len, started;
     float **k_self, **v_self;   /* per layer [max_T, max_B, C] */
@@ -41,9 +57,6 @@ struct model_decoder_cache {
     int *pend;                  /* [max_B]: what par[len] will be (selections since the last step) */
     int *hist;                  /* [max_B, max_T]: slot row of each position of each row, this step */
     int *src_row, *src_len, *rows_tmp; /* [max_B]: source of each row, its length */
-    float *packed;              /* every packed weight, one allocation */
-    packed_layer *pl;           /* per decoder layer, into packed */
-    float *out_packed;          /* output projection [V, C], packed */
     /* one step's scratch: [B, C] unless noted */
     float *x, *a, *res, *qkv /* [B, 3C] */, *q, *atty, *h, *mean, *rstd;
     float *ff_pre, *ff_act; /* [B, F] */
@@ -81,8 +94,7 @@ void model_cache_free(model_decoder_cache *c)
     free(c->src_row);
     free(c->src_len);
     free(c->rows_tmp);
-    free(c->packed);
-    free(c->pl);
+    model_decoder_weights_free(c->own_w);
     float *bufs[] = {c->x,  c->a,    c->res,    c->qkv,    c->q,      c->atty,
                      c->h,  c->mean, c->rstd,   c->ff_pre, c->ff_act, c->logits, c->kv_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -90,20 +102,37 @@ void model_cache_free(model_decoder_cache *c)
     free(c);
 }
 
-/* Packs every decoder weight a step multiplies by. */
-static qkv_status pack_weights(model_decoder_cache *c)
+void model_decoder_weights_free(model_decoder_weights *w)
 {
-    const qkv_model *m = c->m;
+    if (!w)
+        return;
+    free(w->packed);
+    free(w->pl);
+    free(w);
+}
+
+long model_decoder_pack_count(void) { return atomic_load(&pack_count); }
+
+/* Packs every decoder weight a step multiplies by. */
+qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out)
+{
+    *out = NULL;
     const qkv_model_config *cfg = &m->cfg;
     const float *P = m->params;
     int L = cfg->decoder_layers, C = cfg->d_model, F = cfg->decoder_d_ff, V = cfg->tgt_vocab_size;
     size_t per_layer = linear_packed_floats(C, 3 * C) + 3 * linear_packed_floats(C, C) +
                        linear_packed_floats(C, 2 * C) + linear_packed_floats(C, F) + linear_packed_floats(F, C);
-    c->packed = alloc_floats(per_layer * L + linear_packed_floats(C, V));
-    c->pl = calloc((size_t)L, sizeof *c->pl);
-    if (!c->packed || !c->pl)
+    model_decoder_weights *dw = calloc(1, sizeof *dw);
+    if (dw) {
+        dw->m = m;
+        dw->packed = alloc_floats(per_layer * L + linear_packed_floats(C, V));
+        dw->pl = calloc((size_t)L, sizeof *dw->pl);
+    }
+    if (!dw || !dw->packed || !dw->pl) {
+        model_decoder_weights_free(dw);
         return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate the decoder's packed weights");
-    float *w = c->packed;
+    }
+    float *w = dw->packed;
 #define PACK(dst, src, in, out)                 \
     do {                                        \
         dst = w;                                \
@@ -112,7 +141,7 @@ static qkv_status pack_weights(model_decoder_cache *c)
     } while (0)
     for (int l = 0; l < L; l++) {
         const layer_offsets *lo = &m->dec_layers[l];
-        packed_layer *pl = &c->pl[l];
+        packed_layer *pl = &dw->pl[l];
         PACK(pl->self_qkv, lo->self.qkv_w, C, 3 * C);
         PACK(pl->self_out, lo->self.out_w, C, C);
         PACK(pl->cross_q, lo->cross.qkv_w, C, C);                           /* the q rows of [3C, C] */
@@ -121,14 +150,18 @@ static qkv_status pack_weights(model_decoder_cache *c)
         PACK(pl->fc1, lo->fc1_w, C, F);
         PACK(pl->fc2, lo->fc2_w, F, C);
     }
-    PACK(c->out_packed, m->out_w, C, V);
+    PACK(dw->out_packed, m->out_w, C, V);
 #undef PACK
+    atomic_fetch_add(&pack_count, 1);
+    *out = dw;
     return QKV_OK;
 }
 
-qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, model_decoder_cache **out)
+qkv_status model_cache_new_shared(const model_decoder_weights *w, int max_B, int max_S, int max_T,
+                                  model_decoder_cache **out)
 {
     *out = NULL;
+    const qkv_model *m = w->m;
     const qkv_model_config *cfg = &m->cfg;
     if (max_B <= 0 || max_S <= 0 || max_T <= 0)
         return qkv_fail(QKV_ERR_ARG, "model: cache shape %d x (%d, %d) must be positive", max_B, max_S, max_T);
@@ -138,6 +171,7 @@ qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, 
     if (!c)
         return qkv_fail(QKV_ERR_NOMEM, "model: out of memory");
     c->m = m;
+    c->w = w;
     c->max_B = max_B;
     c->max_S = max_S;
     c->max_T = max_T;
@@ -184,13 +218,27 @@ qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, 
         return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate a decoder cache for %d x (%d, %d)", max_B, max_S,
                         max_T);
     }
-    qkv_status s = pack_weights(c);
-    if (s != QKV_OK) {
-        model_cache_free(c);
-        return s;
-    }
     *out = c;
     return QKV_OK;
+}
+
+qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, model_decoder_cache **out)
+{
+    *out = NULL;
+    model_decoder_weights *w;
+    QKV_TRY(model_decoder_weights_new(m, &w));
+    qkv_status s = model_cache_new_shared(w, max_B, max_S, max_T, out);
+    if (s != QKV_OK) {
+        model_decoder_weights_free(w);
+        return s;
+    }
+    (*out)->own_w = w;
+    return QKV_OK;
+}
+
+int model_cache_fits(const model_decoder_cache *c, int max_B, int max_S, int max_T)
+{
+    return max_B <= c->max_B && max_S <= c->max_S && max_T <= c->max_T;
 }
 
 int model_cache_length(const model_decoder_cache *c) { return c->len; }
@@ -226,7 +274,7 @@ qkv_status model_cache_start_beams(model_decoder_cache *c, const float *enc, con
     for (int l = 0; l < cfg->decoder_layers; l++) {
         const attn_offsets *o = &m->dec_layers[l].cross;
         /* keys and values once per source, shared by its beams */
-        linear_packed_forward(c->kv_tmp, enc, c->pl[l].cross_kv, P + o->qkv_b + C, n * S, C, 2 * C);
+        linear_packed_forward(c->kv_tmp, enc, c->w->pl[l].cross_kv, P + o->qkv_b + C, n * S, C, 2 * C);
         heads_split_forward(c->k_cross[l], c->kv_tmp, n, S, H, D, 2 * C);
         heads_split_forward(c->v_cross[l], c->kv_tmp + C, n, S, H, D, 2 * C);
     }
@@ -300,7 +348,7 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
     embedding_forward(c->x, tokens, P + m->dec_embed, pos, B, 1, C, t, scale);
     for (int l = 0; l < cfg->decoder_layers; l++) {
         const layer_offsets *L = &m->dec_layers[l];
-        const packed_layer *pl = &c->pl[l];
+        const packed_layer *pl = &c->w->pl[l];
         /* self-attention over the cached positions and this one */
         const float *in = step_in(c, c->x, L->ln[0]);
         linear_packed_forward(c->qkv, in, pl->self_qkv, P + L->self.qkv_b, B, C, 3 * C);
@@ -332,7 +380,7 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
                           cfg->layer_norm_eps);
         y = c->a;
     }
-    linear_packed_forward(c->logits, y, c->out_packed, m->out_b != NO_PARAM ? P + m->out_b : NULL, B, C, V);
+    linear_packed_forward(c->logits, y, c->w->out_packed, m->out_b != NO_PARAM ? P + m->out_b : NULL, B, C, V);
     c->len = t + 1;
     *logits = c->logits;
     return QKV_OK;

@@ -177,8 +177,29 @@ qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt
  * (to rounding). */
 typedef struct model_decoder_cache model_decoder_cache;
 
+/* The decoder's weights packed for few-row products (every linear layer of
+ * a step and the output projection). Made once per model and immutable:
+ * any number of caches, in any threads, may share one. It reads the
+ * model's parameters when made; after they change (training), make a new
+ * one. The model must outlive it. */
+typedef struct model_decoder_weights model_decoder_weights;
+qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out);
+void model_decoder_weights_free(model_decoder_weights *w);
+/* Packings done in this process so far (model_decoder_weights_new calls,
+ * including those model_cache_new makes): benchmarks and tests read it to
+ * show that nothing is repacked per call. Thread-safe. */
+long model_decoder_pack_count(void);
+
+/* A cache for up to max_B rows, sources of max_S tokens and max_T steps,
+ * using w (not copied: w must outlive the cache). */
+qkv_status model_cache_new_shared(const model_decoder_weights *w, int max_B, int max_S, int max_T,
+                                  model_decoder_cache **out);
+/* The same with weights of its own, packed now from m. */
 qkv_status model_cache_new(const qkv_model *m, int max_B, int max_S, int max_T, model_decoder_cache **out);
 void model_cache_free(model_decoder_cache *c);
+/* 1 when c was made for at least max_B rows, max_S source tokens and max_T
+ * steps (it can then serve such a batch). */
+int model_cache_fits(const model_decoder_cache *c, int max_B, int max_S, int max_T);
 /* Starts a batch of B rows from an encoder output enc [B, S, d_model] (e.g.
  * model_encoder_output after model_encode) and its src_len [B]: computes
  * every layer's cross-attention keys and values; the length becomes 0. */
