@@ -564,6 +564,29 @@ qkv_status qkv_translator_attention(const qkv_translator *t, const char *src, co
                                     const qkv_translate_options *o, qkv_attention_map **out);
 void qkv_attention_map_free(qkv_attention_map *m);
 
+/* ---- Threads: which calls may run at once --------------------------------
+ *
+ * qkv_translator is built once and shared:
+ *   - qkv_translate, qkv_translate_score, qkv_translator_default_options and
+ *     qkv_translator_model are thread-safe: any number of threads may call
+ *     them on one translator at once, and each call's result is what it
+ *     would be alone (same ids, same scores, to the bit).
+ *   - The decoder's weights are packed once per translator (on the first
+ *     qkv_translate) and shared read-only by every call; decoding state
+ *     (encoder workspace, decoder cache, search buffers) comes from a small
+ *     pool in the translator: a call takes a free state or makes one, and
+ *     gives it back; a state grows when a bigger call comes and serves
+ *     calls of the same or a smaller size without allocating again. A
+ *     one-sentence call then costs its decoding, not set-up.
+ *   - qkv_translator_free must not race with any call on that translator.
+ * qkv_model: const functions (qkv_model_get_config, ...) are thread-safe;
+ * anything that changes parameters (training) needs the caller's exclusion.
+ * qkv_last_error() is per thread. The calls of one translator share its
+ * context (qkv_translator_load_ctx): calls from several threads at once
+ * are correct, but only one of them at a time gets the context's pool (see
+ * qkv_context); give each thread that needs parallel speed a translator on
+ * its own context. */
+
 #ifdef __cplusplus
 }
 #endif
