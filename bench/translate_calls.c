@@ -72,7 +72,11 @@ int main(int argc, char **argv)
     char *text;
     size_t len;
     qkv_translator *t;
-    if (n <= 0 || qkv_read_file(input, &text, &len) != QKV_OK || qkv_translator_load(model, &t) != QKV_OK)
+    qkv_context *ctx;
+    qkv_context_options co = qkv_context_default_options();
+    co.threads = threads;
+    if (n <= 0 || qkv_read_file(input, &text, &len) != QKV_OK || qkv_context_new(&co, &ctx) != QKV_OK ||
+        qkv_translator_load_ctx(model, ctx, &t) != QKV_OK)
         return fail();
     char **src_lines = malloc((len + 1) * sizeof(char *)), **lines = malloc((size_t)n * sizeof(char *));
     int k = 0;
@@ -94,7 +98,6 @@ int main(int argc, char **argv)
         lines[i] = src_lines[i % k];
     qkv_translate_options o = qkv_translator_default_options(t);
     o.beam_size = beam;
-    o.threads = threads;
     o.batch_size = 1;
     qkv_translation *r, *r1;
     /* warm-up: the first call packs the weights and makes a state */
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
            "two runs: %d\n",
            pack * 1e3, tokens, differ);
     qkv_translator_free(t);
+    qkv_context_free(ctx);
     free(lines);
     free(src_lines);
     free(text);
