@@ -25,6 +25,7 @@ void qkv_translator_free(qkv_translator *t)
 {
     if (!t)
         return;
+    translator_pool_free(t->pool); /* its states and packed weights read the model */
     if (t->tgt_vocab != t->src_vocab)
         qkv_vocab_free(t->tgt_vocab);
     qkv_vocab_free(t->src_vocab);
@@ -33,7 +34,6 @@ void qkv_translator_free(qkv_translator *t)
     if (t->file)
         qkv_checkpoint_release(t->file);
     free(t->defaults.bad_words);
-    translator_pool_free(t->pool);
     qkv_context_free(t->own_ctx);
     free(t);
 }
