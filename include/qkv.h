@@ -564,6 +564,50 @@ qkv_status qkv_translator_attention(const qkv_translator *t, const char *src, co
                                     const qkv_translate_options *o, qkv_attention_map **out);
 void qkv_attention_map_free(qkv_attention_map *m);
 
+/* ---- sentence embeddings (src/embed/, src/formats/bert.c) ------------- */
+
+/* How token vectors become one sentence vector. DEFAULT: the model's own
+ * (a sentence-transformers directory's 1_Pooling/config.json; mean for a
+ * plain BERT directory and for translation encoders). */
+typedef enum { QKV_POOL_DEFAULT = 0, QKV_POOL_MEAN = 1, QKV_POOL_CLS = 2, QKV_POOL_MAX = 3 } qkv_pooling;
+
+typedef struct {
+    qkv_pooling pooling; /* DEFAULT */
+    int normalize;       /* -1: the model's (a listed Normalize module); 0: no; 1: unit length */
+    int batch_size;      /* 32: sentences run together (grouped by length, output in input order) */
+    int max_length;      /* 0: the model's (max_seq_length, else model_max_length, else positions) */
+    int threads;         /* 0: leave the kernel threads as they are */
+} qkv_embed_options;
+
+qkv_embed_options qkv_embed_default_options(void);
+
+/* Counts of what an embedding call met (any may be of interest on stderr). */
+typedef struct {
+    int empty;            /* lines empty or all whitespace: zero vectors */
+    int truncated;        /* lines cut to max_length tokens */
+    long invalid_bytes;   /* malformed UTF-8 bytes (read as U+FFFD, dropped by WordPiece) */
+} qkv_embed_stats;
+
+/* An encoder that turns sentences into vectors: a Hugging Face BERT-family
+ * directory (config.json, model.safetensors, vocab.txt, optional
+ * sentence-transformers modules), a Hugging Face Marian directory or a qkv
+ * checkpoint (its encoder, masked mean over the output). Immutable: several
+ * threads may embed with one embedder. */
+typedef struct qkv_embedder qkv_embedder;
+
+qkv_status qkv_embedder_load(const char *path, qkv_embedder **out);
+void qkv_embedder_free(qkv_embedder *e);
+int qkv_embedder_dim(const qkv_embedder *e);
+/* "bert" or "translation-encoder". */
+const char *qkv_embedder_kind(const qkv_embedder *e);
+
+/* Embeds n lines of UTF-8 text into out [n, dim] (caller-allocated), in
+ * input order. An empty line gives a zero vector (counted in stats, which
+ * may be NULL). As sentence-transformers' encode(): each text is stripped,
+ * tokenized and truncated to max_length ids. */
+qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
+                     float *out, qkv_embed_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif
