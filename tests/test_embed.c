@@ -138,7 +138,7 @@ static char tmpdir[256];
 static void copy_tiny(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/qkv_test_embed_%ld", (long)getpid());
-    char cmd[1024];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", tmpdir, golden("bert/tiny"), tmpdir);
     CHECK(system(cmd) == 0, "copy the fixture");
 }
