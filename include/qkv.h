@@ -608,6 +608,34 @@ const char *qkv_embedder_kind(const qkv_embedder *e);
 qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
                      float *out, qkv_embed_stats *stats);
 
+/* Cosine similarity search: for each of nq queries [nq, dim] the k (<= nc)
+ * nearest of nc corpus vectors [nc, dim] by cosine, best first (ties to the
+ * lower index), as one matrix product per block of queries and a top-k.
+ * Zero vectors have cosine 0 with everything. idx, score: [nq, k]. */
+qkv_status qkv_embed_search(const float *queries, int nq, const float *corpus, int nc, int dim, int k, int *idx,
+                            float *score);
+
+/* Cosine of each pair of rows of a and b, [n, dim] each; out: [n]. */
+qkv_status qkv_embed_cosine_pairs(const float *a, const float *b, int n, int dim, float *out);
+
+/* A saved corpus index: its embeddings, its lines and the model that made
+ * them, so that `qkv search --index` need not embed the corpus again. The
+ * file (src/embed/index.c draws its layout) starts with a magic and a
+ * version and ends with a checksum; it is written atomically. */
+typedef struct {
+    int n, dim;
+    float *vectors;      /* [n, dim] */
+    char **lines;        /* [n] NUL-terminated */
+    char *model;         /* the model path given at embedding time */
+    int normalized;      /* vectors were L2-normalised */
+} qkv_embed_index;
+
+qkv_status qkv_embed_index_save(const char *path, const qkv_embed_index *ix);
+/* QKV_ERR_FORMAT naming the file and what is wrong for a bad magic, version,
+ * size or checksum. Free with qkv_embed_index_free. */
+qkv_status qkv_embed_index_load(const char *path, qkv_embed_index *out);
+void qkv_embed_index_free(qkv_embed_index *ix);
+
 #ifdef __cplusplus
 }
 #endif
