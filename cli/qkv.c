@@ -51,6 +51,7 @@ int cmd_serve(int argc, char **argv);      /* cli/cmd_serve.c */
 int cmd_embed(int argc, char **argv);      /* cli/cmd_embed.c */
 int cmd_similarity(int argc, char **argv); /* cli/cmd_search.c */
 int cmd_search(int argc, char **argv);     /* cli/cmd_search.c */
+int cmd_classify(int argc, char **argv);   /* cli/cmd_classify.c */
 
 /* One line per subcommand; keep the help texts short, each command has --help.
  * A name may be two words ("vocab encode"): it then matches argv[1] argv[2]
@@ -82,6 +83,7 @@ static const struct {
     {"embed", cmd_embed, "sentence embeddings (BERT-family encoders or a translation encoder)"},
     {"similarity", cmd_similarity, "cosine similarity of each pair of lines of two files"},
     {"search", cmd_search, "nearest corpus lines of each query, by cosine of embeddings"},
+    {"classify", cmd_classify, "train, apply and evaluate a classifier on sentence embeddings"},
 };
 
 static int cmd_help(int argc, char **argv)

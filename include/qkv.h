@@ -636,6 +636,52 @@ qkv_status qkv_embed_index_save(const char *path, const qkv_embed_index *ix);
 qkv_status qkv_embed_index_load(const char *path, qkv_embed_index *out);
 void qkv_embed_index_free(qkv_embed_index *ix);
 
+/* A linear softmax classifier on frozen sentence embeddings: logits =
+ * W e + b for the embedding e of a text, trained with the project's AdamW
+ * on cross-entropy. The file (src/embed/classify.c draws its layout) holds
+ * the encoder's path and embedding options, the labels and W, b; loading it
+ * loads the encoder too. */
+typedef struct qkv_classifier qkv_classifier;
+
+typedef struct {
+    int epochs;          /* 30: passes over the training set */
+    int batch_size;      /* 64 */
+    float lr;            /* 1e-2: constant */
+    float weight_decay;  /* 1e-4: AdamW's decoupled decay on W */
+    uint64_t seed;       /* 1: initialisation and shuffling; same seed, same classifier */
+    qkv_embed_options embed; /* how texts are embedded (stored in the classifier) */
+    /* one line per epoch (no newline); NULL: silent */
+    void (*progress)(void *ctx, const char *line);
+    void *progress_ctx;
+} qkv_classify_options;
+
+qkv_classify_options qkv_classify_default_options(void);
+
+/* Embeds the n training texts with the encoder at encoder_path (once) and
+ * fits the head; with dev texts (n_dev > 0) the epoch of best dev accuracy
+ * is kept, else the last. Labels are any strings (their sorted set is the
+ * classifier's label list). */
+qkv_status qkv_classifier_train(const char *encoder_path, const char *const *texts, const char *const *labels, int n,
+                                const char *const *dev_texts, const char *const *dev_labels, int n_dev,
+                                const qkv_classify_options *o, qkv_classifier **out);
+qkv_status qkv_classifier_save(const qkv_classifier *c, const char *path);
+qkv_status qkv_classifier_load(const char *path, qkv_classifier **out);
+void qkv_classifier_free(qkv_classifier *c);
+int qkv_classifier_num_labels(const qkv_classifier *c);
+const char *qkv_classifier_label(const qkv_classifier *c, int i);
+
+/* For each text the best label's index and probability; probs (may be NULL)
+ * receives all of them, [n, num_labels]. An empty text gets the prior of a
+ * zero embedding (softmax of b). */
+qkv_status qkv_classifier_predict(const qkv_classifier *c, const char *const *texts, int n, int *label, float *prob,
+                                  float *probs);
+
+/* Accuracy and macro-F1 (scikit-learn's f1_score(average="macro"): the
+ * mean F1 over the labels present in gold or predicted) of predicted
+ * against gold label strings. */
+void qkv_classify_scores(const char *const *gold, const char *const *pred, int n, double *accuracy,
+                         double *macro_f1);
+
 #ifdef __cplusplus
 }
 #endif
