@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/io.h"
 #include "commands.h"
@@ -26,7 +27,9 @@ static const char usage[] =
     "  --no-normalize         raw pooled vectors\n"
     "  --max-length N         tokens per line, [CLS] and [SEP] included (default: max_seq_length)\n"
     "  --batch-size N         sentences run together (default 32)\n"
-    "  --threads N            kernel threads (default: $QKV_THREADS or all cores)\n";
+    "  --threads N            kernel threads (default: $QKV_THREADS or all cores)\n"
+    "  --timing               one JSON line on stderr at the end: {\"load_s\", \"embed_s\", \"sentences\"}\n"
+    "                         (load_s: the model and the input; embed_s: tokenizing and the encoder, no output)\n";
 
 void cli_lines_free(cli_lines *l)
 {
@@ -199,11 +202,16 @@ int cmd_embed(int argc, char **argv)
 {
     const char *model = NULL, *input = NULL, *output = NULL, *format = "tsv";
     qkv_embed_options o = qkv_embed_default_options();
+    int timing = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--timing")) {
+            timing = 1;
+            continue;
         }
         int r = cli_embed_option(&o, argc, argv, &i);
         if (r < 0)
@@ -227,12 +235,21 @@ int cmd_embed(int argc, char **argv)
     if (fmt < 0)
         return cli_error("--format: '%s' is not tsv, jsonl or npy", format);
     qkv_embedder *e;
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (qkv_embedder_load(model, &e) != QKV_OK)
         return cli_error("%s", qkv_last_error());
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_lines l;
     if (!cli_read_lines_path(input ? input : "-", &l))
         return qkv_embedder_free(e), 1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     float *v = cli_embed_lines(e, &l, &o, "embed");
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    if (timing)
+        fprintf(stderr, "{\"load_s\": %.4f, \"embed_s\": %.4f, \"sentences\": %d}\n",
+                (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
+                (double)(t2.tv_sec - t1.tv_sec) + 1e-9 * (double)(t2.tv_nsec - t1.tv_nsec), l.n);
     int dim = qkv_embedder_dim(e), rc = 0;
     if (v) {
         qkv_afile af;
