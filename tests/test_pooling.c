@@ -37,8 +37,8 @@ static void test_pool_matches_ref(void)
         CHECK_CLOSE_F32(a, b, (size_t)B * C, 1e-6, "l2_normalize");
         memcpy(a, x, sizeof(float) * B * C);
         memcpy(b, x, sizeof(float) * B * C);
-        add_row_forward(a, x + C, B, C);
-        add_row_forward_ref(b, x + C, B, C);
+        add_row_forward(a, x + (size_t)(T - 1) * C, B, C); /* a row inside x: [B, T, C] has T rows >= 1 */
+        add_row_forward_ref(b, x + (size_t)(T - 1) * C, B, C);
         CHECK_CLOSE_F32(a, b, (size_t)B * C, 0, "add_row");
         free(x), free(a), free(b), free(len);
     }
