@@ -576,7 +576,7 @@ typedef struct {
     int normalize;       /* -1: the model's (a listed Normalize module); 0: no; 1: unit length */
     int batch_size;      /* 32: sentences run together (grouped by length, output in input order) */
     int max_length;      /* 0: the model's (max_seq_length, else model_max_length, else positions) */
-    int threads;         /* 0: leave the kernel threads as they are */
+    int threads;         /* 0: the context bound to the calling thread, else $QKV_THREADS or the CPUs */
 } qkv_embed_options;
 
 qkv_embed_options qkv_embed_default_options(void);

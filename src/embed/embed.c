@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/context.h"
 #include "base/status.h"
 #include "decode/translator.h"
 #include "embed/bert_encoder.h"
@@ -82,10 +83,10 @@ static int by_length(const void *a, const void *b, void *ctx)
     return la != lb ? (la > lb ? -1 : 1) : (ia > ib) - (ia < ib); /* longest first, then input order */
 }
 
-qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
-                     float *out, qkv_embed_stats *stats)
+static qkv_status embed_run(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
+                            float *out, qkv_embed_stats *stats)
 {
-    qkv_embed_options opt = o ? *o : qkv_embed_default_options();
+    qkv_embed_options opt = *o;
     qkv_embed_stats st = {0};
     if (opt.batch_size < 1)
         return qkv_fail(QKV_ERR_CONFIG, "embed: batch_size = %d, expected >= 1", opt.batch_size);
@@ -97,8 +98,6 @@ qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, con
         return qkv_fail(QKV_ERR_CONFIG, "embed: threads = %d, expected >= 0", opt.threads);
     if (n < 0)
         return qkv_fail(QKV_ERR_ARG, "embed: n = %d", n);
-    if (opt.threads > 0) /* as qkv_translate does; to become the execution context's */
-        qkv_set_threads(opt.threads);
     int dim = e->dim;
     pool_kind pool = opt.pooling != QKV_POOL_DEFAULT ? (pool_kind)opt.pooling
                                                      : (e->bert ? (pool_kind)e->bert->pooling : POOL_MEAN);
@@ -201,5 +200,28 @@ qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, con
     free(order);
     if (stats)
         *stats = st;
+    return s;
+}
+
+/* Threads: the kernels run on the context bound to the calling thread. With
+ * threads > 0, or with none bound, this call makes a context of its own
+ * (threads, or the default: $QKV_THREADS or the CPUs) and binds it for the
+ * duration of the call. */
+qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
+                     float *out, qkv_embed_stats *stats)
+{
+    qkv_embed_options opt = o ? *o : qkv_embed_default_options();
+    if (opt.threads < 0)
+        return qkv_fail(QKV_ERR_CONFIG, "embed: threads = %d, expected >= 0", opt.threads);
+    if (opt.threads == 0 && ctx_current())
+        return embed_run(e, texts, n, &opt, out, stats);
+    qkv_context_options co = qkv_context_default_options();
+    co.threads = opt.threads;
+    qkv_context *c;
+    QKV_TRY(qkv_context_new(&co, &c));
+    qkv_context *prev = ctx_bind(c);
+    qkv_status s = embed_run(e, texts, n, &opt, out, stats);
+    ctx_bind(prev);
+    qkv_context_free(c);
     return s;
 }

@@ -1,6 +1,7 @@
 /* Pooling, normalisation, row add and top-k (contracts in pooling.h). Rows
- * are independent, so threads split whole rows: the same bits for any
- * thread count. */
+ * are independent, so threads split whole rows (kpar_for): the same bits for
+ * any thread count. One version for every instruction set: these loops are
+ * a small share of an encoder's time, next to its GEMMs. */
 #include "kernels/pooling.h"
 
 #include <math.h>
@@ -8,10 +9,23 @@
 
 #include "kernels/parallel.h"
 
-void pool_forward(float *out, const float *inp, const int *len, int B, int T, int C, pool_kind kind)
+typedef struct {
+    float *out;
+    const float *inp, *row;
+    const int *len;
+    int T, C;
+    pool_kind kind;
+} pool_args;
+
+static void pool_rows(void *arg, long b0, long b1)
 {
-#pragma omp parallel for schedule(static) if ((long)B * T * C > PAR_MIN)
-    for (int b = 0; b < B; b++) {
+    const pool_args *a = arg;
+    const float *inp = a->inp;
+    float *out = a->out;
+    const int *len = a->len;
+    int T = a->T, C = a->C;
+    pool_kind kind = a->kind;
+    for (long b = b0; b < b1; b++) {
         const float *x = inp + (size_t)b * T * C;
         float *o = out + (size_t)b * C;
         int n = len[b];
@@ -21,22 +35,25 @@ void pool_forward(float *out, const float *inp, const int *len, int B, int T, in
         for (int t = 1; t < n; t++) {
             const float *r = x + (size_t)t * C;
             if (kind == POOL_MAX) {
-#pragma omp simd
                 for (int c = 0; c < C; c++)
                     o[c] = r[c] > o[c] ? r[c] : o[c];
             } else {
-#pragma omp simd
                 for (int c = 0; c < C; c++)
                     o[c] += r[c];
             }
         }
         if (kind == POOL_MEAN) {
             float inv = 1.0f / (float)n;
-#pragma omp simd
             for (int c = 0; c < C; c++)
                 o[c] *= inv;
         }
     }
+}
+
+void pool_forward(float *out, const float *inp, const int *len, int B, int T, int C, pool_kind kind)
+{
+    pool_args a = {.out = out, .inp = inp, .len = len, .T = T, .C = C, .kind = kind};
+    kpar_for(B, (double)B * T * C, PAR_MIN, pool_rows, &a);
 }
 
 void pool_forward_ref(float *out, const float *inp, const int *len, int B, int T, int C, pool_kind kind)
@@ -53,22 +70,29 @@ void pool_forward_ref(float *out, const float *inp, const int *len, int B, int T
         }
 }
 
-void l2_normalize_forward(float *out, const float *inp, int N, int C)
+static void l2_rows(void *arg, long n0, long n1)
 {
-#pragma omp parallel for schedule(static) if ((long)N * C > PAR_MIN)
-    for (int n = 0; n < N; n++) {
+    const pool_args *a = arg;
+    const float *inp = a->inp;
+    float *out = a->out;
+    int C = a->C;
+    for (long n = n0; n < n1; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         float s = 0;
-#pragma omp simd reduction(+ : s)
         for (int c = 0; c < C; c++)
             s += x[c] * x[c];
         float norm = sqrtf(s);
         float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
-#pragma omp simd
         for (int c = 0; c < C; c++)
             o[c] = x[c] * inv;
     }
+}
+
+void l2_normalize_forward(float *out, const float *inp, int N, int C)
+{
+    pool_args a = {.out = out, .inp = inp, .C = C};
+    kpar_for(N, (double)N * C, PAR_MIN, l2_rows, &a);
 }
 
 void l2_normalize_forward_ref(float *out, const float *inp, int N, int C)
@@ -85,15 +109,20 @@ void l2_normalize_forward_ref(float *out, const float *inp, int N, int C)
     }
 }
 
+static void add_rows(void *arg, long n0, long n1)
+{
+    const pool_args *a = arg;
+    for (long n = n0; n < n1; n++) {
+        float *o = a->out + (size_t)n * a->C;
+        for (int c = 0; c < a->C; c++)
+            o[c] += a->row[c];
+    }
+}
+
 void add_row_forward(float *out, const float *row, int N, int C)
 {
-#pragma omp parallel for schedule(static) if ((long)N * C > PAR_MIN)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * C;
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            o[c] += row[c];
-    }
+    pool_args a = {.out = out, .row = row, .C = C};
+    kpar_for(N, (double)N * C, PAR_MIN, add_rows, &a);
 }
 
 void add_row_forward_ref(float *out, const float *row, int N, int C)
@@ -106,12 +135,21 @@ void add_row_forward_ref(float *out, const float *row, int N, int C)
 /* a ranks before b: larger score, then lower index */
 static int before(float va, int ia, float vb, int ib) { return va > vb || (va == vb && ia < ib); }
 
-void topk_forward(int *idx, float *val, const float *scores, int Q, int N, int k)
+typedef struct {
+    int *idx;
+    float *val;
+    const float *scores;
+    int N, k;
+} topk_args;
+
+static void topk_rows(void *arg, long q0, long q1)
 {
-    if (k > N)
-        k = N;
-#pragma omp parallel for schedule(static) if ((long)Q * N > PAR_MIN)
-    for (int q = 0; q < Q; q++) {
+    const topk_args *a = arg;
+    int N = a->N, k = a->k;
+    const float *scores = a->scores;
+    int *idx = a->idx;
+    float *val = a->val;
+    for (long q = q0; q < q1; q++) {
         const float *s = scores + (size_t)q * N;
         int *ix = idx + (size_t)q * k;
         float *vx = val + (size_t)q * k;
@@ -130,6 +168,12 @@ void topk_forward(int *idx, float *val, const float *scores, int Q, int N, int k
             ix[p] = j;
         }
     }
+}
+
+void topk_forward(int *idx, float *val, const float *scores, int Q, int N, int k)
+{
+    topk_args a = {.idx = idx, .val = val, .scores = scores, .N = N, .k = k > N ? N : k};
+    kpar_for(Q, (double)Q * N, PAR_MIN, topk_rows, &a);
 }
 
 void topk_forward_ref(int *idx, float *val, const float *scores, int Q, int N, int k)
