@@ -73,7 +73,9 @@ static void test_embed_formats(void)
             p = end;
         }
         CHECK(k == N_LINES * 32, "%s: %d numbers, want %d", fmts[f], k, N_LINES * 32);
-        CHECK_CLOSE_F32(got, want, N_LINES * 32, 1e-7, fmts[f]);
+        /* ./qkv is the optimised build; this program may be the sanitizer one,
+         * whose float operations round differently */
+        CHECK_CLOSE_F32(got, want, N_LINES * 32, 1e-5, fmts[f]);
         free(out);
         char path[128], *err;
         size_t len;
@@ -95,7 +97,7 @@ static void test_embed_formats(void)
         CHECK(strstr(npy + 10, "'shape': (5, 32)") != NULL, "npy shape missing");
         if (len == 10 + hl + sizeof got) {
             memcpy(got, npy + 10 + hl, sizeof got);
-            CHECK_CLOSE_F32(got, want, N_LINES * 32, 0, "npy");
+            CHECK_CLOSE_F32(got, want, N_LINES * 32, 1e-5, "npy");
         }
         free(npy);
     } else {
