@@ -48,6 +48,10 @@ int cmd_attn(int argc, char **argv);       /* cli/cmd_attn.c */
 int cmd_protect(int argc, char **argv);    /* cli/cmd_protect.c */
 int cmd_translate_po(int argc, char **argv); /* cli/cmd_translate_po.c */
 int cmd_serve(int argc, char **argv);      /* cli/cmd_serve.c */
+int cmd_embed(int argc, char **argv);      /* cli/cmd_embed.c */
+int cmd_similarity(int argc, char **argv); /* cli/cmd_search.c */
+int cmd_search(int argc, char **argv);     /* cli/cmd_search.c */
+int cmd_classify(int argc, char **argv);   /* cli/cmd_classify.c */
 
 /* One line per subcommand; keep the help texts short, each command has --help.
  * A name may be two words ("vocab encode"): it then matches argv[1] argv[2]
@@ -76,6 +80,10 @@ static const struct {
     {"translate-po", cmd_translate_po, "machine-translate a gettext .po/.pot catalog, everything else kept byte for byte"},
     {"protect", cmd_protect, "placeholders and tags: sentinels for training data, kept rate of translations"},
     {"serve", cmd_serve, "HTTP translation server (LibreTranslate API) and the attention explorer"},
+    {"embed", cmd_embed, "sentence embeddings (BERT-family encoders or a translation encoder)"},
+    {"similarity", cmd_similarity, "cosine similarity of each pair of lines of two files"},
+    {"search", cmd_search, "nearest corpus lines of each query, by cosine of embeddings"},
+    {"classify", cmd_classify, "train, apply and evaluate a classifier on sentence embeddings"},
 };
 
 static int cmd_help(int argc, char **argv)

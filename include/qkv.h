@@ -587,6 +587,124 @@ void qkv_attention_map_free(qkv_attention_map *m);
  * qkv_context); give each thread that needs parallel speed a translator on
  * its own context. */
 
+/* ---- sentence embeddings (src/embed/, src/formats/bert.c) ------------- */
+
+/* How token vectors become one sentence vector. DEFAULT: the model's own
+ * (a sentence-transformers directory's 1_Pooling/config.json; mean for a
+ * plain BERT directory and for translation encoders). */
+typedef enum { QKV_POOL_DEFAULT = 0, QKV_POOL_MEAN = 1, QKV_POOL_CLS = 2, QKV_POOL_MAX = 3 } qkv_pooling;
+
+typedef struct {
+    qkv_pooling pooling; /* DEFAULT */
+    int normalize;       /* -1: the model's (a listed Normalize module); 0: no; 1: unit length */
+    int batch_size;      /* 32: sentences run together (grouped by length, output in input order) */
+    int max_length;      /* 0: the model's (max_seq_length, else model_max_length, else positions) */
+    int threads;         /* 0: the context bound to the calling thread, else $QKV_THREADS or the CPUs */
+} qkv_embed_options;
+
+qkv_embed_options qkv_embed_default_options(void);
+
+/* Counts of what an embedding call met (any may be of interest on stderr). */
+typedef struct {
+    int empty;            /* lines empty or all whitespace: zero vectors */
+    int truncated;        /* lines cut to max_length tokens */
+    long invalid_bytes;   /* malformed UTF-8 bytes (read as U+FFFD, dropped by WordPiece) */
+} qkv_embed_stats;
+
+/* An encoder that turns sentences into vectors: a Hugging Face BERT-family
+ * directory (config.json, model.safetensors, vocab.txt, optional
+ * sentence-transformers modules), a Hugging Face Marian directory or a qkv
+ * checkpoint (its encoder, masked mean over the output). Immutable: several
+ * threads may embed with one embedder. */
+typedef struct qkv_embedder qkv_embedder;
+
+qkv_status qkv_embedder_load(const char *path, qkv_embedder **out);
+void qkv_embedder_free(qkv_embedder *e);
+int qkv_embedder_dim(const qkv_embedder *e);
+/* "bert" or "translation-encoder". */
+const char *qkv_embedder_kind(const qkv_embedder *e);
+
+/* Embeds n lines of UTF-8 text into out [n, dim] (caller-allocated), in
+ * input order. An empty line gives a zero vector (counted in stats, which
+ * may be NULL). As sentence-transformers' encode(): each text is stripped,
+ * tokenized and truncated to max_length ids. */
+qkv_status qkv_embed(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
+                     float *out, qkv_embed_stats *stats);
+
+/* Cosine similarity search: for each of nq queries [nq, dim] the k (<= nc)
+ * nearest of nc corpus vectors [nc, dim] by cosine, best first (ties to the
+ * lower index), as one matrix product per block of queries and a top-k.
+ * Zero vectors have cosine 0 with everything. idx, score: [nq, k]. */
+qkv_status qkv_embed_search(const float *queries, int nq, const float *corpus, int nc, int dim, int k, int *idx,
+                            float *score);
+
+/* Cosine of each pair of rows of a and b, [n, dim] each; out: [n]. */
+qkv_status qkv_embed_cosine_pairs(const float *a, const float *b, int n, int dim, float *out);
+
+/* A saved corpus index: its embeddings, its lines and the model that made
+ * them, so that `qkv search --index` need not embed the corpus again. The
+ * file (src/embed/index.c draws its layout) starts with a magic and a
+ * version and ends with a checksum; it is written atomically. */
+typedef struct {
+    int n, dim;
+    float *vectors;      /* [n, dim] */
+    char **lines;        /* [n] NUL-terminated */
+    char *model;         /* the model path given at embedding time */
+    int normalized;      /* vectors were L2-normalised */
+} qkv_embed_index;
+
+qkv_status qkv_embed_index_save(const char *path, const qkv_embed_index *ix);
+/* QKV_ERR_FORMAT naming the file and what is wrong for a bad magic, version,
+ * size or checksum. Free with qkv_embed_index_free. */
+qkv_status qkv_embed_index_load(const char *path, qkv_embed_index *out);
+void qkv_embed_index_free(qkv_embed_index *ix);
+
+/* A linear softmax classifier on frozen sentence embeddings: logits =
+ * W e + b for the embedding e of a text, trained with the project's AdamW
+ * on cross-entropy. The file (src/embed/classify.c draws its layout) holds
+ * the encoder's path and embedding options, the labels and W, b; loading it
+ * loads the encoder too. */
+typedef struct qkv_classifier qkv_classifier;
+
+typedef struct {
+    int epochs;          /* 30: passes over the training set */
+    int batch_size;      /* 64 */
+    float lr;            /* 1e-2: constant */
+    float weight_decay;  /* 1e-4: AdamW's decoupled decay on W */
+    uint64_t seed;       /* 1: initialisation and shuffling; same seed, same classifier */
+    qkv_embed_options embed; /* how texts are embedded (stored in the classifier) */
+    /* one line per epoch (no newline); NULL: silent */
+    void (*progress)(void *ctx, const char *line);
+    void *progress_ctx;
+} qkv_classify_options;
+
+qkv_classify_options qkv_classify_default_options(void);
+
+/* Embeds the n training texts with the encoder at encoder_path (once) and
+ * fits the head; with dev texts (n_dev > 0) the epoch of best dev accuracy
+ * is kept, else the last. Labels are any strings (their sorted set is the
+ * classifier's label list). */
+qkv_status qkv_classifier_train(const char *encoder_path, const char *const *texts, const char *const *labels, int n,
+                                const char *const *dev_texts, const char *const *dev_labels, int n_dev,
+                                const qkv_classify_options *o, qkv_classifier **out);
+qkv_status qkv_classifier_save(const qkv_classifier *c, const char *path);
+qkv_status qkv_classifier_load(const char *path, qkv_classifier **out);
+void qkv_classifier_free(qkv_classifier *c);
+int qkv_classifier_num_labels(const qkv_classifier *c);
+const char *qkv_classifier_label(const qkv_classifier *c, int i);
+
+/* For each text the best label's index and probability; probs (may be NULL)
+ * receives all of them, [n, num_labels]. An empty text gets the prior of a
+ * zero embedding (softmax of b). */
+qkv_status qkv_classifier_predict(const qkv_classifier *c, const char *const *texts, int n, int *label, float *prob,
+                                  float *probs);
+
+/* Accuracy and macro-F1 (scikit-learn's f1_score(average="macro"): the
+ * mean F1 over the labels present in gold or predicted) of predicted
+ * against gold label strings. */
+void qkv_classify_scores(const char *const *gold, const char *const *pred, int n, double *accuracy,
+                         double *macro_f1);
+
 #ifdef __cplusplus
 }
 #endif

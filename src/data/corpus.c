@@ -363,6 +363,37 @@ static qkv_status write_split(const char *out_dir, const char *name, const char 
     return qkv_afile_commit(&af);
 }
 
+/* NAME.labels.tsv: "package<TAB>English text" for the pairs of split whose
+ * package contributes at least CORPUS_LABEL_MIN_PAIRS pairs to the corpus
+ * (the package-classification task of `qkv classify`); tabs in the text
+ * become spaces. */
+#define CORPUS_LABEL_MIN_PAIRS 1000
+static qkv_status write_labels(const char *out_dir, const char *name, const pair_set *set, int split,
+                               const corpus_report *r)
+{
+    size_t len = strlen(out_dir) + strlen(name) + 16;
+    char *path = malloc(len);
+    if (!path)
+        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    snprintf(path, len, "%s/%s.labels.tsv", out_dir, name);
+    qkv_afile af;
+    qkv_status s = qkv_afile_open(&af, path);
+    free(path);
+    if (s != QKV_OK)
+        return s;
+    for (size_t i = 0; i < set->n; i++) {
+        const pair *p = &set->p[i];
+        if (p->split != split || r->packages[p->pkg].pairs < CORPUS_LABEL_MIN_PAIRS)
+            continue;
+        fputs(r->packages[p->pkg].name, af.fp);
+        fputc('\t', af.fp);
+        for (const char *c = p->src; *c; c++)
+            fputc(*c == '\t' ? ' ' : *c, af.fp);
+        fputc('\n', af.fp);
+    }
+    return qkv_afile_commit(&af);
+}
+
 char *corpus_report_json(const corpus_report *r)
 {
     cJSON *j = cJSON_CreateObject(), *steps = cJSON_CreateObject(), *splits = cJSON_CreateObject(),
@@ -516,6 +547,8 @@ qkv_status corpus_build(const char *root_dir, const char *const *packages, const
             s = write_split(out_dir, split_names[k], "en", &set, k, 0);
             if (s == QKV_OK)
                 s = write_split(out_dir, split_names[k], ext, &set, k, 1);
+            if (s == QKV_OK)
+                s = write_labels(out_dir, split_names[k], &set, k, r);
         }
     }
     set_free(&set);
