@@ -5,11 +5,16 @@
 
 #include "base/status.h"
 #include "kernels/isa.h"
+#include "kernels/quant.h"
 #include "qkv.h"
 
 static const kern_table *const tables[ISA_COUNT] = {&kern_generic, &kern_avx2, &kern_avx512};
 
 const kern_table *kern = &kern_generic;
+
+static const kernq_table *const qtables[ISA_COUNT] = {&kernq_generic, &kernq_avx2, &kernq_avx512};
+const kernq_table *kernq = &kernq_generic;
+kern_extras_t kern_extras;
 
 /* What $QKV_ISA asked for that could not be had ("" when fine). */
 static char isa_error[160];
@@ -34,6 +39,10 @@ __attribute__((constructor)) static void choose(void)
             isa = (qkv_isa)want;
     }
     kern = tables[isa];
+    kernq = qtables[isa];
+    const cpu_features *f = cpu_get_features();
+    kern_extras.vnni = f->avx512_vnni && isa >= ISA_AVX512;
+    kern_extras.bf16 = f->avx512_bf16 && isa >= ISA_AVX512;
 }
 
 int kern_select(qkv_isa isa)
@@ -41,6 +50,17 @@ int kern_select(qkv_isa isa)
     if (isa < 0 || isa >= ISA_COUNT || !cpu_isa_supported(isa, NULL))
         return 0;
     kern = tables[isa];
+    kernq = qtables[isa];
+    return 1;
+}
+
+int kern_select_extras(int vnni, int bf16)
+{
+    const cpu_features *f = cpu_get_features();
+    if ((vnni && !f->avx512_vnni) || (bf16 && !f->avx512_bf16))
+        return 0;
+    kern_extras.vnni = vnni;
+    kern_extras.bf16 = bf16;
     return 1;
 }
 
@@ -71,8 +91,9 @@ int qkv_system_info(char *buf, size_t size)
                     "cpu: %s (%s)\n"
                     "features: %s\n"
                     "kernel paths: %s (this CPU); in use: %s%s\n"
-                    "blas: %s, core %s (its own dispatch; OPENBLAS_CORETYPE caps it)\n",
+                    "blas: %s, core %s (its own dispatch; OPENBLAS_CORETYPE caps it)\n"
+                    "int8 products: %s; bf16 products: %s\n",
                     f->brand[0] ? f->brand : "unknown", f->vendor, feats, paths, cpu_isa_name(kern->isa),
                     getenv("QKV_ISA") && *getenv("QKV_ISA") ? " (capped by $QKV_ISA)" : "", openblas_get_config(),
-                    openblas_get_corename());
+                    openblas_get_corename(), linear_i8_path(), linear_bf16_path());
 }

@@ -175,4 +175,70 @@ extern const kern_table *kern;
  * run). Returns 0 when the CPU lacks it. */
 int kern_select(qkv_isa isa);
 
+/* ---- lower-precision linear layers (quant.h), a second table ----
+ * Items are groups of output panels, as for linear_packed. */
+typedef struct {
+    float *out;
+    const int8_t *xq;   /* [N, Cp]; u8 (xq + 128) when the path's i8_unsigned */
+    const float *xs;    /* [N] */
+    const int8_t *wq;   /* packed */
+    const float *ws;    /* [panels * 16] */
+    const int32_t *wsum; /* [panels * 16]: 128 sum_c wq[o, c] */
+    const float *bias;
+    int N, Cp, OC;
+} lq_args;
+
+typedef struct {
+    float *out;
+    const uint16_t *xb; /* [N, Cp2] bf16 */
+    const uint16_t *wb; /* packed */
+    const float *bias;
+    int N, Cp2, OC;
+} lb_args;
+
+/* rows of activations to int8 (quant.h): q: [N, ldq], scale: [N], x: [N, C];
+ * flip 0x80 stores u8 = q + 128 (as two's complement bytes, q ^ 0x80) */
+typedef struct {
+    int8_t *q;
+    float *scale;
+    const float *x;
+    int C, ldq, flip;
+} qr_args;
+
+/* rows of activations to bf16: q: [N, ldq], x: [N, C] */
+typedef struct {
+    uint16_t *q;
+    const float *x;
+    int C, ldq;
+} br_args;
+
+typedef struct {
+    qkv_isa isa;
+    kpar_fn quant_rows, bf16_rows;
+    kpar_fn linear_i8;
+    int (*linear_i8_groups)(int N, int OC);
+    int (*linear_i8_unsigned)(void); /* 1: activations go in as u8 = xq + 128 */
+    kpar_fn linear_bf16;
+    int (*linear_bf16_groups)(int N, int OC);
+    const char *(*i8_name)(void);
+    const char *(*bf16_name)(void);
+} kernq_table;
+
+extern const kernq_table kernq_generic, kernq_avx2, kernq_avx512;
+
+/* The table in use, switched with kern (dispatch.c). */
+extern const kernq_table *kernq;
+
+/* Features within a path that its kernels may use (dispatch.c sets them
+ * from cpu.h; tests lower them to run the fallbacks). */
+typedef struct {
+    int vnni; /* AVX512-VNNI (vpdpbusd) in the avx512 path */
+    int bf16; /* AVX512-BF16 (vdpbf16ps) in the avx512 path */
+} kern_extras_t;
+extern kern_extras_t kern_extras;
+
+/* Tests only: set the extras (each capped by what the CPU has). Returns 0
+ * when the CPU lacks one that was asked for. */
+int kern_select_extras(int vnni, int bf16);
+
 #endif

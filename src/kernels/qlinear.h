@@ -1,0 +1,45 @@
+/* A linear layer's weight packed once in one of the compute types of the
+ * few-row products (decoding): float32 (linear_packed.h), int8 or bf16
+ * (quant.h). The owner makes it when a model's decoder is set up and
+ * calls qlinear_forward with a scratch of qlinear_scratch_bytes. */
+#ifndef QKV_KERNELS_QLINEAR_H
+#define QKV_KERNELS_QLINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkv.h"
+
+typedef enum { QLIN_F32 = 0, QLIN_INT8 = 1, QLIN_BF16 = 2 } qlinear_type;
+
+typedef struct {
+    qlinear_type type;
+    int C, OC;
+    void *mem; /* the one allocation holding what the type needs */
+    float *wp; /* f32: packed panels */
+    int8_t *wq;
+    float *ws;
+    int32_t *wsum;
+    uint16_t *wb;
+} qlinear;
+
+/* Packs weight [OC, C]. Returns 0 when out of memory. */
+int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type type);
+void qlinear_free(qlinear *q);
+
+/* Bytes the packed weight holds (what a model's memory grows by). */
+size_t qlinear_bytes(int C, int OC, qlinear_type type);
+
+/* Scratch for N rows (0 for f32). */
+size_t qlinear_scratch_bytes(qlinear_type type, int N, int C);
+
+/* out: [N, OC]   inp: [N, C]   bias: [OC] or NULL */
+void qlinear_forward(float *out, const float *inp, const qlinear *q, const float *bias, int N, void *scratch);
+
+/* A CTranslate2 compute type name ("default", "auto", "float32", "int8",
+ * "int8_float32", "int8_bfloat16", "bfloat16") to the type used on this CPU
+ * ("float32", "int8" or "bfloat16"); QKV_ERR_CONFIG for an unknown name.
+ * (Not yet wired to qkv translate: see the issue on compute types.) */
+qkv_status qkv_compute_type_resolve(const char *name, const char **resolved);
+
+#endif
