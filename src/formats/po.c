@@ -7,42 +7,7 @@
 
 #include "base/io.h"
 #include "base/status.h"
-
-/* A growing byte string. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-static char *sb_take(sbuf *b)
-{
-    if (!b->p && !b->oom)
-        sb_add(b, "", 0);
-    return b->oom ? (free(b->p), NULL) : b->p;
-}
+#include "base/strbuf.h"
 
 typedef enum { F_NONE, F_CTXT, F_ID, F_PLURAL, F_STR } field;
 

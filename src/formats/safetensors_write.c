@@ -8,67 +8,30 @@
 
 #include "base/io.h"
 #include "base/status.h"
+#include "base/strbuf.h"
 #include "formats/safetensors.h"
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = '\0';
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) QKV_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    sb_put(b, tmp, (size_t)k);
-}
 
 /* JSON string as serde_json writes it (short escapes where JSON has them). */
 static void sb_json_string(sbuf *b, const char *s)
 {
-    sb_put(b, "\"", 1);
+    sb_add(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
+        case '"': sb_add(b, "\\\"", 2); break;
+        case '\\': sb_add(b, "\\\\", 2); break;
+        case '\n': sb_add(b, "\\n", 2); break;
+        case '\r': sb_add(b, "\\r", 2); break;
+        case '\t': sb_add(b, "\\t", 2); break;
+        case '\b': sb_add(b, "\\b", 2); break;
+        case '\f': sb_add(b, "\\f", 2); break;
         default:
             if (*p < 0x20)
                 sb_printf(b, "\\u%04x", *p);
             else
-                sb_put(b, (const char *)p, 1);
+                sb_add(b, (const char *)p, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    sb_add(b, "\"", 1);
 }
 
 static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
@@ -140,23 +103,23 @@ qkv_status st_write(const char *path, const st_write_tensor *tensors, int n, con
         return s;
     }
     sbuf h = {0};
-    sb_put(&h, "{", 1);
+    sb_add(&h, "{", 1);
     if (n_metadata > 0) {
-        sb_put(&h, "\"__metadata__\":{", 16);
+        sb_add(&h, "\"__metadata__\":{", 16);
         for (int i = 0; i < n_metadata; i++) {
             if (i)
-                sb_put(&h, ",", 1);
+                sb_add(&h, ",", 1);
             sb_json_string(&h, metadata_kv[2 * i]);
-            sb_put(&h, ":", 1);
+            sb_add(&h, ":", 1);
             sb_json_string(&h, metadata_kv[2 * i + 1]);
         }
-        sb_put(&h, "}", 1);
+        sb_add(&h, "}", 1);
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const st_write_tensor *t = &tensors[i];
         if (i || n_metadata > 0)
-            sb_put(&h, ",", 1);
+            sb_add(&h, ",", 1);
         sb_json_string(&h, t->name);
         sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(t->dtype));
         for (int d = 0; d < t->ndim; d++)
@@ -165,11 +128,11 @@ qkv_status st_write(const char *path, const st_write_tensor *tensors, int n, con
         off += sizes[i];
         sb_printf(&h, "%zu]}", off);
     }
-    sb_put(&h, "}", 1);
+    sb_add(&h, "}", 1);
     while (h.n % 8)
-        sb_put(&h, " ", 1);
+        sb_add(&h, " ", 1);
     if (h.oom || h.n > ST_MAX_HEADER) {
-        free(h.s);
+        free(h.p);
         free(sizes);
         return qkv_fail(h.oom ? QKV_ERR_NOMEM : QKV_ERR_ARG, "%s: st_write: header of %zu bytes %s", path, h.n,
                         h.oom ? "does not fit in memory" : "exceeds the format's limit");
@@ -180,7 +143,7 @@ qkv_status st_write(const char *path, const st_write_tensor *tensors, int n, con
     qkv_afile af;
     s = qkv_afile_open(&af, path);
     if (s == QKV_OK) {
-        int ok = fwrite(len8, 1, 8, af.fp) == 8 && fwrite(h.s, 1, h.n, af.fp) == h.n;
+        int ok = fwrite(len8, 1, 8, af.fp) == 8 && fwrite(h.p, 1, h.n, af.fp) == h.n;
         for (int i = 0; i < n && ok; i++)
             ok = !sizes[i] || fwrite(tensors[i].data, 1, sizes[i], af.fp) == sizes[i];
         if (!ok) {
@@ -190,7 +153,7 @@ qkv_status st_write(const char *path, const st_write_tensor *tensors, int n, con
             s = qkv_afile_commit(&af);
         }
     }
-    free(h.s);
+    free(h.p);
     free(sizes);
     return s;
 }
