@@ -281,15 +281,18 @@ def bench(a):
                 sub_n = hf_n if e == "transformers" else n
                 common = ["--input", hf_inp if e == "transformers" else inp, "--output", out, "--beam", str(beam), "--batch", str(batch),
                           "--threads", str(t), "--max-length", str(a.max_length)]
-                if e == "qkv":
+                if e == "qkv" or e.startswith("qkv-"):
+                    # qkv-int8, qkv-int8_bfloat16, qkv-bfloat16, qkv-auto: --compute-type
                     cmd = ["./qkv", "translate", "-m", a.hf, "--input", inp, "--output", out, "--beam-size", str(beam),
                            "--batch-size", str(batch), "--threads", str(t), "--max-length", str(a.max_length),
                            "--forced-eos", "0", "--timing"]
+                    if e.startswith("qkv-"):
+                        cmd += ["--compute-type", e[4:]]
                 elif e == "transformers":
                     cmd = [py, me, "hf", "--model", a.hf] + common
-                elif e in ("ct2-fp32", "ct2-int8"):
+                elif e in ("ct2-fp32", "ct2-int8", "ct2-int8_bfloat16"):
                     model = a.ct2_fp32 if e == "ct2-fp32" else a.ct2_int8
-                    ctype = "float32" if e == "ct2-fp32" else "int8"
+                    ctype = "float32" if e == "ct2-fp32" else e[4:]
                     cmd = [py, me, "ct2", "--model", model, "--hf", a.hf, "--compute-type", ctype] + common
                 else:
                     sys.exit("vs_ctranslate2: unknown engine " + e)
@@ -369,7 +372,9 @@ def main():
     s.add_argument("--hf-sentences", type=int, default=100)
     s.add_argument("--max-length", type=int, default=64)
     s.add_argument("--threads", default="1,2")
-    s.add_argument("--engines", default="qkv,ct2-fp32,ct2-int8,transformers")
+    s.add_argument("--engines", default="qkv,ct2-fp32,ct2-int8,transformers",
+                   help="qkv, qkv-COMPUTE_TYPE (int8, int8_bfloat16, bfloat16, auto), ct2-fp32, ct2-int8, "
+                        "ct2-int8_bfloat16, transformers")
     s.add_argument("--qkv-model", help="the qkv checkpoint the Marian directory was exported from (described)")
     s = sub.add_parser("count")
     s.add_argument("--hf", required=True)

@@ -84,7 +84,7 @@ void qlinear_forward(float *out, const float *inp, const qlinear *q, const float
     }
 }
 
-/* keep in sync with the rule in qlinear.h */
+/* keep in sync with the rule in qkv.h and the README's "Compute types" */
 qkv_status qkv_compute_type_resolve(const char *name, const char **resolved)
 {
     if (!name || !*name || !strcmp(name, "default")) {

@@ -184,6 +184,13 @@ typedef struct model_decoder_cache model_decoder_cache;
  * one. The model must outlive it. */
 typedef struct model_decoder_weights model_decoder_weights;
 qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out);
+/* The same in a compute type (wtype: a qlinear_type of kernels/qlinear.h:
+ * float32 panels, int8 or bf16 weights). */
+qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_decoder_weights **out);
+/* The compute type w was packed in (a qlinear_type). */
+int model_decoder_weights_type(const model_decoder_weights *w);
+/* Bytes the packed weights hold. */
+size_t model_decoder_weights_bytes(const model_decoder_weights *w);
 void model_decoder_weights_free(model_decoder_weights *w);
 /* Packings done in this process so far (model_decoder_weights_new calls,
  * including those model_cache_new makes): benchmarks and tests read it to
