@@ -106,6 +106,8 @@ qkv_status translator_resolve(const qkv_translator *t, const qkv_translate_optio
     const char *ct = "float32";
     qkv_compute_type_resolve(o->compute_type, &ct);
     p->weight_type = !strcmp(ct, "int8") ? QLIN_INT8 : !strcmp(ct, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+    if (!o->compute_type || !o->compute_type[0] || !strcmp(o->compute_type, "default"))
+        p->weight_type = t->own_type; /* the type the model file was written in */
     p->num_samples = o->sample ? o->num_samples : 1;
     p->n_best = o->n_best ? o->n_best : (o->sample ? p->num_samples : p->beam_size);
     p->top_k = o->top_k;

@@ -81,6 +81,24 @@ static qkv_status load_checkpoint(qkv_translator *t, const char *path)
             }
     }
     t->defaults.n_bad_words = n;
+    /* a quantized checkpoint: its type is the default, and int8 weights
+     * are packed from the stored rows, not re-quantized */
+    const char *ct = qkv_checkpoint_compute_type(t->file);
+    t->own_type = !strcmp(ct, "int8") ? QLIN_INT8 : !strcmp(ct, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+    if (t->own_type == QLIN_INT8) {
+        model_i8_tensor *i8;
+        float *scales;
+        QKV_TRY(qkv_checkpoint_i8_tensors(t->file, t->model, &i8, &scales));
+        model_decoder_weights *w = NULL;
+        qkv_status st = model_decoder_weights_new_i8(t->model, i8, &w);
+        free(i8);
+        free(scales);
+        QKV_TRY(st);
+        translator_pool_set_weights(t->pool, QLIN_INT8, w);
+    }
+    /* the vocabularies and parameters are copies: the file's bytes can go */
+    qkv_checkpoint_release(t->file);
+    t->file = NULL;
     return QKV_OK;
 }
 

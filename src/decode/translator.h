@@ -35,11 +35,14 @@ qkv_status translator_state_take(const qkv_translator *t, int wtype, search_stat
 void translator_state_give(const qkv_translator *t, int wtype, search_state *s);
 /* The translator's decoder weights in compute type wtype, packed on first
  * use and kept until the translator is freed; thread-safe. */
+/* Installs packed weights of type wtype (taking ownership), before any call. */
+void translator_pool_set_weights(translator_pool *p, int wtype, model_decoder_weights *w);
 qkv_status translator_weights(const qkv_translator *t, int wtype, const model_decoder_weights **out);
 
 struct qkv_translator {
     qkv_model *model;
-    void *file;                       /* qkv checkpoint bytes the vocabularies came from */
+    void *file;                       /* qkv checkpoint bytes while loading (released once loaded) */
+    int own_type;                     /* qlinear_type of the weights as stored: the "default" compute type */
     qkv_vocab *src_vocab, *tgt_vocab; /* qkv checkpoints; tgt_vocab == src_vocab when shared */
     qkv_tokenizer *tok;               /* Marian directories */
     translator_defaults defaults;

@@ -91,3 +91,11 @@ qkv_status translator_weights(const qkv_translator *t, int wtype, const model_de
     pthread_mutex_unlock(&p->mu);
     return st;
 }
+
+void translator_pool_set_weights(translator_pool *p, int wtype, model_decoder_weights *w)
+{
+    pthread_mutex_lock(&p->mu);
+    model_decoder_weights_free(p->w[wtype]);
+    p->w[wtype] = w;
+    pthread_mutex_unlock(&p->mu);
+}

@@ -25,6 +25,9 @@ typedef struct {
 
 /* Packs weight [OC, C]. Returns 0 when out of memory. */
 int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type type);
+/* An int8 weight from rows already quantized (quant.h's scheme): wq_rows
+ * [OC, C], scale [OC]. Returns 0 when out of memory. */
+int qlinear_make_i8(qlinear *q, const int8_t *wq_rows, const float *scale, int C, int OC);
 void qlinear_free(qlinear *q);
 
 /* Bytes the packed weight holds (what a model's memory grows by). */

@@ -127,19 +127,45 @@ int model_decoder_weights_type(const model_decoder_weights *w) { return (int)w->
 
 size_t model_decoder_weights_bytes(const model_decoder_weights *w) { return w->bytes; }
 
-qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out)
+int model_decoder_product_count(const qkv_model *m) { return 6 * m->cfg.decoder_layers + 1; }
+
+/* keep in sync with pack_weights' order */
+void model_decoder_product_tensors(const qkv_model *m, model_product_tensor *out)
 {
-    return model_decoder_weights_new_typed(m, QLIN_F32, out);
+    const qkv_model_config *cfg = &m->cfg;
+    int C = cfg->d_model, F = cfg->decoder_d_ff, V = cfg->tgt_vocab_size, n = 0;
+    for (int l = 0; l < cfg->decoder_layers; l++) {
+        const layer_offsets *lo = &m->dec_layers[l];
+        out[n++] = (model_product_tensor){lo->self.qkv_w, 3 * C, C, 0};
+        out[n++] = (model_product_tensor){lo->self.out_w, C, C, 0};
+        out[n++] = (model_product_tensor){lo->cross.qkv_w, 3 * C, C, 0};
+        out[n++] = (model_product_tensor){lo->cross.out_w, C, C, 0};
+        out[n++] = (model_product_tensor){lo->fc1_w, F, C, 0};
+        out[n++] = (model_product_tensor){lo->fc2_w, C, F, 0};
+    }
+    out[n] = (model_product_tensor){m->out_w, V, C, m->out_w == m->dec_embed || m->out_w == m->enc_embed};
+}
+
+/* Packs rows [row0, row0 + out) of product tensor k (an [out, in] weight at
+ * params + off) into dst: from the int8 tensors when given, else from the
+ * float32 parameters in type t. */
+static int pack_one(model_decoder_weights *dw, qlinear *dst, const model_i8_tensor *i8, int k, size_t off, int row0,
+                    int in, int out)
+{
+    qlinear_type t = dw->type;
+    dw->bytes += qlinear_bytes(in, out, t);
+    if (i8)
+        return qlinear_make_i8(dst, i8[k].q + (size_t)row0 * in, i8[k].scale + row0, in, out);
+    return qlinear_make(dst, dw->m->params + off + (size_t)row0 * in, in, out, t);
 }
 
 /* Packs every decoder weight a step multiplies by, in the compute type. */
-qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_decoder_weights **out)
+static qkv_status pack_weights(const qkv_model *m, qlinear_type t, const model_i8_tensor *i8,
+                               model_decoder_weights **out)
 {
     *out = NULL;
     const qkv_model_config *cfg = &m->cfg;
-    const float *P = m->params;
     int L = cfg->decoder_layers, C = cfg->d_model, F = cfg->decoder_d_ff, V = cfg->tgt_vocab_size;
-    qlinear_type t = (qlinear_type)wtype;
     model_decoder_weights *dw = calloc(1, sizeof *dw);
     if (dw) {
         dw->m = m;
@@ -147,25 +173,19 @@ qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_
         dw->pl = calloc((size_t)L, sizeof *dw->pl);
     }
     int ok = dw && dw->pl;
-#define PACK(dst, src, in, out)                                \
-    do {                                                       \
-        ok = ok && qlinear_make(&(dst), P + (src), in, out, t); \
-        dw->bytes += qlinear_bytes(in, out, t);                \
-    } while (0)
     for (int l = 0; ok && l < L; l++) {
         const layer_offsets *lo = &m->dec_layers[l];
         packed_layer *pl = &dw->pl[l];
-        PACK(pl->self_qkv, lo->self.qkv_w, C, 3 * C);
-        PACK(pl->self_out, lo->self.out_w, C, C);
-        PACK(pl->cross_q, lo->cross.qkv_w, C, C);                      /* the q rows of [3C, C] */
-        PACK(pl->cross_kv, lo->cross.qkv_w + (size_t)C * C, C, 2 * C); /* k and v rows */
-        PACK(pl->cross_out, lo->cross.out_w, C, C);
-        PACK(pl->fc1, lo->fc1_w, C, F);
-        PACK(pl->fc2, lo->fc2_w, F, C);
+        int k = 6 * l;
+        ok = pack_one(dw, &pl->self_qkv, i8, k, lo->self.qkv_w, 0, C, 3 * C) &&
+             pack_one(dw, &pl->self_out, i8, k + 1, lo->self.out_w, 0, C, C) &&
+             pack_one(dw, &pl->cross_q, i8, k + 2, lo->cross.qkv_w, 0, C, C) &&      /* the q rows of [3C, C] */
+             pack_one(dw, &pl->cross_kv, i8, k + 2, lo->cross.qkv_w, C, C, 2 * C) && /* k and v rows */
+             pack_one(dw, &pl->cross_out, i8, k + 3, lo->cross.out_w, 0, C, C) &&
+             pack_one(dw, &pl->fc1, i8, k + 4, lo->fc1_w, 0, C, F) &&
+             pack_one(dw, &pl->fc2, i8, k + 5, lo->fc2_w, 0, F, C);
     }
-    if (ok)
-        PACK(dw->out_packed, m->out_w, C, V);
-#undef PACK
+    ok = ok && pack_one(dw, &dw->out_packed, i8, 6 * L, m->out_w, 0, C, V);
     if (!ok) {
         model_decoder_weights_free(dw);
         return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate the decoder's packed weights");
@@ -173,6 +193,21 @@ qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_
     atomic_fetch_add(&pack_count, 1);
     *out = dw;
     return QKV_OK;
+}
+
+qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out)
+{
+    return pack_weights(m, QLIN_F32, NULL, out);
+}
+
+qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_decoder_weights **out)
+{
+    return pack_weights(m, (qlinear_type)wtype, NULL, out);
+}
+
+qkv_status model_decoder_weights_new_i8(const qkv_model *m, const model_i8_tensor *t, model_decoder_weights **out)
+{
+    return pack_weights(m, QLIN_INT8, t, out);
 }
 
 qkv_status model_cache_new_shared(const model_decoder_weights *w, int max_B, int max_S, int max_T,
