@@ -254,6 +254,31 @@ static void test_packed_once_per_type(void)
     qkv_translator_free(t);
 }
 
+/* The commands take the option and refuse unknown types before doing anything. */
+static void test_cli_options(void)
+{
+    char cmd[1024], *out = NULL;
+    static const char *const cmds[] = {"translate", "score", "serve"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "./qkv %s -m %s/marian/opus_tiny --compute-type int4 </dev/null 2>&1", cmds[k],
+                 test_golden_dir());
+        int rc = test_run(cmd, &out);
+        CHECK(rc != 0 && out && strstr(out, "int4") && strstr(out, "expected"),
+              "qkv %s --compute-type int4: exit %d: %s", cmds[k], rc, out ? out : "");
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "echo 'I love you' | ./qkv translate -m %s/marian/opus_tiny --compute-type int8 && "
+             "echo 'I love you' | ./qkv translate -m %s/marian/opus_tiny --compute-type auto",
+             test_golden_dir(), test_golden_dir());
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 0 && out && strchr(out, '\n'), "%s: exit %d", cmd, rc);
+    free(out);
+    rc = test_run("./qkv version", &out);
+    CHECK(rc == 0 && out && strstr(out, "compute type auto: "), "qkv version does not print the auto choice: %s",
+          out ? out : "");
+    free(out);
+}
+
 static const test_case cases[] = {
     TEST(test_resolve_names),
     TEST(test_auto_rule),
@@ -261,6 +286,7 @@ static const test_case cases[] = {
     TEST(test_parity_sep_f16),
     TEST(test_score_types),
     TEST(test_packed_once_per_type),
+    TEST(test_cli_options),
 };
 
 int main(int argc, char **argv) { return test_main_per_isa(argc, argv, cases, TEST_COUNT(cases)); }
