@@ -163,8 +163,7 @@ def run_ct2(a):
             out[i] = detok(r.hypotheses[0])
     translate_s = time.perf_counter() - t1
     write_lines(a.output, out)
-    # the type CTranslate2 runs in: it falls back to the closest supported
-    # one (on CPU: float32, int8, int8_float32) when asked for another
+    # the type CTranslate2 runs in (on CPU it reports int8 as int8_float32)
     print(json.dumps({"engine": "ctranslate2-" + a.compute_type, "compute_type": tr.compute_type, "load_s": load_s,
                       "translate_s": translate_s, "sentences": len(idx)}), file=sys.stderr)
 
