@@ -4,16 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/io.h"
 #include "commands.h"
+#include "data/labels.h"
 #include "embed_args.h"
 #include "qkv.h"
 
 static const char usage[] =
     "usage: qkv classify train -m ENCODER --train F.tsv [--dev F.tsv] --out CLF.qkv [OPTIONS]\n"
     "       qkv classify predict -m CLF.qkv [--input F] < texts\n"
-    "       qkv classify eval -m CLF.qkv [--test F.tsv]\n"
-    "  ENCODER is any model qkv embed reads. Labelled files hold LABEL<TAB>TEXT lines (qkv corpus writes\n"
-    "  {train,dev,test}.labels.tsv: the package of each English message). train embeds the texts once,\n"
+    "       qkv classify eval -m CLF.qkv [--test F.tsv] [--split NAME]\n"
+    "  ENCODER is any model qkv embed reads. A labelled file is either a labels.tsv, as qkv corpus writes\n"
+    "  it (the package of each English message): a header line split<TAB>label<TAB>text, then\n"
+    "  train|dev|test<TAB>LABEL<TAB>TEXT rows, of which --train reads the train rows, --dev the dev rows\n"
+    "  and --test the test rows; or, without that header, LABEL<TAB>TEXT lines, all of them read (the\n"
+    "  per-split {train,dev,test}.labels.tsv that qkv corpus also writes). train embeds the texts once,\n"
     "  fits W e + b with AdamW on cross-entropy (seeded) and keeps the epoch of best dev accuracy (the\n"
     "  last without --dev). predict prints LABEL<TAB>PROBABILITY per line; eval prints accuracy and\n"
     "  macro-F1 (scikit-learn's definition) of a labelled file (stdin without --test).\n"
@@ -23,41 +28,61 @@ static const char usage[] =
     "  --weight-decay X    (default 1e-4)\n"
     "  --head-batch N      examples per update (default 64)\n"
     "  --seed S            initialisation and shuffling (default 1)\n"
+    "  --split NAME        read NAME's rows (train, dev or test) of a labels.tsv instead: the --train\n"
+    "                      file's for train, the --test file's for eval (--dev always reads dev)\n"
     "  -q, --quiet         no per-epoch lines on stderr\n"
     "  Embedding options as qkv embed (train only; stored in the classifier): --pooling, --normalize,\n"
     "  --no-normalize, --max-length, --batch-size, --threads.\n";
 
-typedef struct {
-    char **labels, **texts;
-    int n;
-    cli_lines raw;
-} labelled;
-
-static int read_labelled(const char *path, labelled *out)
+/* The whole of stdin, NUL-terminated, malloc'ed; NULL after printing an error. */
+static char *read_stdin(size_t *len)
 {
-    memset(out, 0, sizeof *out);
-    if (!cli_read_lines_path(path, &out->raw))
-        return 0;
-    out->labels = malloc(((size_t)out->raw.n + 1) * sizeof *out->labels);
-    out->texts = malloc(((size_t)out->raw.n + 1) * sizeof *out->texts);
-    if (!out->labels || !out->texts)
-        return cli_error("%s: out of memory", path), 0;
-    for (int i = 0; i < out->raw.n; i++) {
-        char *line = out->raw.lines[i], *tab = strchr(line, '\t');
-        if (!tab || tab == line)
-            return cli_error("%s: line %d: expected LABEL<TAB>TEXT", path, i + 1), 0;
-        *tab = '\0';
-        out->labels[out->n] = line;
-        out->texts[out->n++] = tab + 1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, stdin);
+        if (n < cap)
+            break;
+        char *nb = realloc(buf, 2 * cap + 1);
+        if (!nb)
+            free(buf);
+        buf = nb;
+        cap *= 2;
     }
-    return 1;
+    if (!buf)
+        return cli_error("stdin: out of memory"), NULL;
+    if (ferror(stdin)) {
+        free(buf);
+        return cli_error("stdin: read error"), NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }
 
-static void labelled_free(labelled *l)
+/* Reads the labelled file at path ("-": stdin): the rows of split from a
+ * labels.tsv, every row of a LABEL<TAB>TEXT file (data/labels.h).
+ * split_given: --split named it, which a file without splits refuses. */
+static int read_labelled(const char *path, const char *split, int split_given, labels_set *out)
 {
-    free(l->labels);
-    free(l->texts);
-    cli_lines_free(&l->raw);
+    memset(out, 0, sizeof *out);
+    const char *name = strcmp(path, "-") ? path : "stdin";
+    char *text;
+    size_t len;
+    if (!strcmp(path, "-")) {
+        if (!(text = read_stdin(&len)))
+            return 0;
+    } else if (qkv_read_file(path, &text, &len) != QKV_OK) {
+        return cli_error("%s", qkv_last_error()), 0;
+    }
+    if (labels_parse(out, text, len, name, split) != QKV_OK)
+        return cli_error("%s", qkv_last_error()), 0;
+    if (split_given && !out->has_splits) {
+        labels_free(out);
+        return cli_error("%s: --split %s, but the file has no splits (its first line is not the labels.tsv header "
+                         "'split<TAB>label<TAB>text')", name, split), 0;
+    }
+    return 1;
 }
 
 static void progress(void *ctx, const char *line)
@@ -87,7 +112,7 @@ int cmd_classify(int argc, char **argv)
     int m_train = !strcmp(mode, "train"), m_pred = !strcmp(mode, "predict"), m_eval = !strcmp(mode, "eval");
     if (!m_train && !m_pred && !m_eval)
         return cli_error("classify: unknown mode '%s' (train, predict or eval)", mode);
-    const char *model = NULL, *train = NULL, *dev = NULL, *outp = NULL, *input = NULL, *test = NULL;
+    const char *model = NULL, *train = NULL, *dev = NULL, *outp = NULL, *input = NULL, *test = NULL, *split = NULL;
     int quiet = 0;
     qkv_classify_options o = qkv_classify_default_options();
     o.progress = progress;
@@ -133,6 +158,7 @@ int cmd_classify(int argc, char **argv)
                            : m_train && (!strcmp(a, "--out") || !strcmp(a, "-o")) ? &outp
                            : m_pred && (!strcmp(a, "--input") || !strcmp(a, "-i")) ? &input
                            : m_eval && !strcmp(a, "--test")                        ? &test
+                           : (m_train || m_eval) && !strcmp(a, "--split")          ? &split
                                                                                    : NULL;
         if (!dst)
             return cli_error("classify %s: unknown option '%s' (see qkv classify --help)", mode, a);
@@ -143,11 +169,14 @@ int cmd_classify(int argc, char **argv)
         o.progress = NULL;
     if (!model)
         return cli_error("classify %s: -m is required", mode);
+    if (split && !labels_split_valid(split))
+        return cli_error("classify %s: --split wants train, dev or test, got '%s'", mode, split);
     if (m_train) {
         if (!train || !outp)
             return cli_error("classify train: --train F.tsv and --out CLF.qkv are required");
-        labelled tr, dv = {0};
-        int ok = read_labelled(train, &tr) && (!dev || read_labelled(dev, &dv));
+        labels_set tr, dv = {0};
+        int ok = read_labelled(train, split ? split : "train", split != NULL, &tr) &&
+                 (!dev || read_labelled(dev, "dev", 0, &dv));
         qkv_classifier *c = NULL;
         if (ok && qkv_classifier_train(model, (const char *const *)tr.texts, (const char *const *)tr.labels, tr.n,
                                        (const char *const *)dv.texts, (const char *const *)dv.labels, dv.n, &o,
@@ -158,22 +187,22 @@ int cmd_classify(int argc, char **argv)
         if (ok && !quiet)
             fprintf(stderr, "qkv classify: %d labels, wrote %s\n", qkv_classifier_num_labels(c), outp);
         qkv_classifier_free(c);
-        labelled_free(&tr);
-        labelled_free(&dv);
+        labels_free(&tr);
+        labels_free(&dv);
         return ok ? 0 : 1;
     }
     qkv_classifier *c;
     if (qkv_classifier_load(model, &c) != QKV_OK)
         return cli_error("%s", qkv_last_error());
     int rc = 1;
-    labelled ev = {0};
+    labels_set ev = {0};
     cli_lines in = {0};
     char **texts = NULL;
     int n = 0;
     if (m_pred && cli_read_lines_path(input ? input : "-", &in)) {
         texts = in.lines;
         n = in.n;
-    } else if (m_eval && read_labelled(test ? test : "-", &ev)) {
+    } else if (m_eval && read_labelled(test ? test : "-", split ? split : "test", split != NULL, &ev)) {
         texts = ev.texts;
         n = ev.n;
     }
@@ -202,7 +231,7 @@ int cmd_classify(int argc, char **argv)
             rc = cli_error("stdout: write error");
     }
     free(lab), free(prob);
-    labelled_free(&ev);
+    labels_free(&ev);
     cli_lines_free(&in);
     qkv_classifier_free(c);
     return rc;

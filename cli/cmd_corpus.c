@@ -19,6 +19,11 @@ static const char usage[] =
     "them (dpkg-deb -x), reads every <lang>/LC_MESSAGES/*.mo catalog with qkv's\n"
     "own .mo reader, cleans the English/translation pairs and writes\n"
     "OUT/{train,dev,test}.{en,XX} and OUT/report.json (XX: zh, de, ...).\n"
+    "It also writes the package-classification task of `qkv classify`, the English\n"
+    "side labelled with its package, on the same split, for the packages with at\n"
+    "least --label-min pairs: OUT/labels.tsv (header split<TAB>label<TAB>text, then\n"
+    "train|dev|test<TAB>PACKAGE<TAB>TEXT rows) and, as before, the per-split\n"
+    "OUT/{train,dev,test}.labels.tsv (PACKAGE<TAB>TEXT).\n"
     "Re-running with a complete cache downloads and unpacks nothing.\n"
     "\n"
     "options:\n"
@@ -30,6 +35,7 @@ static const char usage[] =
     "  --dev N           pairs in the dev split (1000)\n"
     "  --test N          pairs in the test split (1000)\n"
     "  --packages A,B    packages to use instead of the default list\n"
+    "  --label-min N     pairs a package needs to be in the labels files (1000)\n"
     "  --no-download     use only what the cache holds\n"
     "  --add-cedict      append CC-CEDICT pairs (gloss -> headword) to the training split\n"
     "                    (out/cache/cedict/cedict.txt, from scripts/fetch-cedict; never dev or\n"
@@ -240,6 +246,12 @@ int cmd_corpus(int argc, char **argv)
             if (!parse_int(v, &o.max_chars, 1))
                 return cli_error("corpus: --max-chars wants a positive integer, got '%s'", v);
             i++;
+        } else if (!strcmp(a, "--label-min")) {
+            int m;
+            if (!parse_int(v, &m, 0))
+                return cli_error("corpus: --label-min wants a non-negative integer, got '%s'", v);
+            o.label_min_pairs = m;
+            i++;
         } else if (!strcmp(a, "--dev")) {
             if (!parse_int(v, &o.dev_size, 0))
                 return cli_error("corpus: --dev wants a non-negative integer, got '%s'", v);
@@ -305,7 +317,8 @@ int cmd_corpus(int argc, char **argv)
     print_report(&r, out);
     fprintf(stderr, "  time: %.1f s fetching (%d packages %s), %.1f s building\n", t1 - t0, fetched,
             fetched ? "downloaded or unpacked" : "fetched: cache complete", t2 - t1);
-    fprintf(stderr, "  wrote %s/{train,dev,test}.{en,...} and %s/report.json\n", out, out);
+    fprintf(stderr, "  wrote %s/{train,dev,test}.{en,...}, %s/labels.tsv ({train,dev,test}.labels.tsv) and "
+            "%s/report.json\n", out, out, out);
     corpus_report_free(&r);
     if (cedict && corpus_add_cedict(cedict, out, o.lang))
         rc = 1;

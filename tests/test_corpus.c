@@ -12,6 +12,7 @@
 #include "base/io.h"
 #include "base/rng.h"
 #include "data/corpus.h"
+#include "data/labels.h"
 #include "test.h"
 
 /* ---- accelerators ---------------------------------------------------------- */
@@ -225,9 +226,11 @@ static int build(corpus_report *r, int dev, int test, int max_chars)
 
 static void remove_outputs(void)
 {
-    const char *names[] = {"train.en", "train.zh", "dev.en", "dev.zh", "test.en", "test.zh", "report.json"};
+    const char *names[] = {"train.en",     "train.zh",         "dev.en",          "dev.zh",
+                           "test.en",      "test.zh",          "report.json",     "labels.tsv",
+                           "train.labels.tsv", "dev.labels.tsv", "test.labels.tsv"};
     char p[512];
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         snprintf(p, sizeof p, "%s/%s", out_dir, names[i]);
         remove(p);
     }
@@ -376,6 +379,201 @@ static void test_build_is_deterministic(void)
     remove_outputs();
 }
 
+/* labels.tsv: the header, then the rows of train, dev and test, each the
+ * split its source went to, labelled with its package, packages under
+ * label_min_pairs left out; the per-split files hold the same rows, and the
+ * reader gives each split back. */
+static void test_labels_files(void)
+{
+    snprintf(out_dir, sizeof out_dir, "/tmp/qkv_test_corpus_%ld", (long)getpid());
+    mkdir(out_dir, 0755);
+    char root[512];
+    snprintf(root, sizeof root, "%s/formats/corpus", test_golden_dir());
+    corpus_options o = corpus_default_options();
+    CHECK(o.label_min_pairs == 1000, "default label_min_pairs %ld", o.label_min_pairs);
+    o.dev_size = 2;
+    o.test_size = 3;
+    o.label_min_pairs = 3; /* pkg-a (10 pairs) and pkg-b (3) in, pkg-c (1) out */
+    corpus_report r;
+    if (corpus_build(root, NULL, out_dir, &o, &r) != QKV_OK) {
+        CHECK(0, "build: %s", qkv_last_error());
+        return;
+    }
+    const char *splits[] = {"train", "dev", "test"};
+    lines en[3], all;
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.en", splits[k]);
+        read_lines(out_dir, name, &en[k]);
+    }
+    read_lines(out_dir, "labels.tsv", &all);
+    CHECK(all.n > 0 && !strcmp(all.lines[0], LABELS_HEADER), "labels.tsv starts with '%s'", all.n ? all.lines[0] : "");
+    int rows[3] = {0}, last_split = 0, in_order = 1;
+    for (int i = 1; i < all.n; i++) {
+        char buf[512], *f[3] = {buf, NULL, NULL};
+        snprintf(buf, sizeof buf, "%s", all.lines[i]);
+        for (int j = 1; j < 3; j++)
+            if (f[j - 1] && (f[j] = strchr(f[j - 1], '\t')) != NULL)
+                *f[j]++ = '\0';
+        if (!f[1] || !f[2]) {
+            CHECK(0, "labels.tsv line %d: '%s' has not three fields", i + 1, all.lines[i]);
+            continue;
+        }
+        int k = !strcmp(f[0], "train") ? 0 : !strcmp(f[0], "dev") ? 1 : !strcmp(f[0], "test") ? 2 : -1;
+        CHECK(k >= 0, "labels.tsv line %d: split '%s'", i + 1, f[0]);
+        if (k < 0)
+            continue;
+        in_order &= k >= last_split;
+        last_split = k;
+        rows[k]++;
+        CHECK(!strcmp(f[1], "pkg-a") || !strcmp(f[1], "pkg-b"), "labels.tsv line %d: package '%s'", i + 1, f[1]);
+        int found = 0;
+        for (int j = 0; j < en[k].n; j++)
+            found |= !strcmp(en[k].lines[j], f[2]);
+        CHECK(found, "labels.tsv line %d: '%s' is not in %s.en", i + 1, f[2], splits[k]);
+    }
+    CHECK(in_order, "labels.tsv: splits not in the order train, dev, test");
+    CHECK(rows[0] + rows[1] + rows[2] == 13, "labels.tsv has %d rows, want the 13 of pkg-a and pkg-b",
+          rows[0] + rows[1] + rows[2]);
+    free_lines(&all);
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.labels.tsv", splits[k]);
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", out_dir, name);
+        labels_set one, from_all;
+        if (labels_read(&one, path, "train") != QKV_OK) {
+            CHECK(0, "%s", qkv_last_error());
+            continue;
+        }
+        CHECK(!one.has_splits && one.n == rows[k], "%s: %d rows (splits %d), labels.tsv has %d", name, one.n,
+              one.has_splits, rows[k]);
+        snprintf(path, sizeof path, "%s/labels.tsv", out_dir);
+        if (rows[k] == 0) {
+            CHECK(labels_read(&from_all, path, splits[k]) == QKV_ERR_FORMAT, "empty split %s read", splits[k]);
+        } else if (labels_read(&from_all, path, splits[k]) == QKV_OK) {
+            CHECK(from_all.has_splits && from_all.n == one.n, "split %s of labels.tsv: %d rows, %s %d", splits[k],
+                  from_all.n, name, one.n);
+            for (int i = 0; i < one.n && i < from_all.n; i++)
+                CHECK(!strcmp(one.labels[i], from_all.labels[i]) && !strcmp(one.texts[i], from_all.texts[i]),
+                      "%s row %d: '%s' '%s' in labels.tsv, '%s' '%s' in %s", splits[k], i + 1, from_all.labels[i],
+                      from_all.texts[i], one.labels[i], one.texts[i], name);
+            labels_free(&from_all);
+        } else {
+            CHECK(0, "%s", qkv_last_error());
+        }
+        labels_free(&one);
+        free_lines(&en[k]);
+    }
+    corpus_report_free(&r);
+    remove_outputs();
+}
+
+static qkv_status parse(labels_set *l, const char *text, const char *split)
+{
+    char *copy = strdup(text);
+    return copy ? labels_parse(l, copy, strlen(copy), "x.tsv", split) : QKV_ERR_NOMEM;
+}
+
+static void check_parse_error(const char *text, const char *split, qkv_status want, const char *want_msg)
+{
+    labels_set l;
+    qkv_status s = parse(&l, text, split);
+    CHECK(s == want && strstr(qkv_last_error(), want_msg) && !l.labels && !l.buf,
+          "'%s' (split %s): status %d '%s', want %d '%s'", text, split ? split : "NULL", s, qkv_last_error(), want,
+          want_msg);
+    if (s == QKV_OK)
+        labels_free(&l);
+}
+
+static void test_labels_parse(void)
+{
+    static const char file[] = "split\tlabel\ttext\r\n"
+                               "train\tgtk\tOpen File\n"
+                               "dev\tpg\tSELECT\ta tab\n"
+                               "train\tpg\t\n"
+                               "test\tgtk\tQuit";
+    const char *splits[] = {"train", "dev", "test"};
+    const int want_n[] = {2, 1, 1};
+    const char *want_first[][2] = {{"gtk", "Open File"}, {"pg", "SELECT\ta tab"}, {"gtk", "Quit"}};
+    for (int k = 0; k < 3; k++) {
+        labels_set l;
+        if (parse(&l, file, splits[k]) != QKV_OK) {
+            CHECK(0, "split %s: %s", splits[k], qkv_last_error());
+            continue;
+        }
+        CHECK(l.has_splits && l.rows == 4 && l.n == want_n[k], "split %s: %d rows of %d, splits %d", splits[k], l.n,
+              l.rows, l.has_splits);
+        if (l.n > 0)
+            CHECK(!strcmp(l.labels[0], want_first[k][0]) && !strcmp(l.texts[0], want_first[k][1]),
+                  "split %s: first row '%s' '%s', want '%s' '%s'", splits[k], l.labels[0], l.texts[0],
+                  want_first[k][0], want_first[k][1]);
+        if (k == 0 && l.n == 2)
+            CHECK(!strcmp(l.labels[1], "pg") && !strcmp(l.texts[1], ""), "an empty text: '%s' '%s'", l.labels[1],
+                  l.texts[1]);
+        labels_free(&l);
+    }
+    /* without the exact header: the two-column form, every row, split unused */
+    labels_set l;
+    if (parse(&l, "gtk\tOpen\r\npg\tSELECT x\n", "dev") == QKV_OK) {
+        CHECK(!l.has_splits && l.n == 2 && !strcmp(l.labels[1], "pg") && !strcmp(l.texts[0], "Open"),
+              "two-column file: %d rows, splits %d", l.n, l.has_splits);
+        labels_free(&l);
+    } else {
+        CHECK(0, "%s", qkv_last_error());
+    }
+    if (parse(&l, "split\tlabel\ttext \ntrain\tgtk\tOpen\n", "test") == QKV_OK) {
+        CHECK(!l.has_splits && l.n == 2 && !strcmp(l.labels[0], "split") && !strcmp(l.labels[1], "train"),
+              "a near-header is no header: %d rows, splits %d", l.n, l.has_splits);
+        labels_free(&l);
+    } else {
+        CHECK(0, "%s", qkv_last_error());
+    }
+    if (parse(&l, "", "train") == QKV_OK) {
+        CHECK(!l.has_splits && l.n == 0, "empty file: %d rows", l.n);
+        labels_free(&l);
+    } else {
+        CHECK(0, "%s", qkv_last_error());
+    }
+    /* errors name the file and the line */
+    check_parse_error("split\tlabel\ttext\ntrain\tgtk\tOpen\ntrain gtk Open\n", "train", QKV_ERR_FORMAT,
+                      "x.tsv: line 3: expected SPLIT<TAB>LABEL<TAB>TEXT");
+    check_parse_error("split\tlabel\ttext\ntrain\tgtk Open\n", "train", QKV_ERR_FORMAT,
+                      "x.tsv: line 2: expected SPLIT<TAB>LABEL<TAB>TEXT");
+    check_parse_error("split\tlabel\ttext\ntrain\tgtk\tOpen\nvalid\tgtk\tQuit\n", "train", QKV_ERR_FORMAT,
+                      "x.tsv: line 3: unknown split 'valid'");
+    check_parse_error("split\tlabel\ttext\ntrain\t\tOpen\n", "train", QKV_ERR_FORMAT, "x.tsv: line 2: empty label");
+    check_parse_error("split\tlabel\ttext\ntrain\tgtk\tOpen\ndev\tpg\tQuit\n", "test", QKV_ERR_FORMAT,
+                      "x.tsv: no row of split 'test' (2 rows");
+    check_parse_error("split\tlabel\ttext\n", "train", QKV_ERR_FORMAT, "x.tsv: no row of split 'train' (0 rows");
+    check_parse_error("split\tlabel\ttext\ntrain\tgtk\tOpen\n", "validation", QKV_ERR_ARG, "split 'validation'");
+    check_parse_error("gtk\tOpen\nno tab here\n", "train", QKV_ERR_FORMAT, "x.tsv: line 2: expected LABEL<TAB>TEXT");
+    check_parse_error("gtk\tOpen\n\tOpen\n", "train", QKV_ERR_FORMAT, "x.tsv: line 2: empty label");
+    CHECK(labels_read(&l, "/nonexistent/labels.tsv", "train") == QKV_ERR_IO && !l.buf, "a missing file was read");
+
+    /* the writer's rows read back; tabs and line breaks in the text became spaces */
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/qkv_test_labels_%ld.tsv", (long)getpid());
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp != NULL, "cannot write %s", path);
+    if (!fp)
+        return;
+    fputs(LABELS_HEADER "\n", fp);
+    CHECK(labels_write_row(fp, "test", "pkg", "a\tb\nc\rd") == QKV_OK, "%s", qkv_last_error());
+    CHECK(labels_write_row(fp, "valid", "pkg", "x") == QKV_ERR_ARG, "split 'valid' written");
+    CHECK(labels_write_row(fp, "dev", "p\tq", "x") == QKV_ERR_ARG, "a label with a tab written");
+    CHECK(labels_write_row(fp, "dev", "", "x") == QKV_ERR_ARG, "an empty label written");
+    fclose(fp);
+    if (labels_read(&l, path, "test") == QKV_OK) {
+        CHECK(l.n == 1 && l.rows == 1 && !strcmp(l.labels[0], "pkg") && !strcmp(l.texts[0], "a b c d"),
+              "written row read back as %d rows, '%s' '%s'", l.n, l.n ? l.labels[0] : "", l.n ? l.texts[0] : "");
+        labels_free(&l);
+    } else {
+        CHECK(0, "%s", qkv_last_error());
+    }
+    unlink(path);
+}
+
 static void test_length_limit_and_small_corpus(void)
 {
     corpus_report r;
@@ -504,6 +702,8 @@ static const test_case cases[] = {
     TEST(test_utf8_and_hash),
     TEST(test_build_fixture_tree),
     TEST(test_build_is_deterministic),
+    TEST(test_labels_files),
+    TEST(test_labels_parse),
     TEST(test_length_limit_and_small_corpus),
     TEST(test_fetch_unpacks_once),
     TEST(test_build_errors),

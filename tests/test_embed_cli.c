@@ -1,8 +1,9 @@
 /* qkv embed / similarity / search end to end on the small BERT fixture
  * (tests/golden/bert/tiny): the three output formats against the library,
  * empty lines, similarity of pairs, search with a saved and reloaded index,
- * a damaged index, and bad arguments. The program is ./qkv (or $QKV_BIN),
+ * a damaged index, bad arguments, and classify on a labels.tsv. The program is ./qkv (or $QKV_BIN),
  * run from the repository root. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,107 @@ static void test_bad_arguments(void)
     }
 }
 
+static int write_text(const char *name, const char *text)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return qkv_write_file(path, text, strlen(text)) == QKV_OK;
+}
+
+static char golden_abs[PATH_MAX];
+
+/* Runs `qkv ARGS 2>&1` in dir; returns the exit status, *out what it printed. */
+static int run_qkv(const char *args, char **out)
+{
+    char bin[PATH_MAX], cmd[2 * PATH_MAX + 8192];
+    *out = NULL;
+    if (!realpath(qkv_bin(), bin)) {
+        CHECK(0, "%s: not found", qkv_bin());
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, bin, args);
+    return test_run(cmd, out);
+}
+
+/* classify train/eval on a labels.tsv (header, split column) and on the
+ * two-column form: each flag reads its split, --split overrides, and the
+ * errors name the file and the line. */
+static void test_classify_labels_tsv(void)
+{
+    CHECK(setup(), "setup");
+    CHECK(write_text("labels.tsv", "split\tlabel\ttext\n"
+                                   "train\topen\topen the file\ntrain\topen\topen a file now\n"
+                                   "train\tprint\tprint the page\ntrain\tprint\tprint now\n"
+                                   "train\topen\tfile open\ntrain\tprint\tpage print\n"
+                                   "dev\topen\topen file dialog\ndev\tprint\tprint dialog page\n"
+                                   "test\topen\tsave the file\ntest\tprint\tprint the file\ntest\topen\topen print\n") &&
+              write_text("test2.tsv", "open\tsave the file\nprint\tprint the file\n") &&
+              write_text("nodev.tsv", "split\tlabel\ttext\ntrain\topen\topen it\ntrain\tprint\tprint it\n") &&
+              write_text("badsplit.tsv", "split\tlabel\ttext\ntrain\topen\topen it\nvalid\tprint\tprint it\n") &&
+              write_text("badrow.tsv", "split\tlabel\ttext\ntrain\topen\topen it\ntrain print it\n"),
+          "writing the fixtures");
+    if (!realpath(test_golden_dir(), golden_abs)) {
+        CHECK(0, "%s: not found", test_golden_dir());
+        return;
+    }
+    char args[PATH_MAX + 256], *out = NULL;
+    snprintf(args, sizeof args, "classify train -m %s/bert/tiny --train labels.tsv --dev labels.tsv --out clf.qkv "
+             "--epochs 40 --lr 0.1 --head-batch 2", golden_abs);
+    int rc = run_qkv(args, &out);
+    CHECK(rc == 0, "'%s' exited %d: %s", args, rc, out ? out : "");
+    /* 6 training examples, 2 dev ones: the per-epoch lines say which set was scored */
+    CHECK(out && strstr(out, "dev accuracy") && strstr(out, "2 labels, wrote clf.qkv"), "train printed '%s'",
+          out ? out : "");
+    free(out);
+    const struct {
+        const char *args, *want;
+    } evals[] = {
+        {"classify eval -m clf.qkv --test labels.tsv", "examples\t3\n"},
+        {"classify eval -m clf.qkv --test labels.tsv --split train", "examples\t6\n"},
+        {"classify eval -m clf.qkv --split dev < labels.tsv", "examples\t2\n"},
+        {"classify eval -m clf.qkv --test test2.tsv", "examples\t2\n"},
+    };
+    for (size_t i = 0; i < sizeof evals / sizeof evals[0]; i++) {
+        rc = run_qkv(evals[i].args, &out);
+        CHECK(rc == 0 && out && !strncmp(out, evals[i].want, strlen(evals[i].want)) && strstr(out, "macro_f1\t"),
+              "'%s' exited %d, printed '%s', want '%s...'", evals[i].args, rc, out ? out : "", evals[i].want);
+        free(out);
+    }
+    snprintf(args, sizeof args, "classify train -m %s/bert/tiny --train labels.tsv --split dev --out dev.qkv -q "
+             "--epochs 2", golden_abs);
+    rc = run_qkv(args, &out);
+    CHECK(rc == 0, "'%s' exited %d: %s", args, rc, out ? out : "");
+    free(out);
+
+    char tiny[PATH_MAX + 64];
+    snprintf(tiny, sizeof tiny, "-m %s/bert/tiny --out x.qkv -q --epochs 1", golden_abs);
+    const struct {
+        const char *args, *want;
+    } bad[] = {
+        {"classify eval -m clf.qkv --test test2.tsv --split test", "test2.tsv: --split test, but the file has no splits"},
+        {"classify eval -m clf.qkv --test labels.tsv --split valid", "--split wants train, dev or test, got 'valid'"},
+        {"classify eval -m clf.qkv --test nodev.tsv", "nodev.tsv: no row of split 'test'"},
+        {"classify eval -m clf.qkv --test badsplit.tsv", "badsplit.tsv: line 3: unknown split 'valid'"},
+        {"classify eval -m clf.qkv --test badrow.tsv", "badrow.tsv: line 3: expected SPLIT<TAB>LABEL<TAB>TEXT"},
+        {"classify train TINY --train nodev.tsv --dev nodev.tsv", "nodev.tsv: no row of split 'dev'"},
+        {"classify train TINY --train badrow.tsv", "badrow.tsv: line 3: expected SPLIT<TAB>LABEL<TAB>TEXT"},
+        {"classify eval -m clf.qkv --test missing.tsv", "missing.tsv"},
+        {"classify predict -m clf.qkv --split test < test2.tsv", "unknown option '--split'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char a[PATH_MAX + 512];
+        const char *t = strstr(bad[i].args, "TINY");
+        if (t)
+            snprintf(a, sizeof a, "%.*s%s%s", (int)(t - bad[i].args), bad[i].args, tiny, t + 4);
+        else
+            snprintf(a, sizeof a, "%s", bad[i].args);
+        rc = run_qkv(a, &out);
+        CHECK(rc == 1 && out && strstr(out, "qkv: error: ") && strstr(out, bad[i].want),
+              "'%s' exited %d, printed '%s', want '%s'", a, rc, out ? out : "", bad[i].want);
+        free(out);
+    }
+}
+
 static void test_cleanup(void)
 {
     if (dir[0])
@@ -179,6 +281,7 @@ static const test_case cases[] = {
     TEST(test_embed_formats),
     TEST(test_similarity_and_search),
     TEST(test_bad_arguments),
+    TEST(test_classify_labels_tsv),
     TEST(test_cleanup),
 };
 

@@ -14,6 +14,7 @@
 
 #include "base/io.h"
 #include "base/status.h"
+#include "data/labels.h"
 #include "formats/mo.h"
 
 corpus_options corpus_default_options(void)
@@ -24,6 +25,7 @@ corpus_options corpus_default_options(void)
     o.dev_size = 1000;
     o.test_size = 1000;
     o.download = 1;
+    o.label_min_pairs = 1000;
     return o;
 }
 
@@ -363,35 +365,55 @@ static qkv_status write_split(const char *out_dir, const char *name, const char 
     return qkv_afile_commit(&af);
 }
 
-/* NAME.labels.tsv: "package<TAB>English text" for the pairs of split whose
- * package contributes at least CORPUS_LABEL_MIN_PAIRS pairs to the corpus
- * (the package-classification task of `qkv classify`); tabs in the text
- * become spaces. */
-#define CORPUS_LABEL_MIN_PAIRS 1000
-static qkv_status write_labels(const char *out_dir, const char *name, const pair_set *set, int split,
-                               const corpus_report *r)
+/* The package-classification task of `qkv classify`: the pairs whose package
+ * contributes at least o->label_min_pairs pairs to the corpus, labelled with
+ * the package. split 0..2 writes NAME.labels.tsv, "package<TAB>English text"
+ * for that split (the two-column form of data/labels.h); split -1 writes
+ * labels.tsv, the header then the rows of train, dev and test, each split
+ * in corpus order. Tabs in the text become spaces. */
+static qkv_status write_labels(const char *out_dir, const pair_set *set, int split, const corpus_report *r,
+                               const corpus_options *o)
 {
-    size_t len = strlen(out_dir) + strlen(name) + 16;
+    static const char *const split_names[] = {"train", "dev", "test"};
+    size_t len = strlen(out_dir) + 32;
     char *path = malloc(len);
     if (!path)
         return qkv_fail(QKV_ERR_NOMEM, "out of memory");
-    snprintf(path, len, "%s/%s.labels.tsv", out_dir, name);
+    if (split < 0)
+        snprintf(path, len, "%s/labels.tsv", out_dir);
+    else
+        snprintf(path, len, "%s/%s.labels.tsv", out_dir, split_names[split]);
     qkv_afile af;
     qkv_status s = qkv_afile_open(&af, path);
-    free(path);
-    if (s != QKV_OK)
+    if (s != QKV_OK) {
+        free(path);
         return s;
-    for (size_t i = 0; i < set->n; i++) {
-        const pair *p = &set->p[i];
-        if (p->split != split || r->packages[p->pkg].pairs < CORPUS_LABEL_MIN_PAIRS)
-            continue;
-        fputs(r->packages[p->pkg].name, af.fp);
-        fputc('\t', af.fp);
-        for (const char *c = p->src; *c; c++)
-            fputc(*c == '\t' ? ' ' : *c, af.fp);
-        fputc('\n', af.fp);
     }
-    return qkv_afile_commit(&af);
+    if (split < 0)
+        fputs(LABELS_HEADER "\n", af.fp);
+    for (int k = split < 0 ? 0 : split; s == QKV_OK && k < (split < 0 ? 3 : split + 1); k++)
+        for (size_t i = 0; s == QKV_OK && i < set->n; i++) {
+            const pair *p = &set->p[i];
+            if (p->split != k || r->packages[p->pkg].pairs < o->label_min_pairs)
+                continue;
+            if (split < 0) {
+                s = labels_write_row(af.fp, split_names[k], r->packages[p->pkg].name, p->src);
+                continue;
+            }
+            fputs(r->packages[p->pkg].name, af.fp);
+            fputc('\t', af.fp);
+            for (const char *c = p->src; *c; c++)
+                fputc(*c == '\t' ? ' ' : *c, af.fp);
+            fputc('\n', af.fp);
+        }
+    if (s != QKV_OK) {
+        qkv_afile_abort(&af);
+        s = qkv_fail_context(s, "%s", path);
+    } else {
+        s = qkv_afile_commit(&af);
+    }
+    free(path);
+    return s;
 }
 
 char *corpus_report_json(const corpus_report *r)
@@ -448,9 +470,10 @@ qkv_status corpus_build(const char *root_dir, const char *const *packages, const
     memset(r, 0, sizeof *r);
     snprintf(r->lang, sizeof r->lang, "%s", o->lang);
     r->max_chars = o->max_chars;
-    if (o->max_chars <= 0 || o->dev_size < 0 || o->test_size < 0 || !o->lang[0] || strchr(o->lang, '/'))
-        return qkv_fail(QKV_ERR_CONFIG, "corpus: bad options (lang '%s', max_chars %d, dev %d, test %d)", o->lang,
-                        o->max_chars, o->dev_size, o->test_size);
+    if (o->max_chars <= 0 || o->dev_size < 0 || o->test_size < 0 || o->label_min_pairs < 0 || !o->lang[0] ||
+        strchr(o->lang, '/'))
+        return qkv_fail(QKV_ERR_CONFIG, "corpus: bad options (lang '%s', max_chars %d, dev %d, test %d, "
+                        "label_min_pairs %ld)", o->lang, o->max_chars, o->dev_size, o->test_size, o->label_min_pairs);
     char **pkgs = NULL;
     int n_pkgs = 0;
     if (packages) {
@@ -548,8 +571,10 @@ qkv_status corpus_build(const char *root_dir, const char *const *packages, const
             if (s == QKV_OK)
                 s = write_split(out_dir, split_names[k], ext, &set, k, 1);
             if (s == QKV_OK)
-                s = write_labels(out_dir, split_names[k], &set, k, r);
+                s = write_labels(out_dir, &set, k, r, o);
         }
+        if (s == QKV_OK)
+            s = write_labels(out_dir, &set, -1, r, o);
     }
     set_free(&set);
     if (s == QKV_OK) {

@@ -39,6 +39,7 @@ typedef struct {
     int dev_size;        /* 1000 */
     int test_size;       /* 1000 */
     int download;        /* corpus_fetch: 0 = use only what the cache holds */
+    long label_min_pairs; /* packages with fewer pairs stay out of the labels files (1000) */
     /* progress lines (no newline); NULL for none */
     void (*log)(void *ctx, const char *msg);
     void *log_ctx;
@@ -96,8 +97,11 @@ qkv_status corpus_fetch(const char *cache_dir, const char *const *packages, cons
 
 /* Builds the corpus from the unpacked packages under root_dir (one directory
  * per package, as corpus_fetch leaves them: CACHE/root) into out_dir:
- * {train,dev,test}.{en,<xx>} (xx: lang up to '_': "zh", "de") and
- * report.json, all written atomically. packages (NULL-terminated) names the
+ * {train,dev,test}.{en,<xx>} (xx: lang up to '_': "zh", "de"), the
+ * package-classification task (the English side labelled with its package,
+ * for the packages with at least o->label_min_pairs pairs, same split) as
+ * labels.tsv (all splits, data/labels.h) and {train,dev,test}.labels.tsv
+ * (LABEL<TAB>TEXT per split), and report.json, all written atomically. packages (NULL-terminated) names the
  * package directories to read; NULL reads every directory of root_dir.
  * out_dir must exist. On failure r holds nothing to free. */
 qkv_status corpus_build(const char *root_dir, const char *const *packages, const char *out_dir,
