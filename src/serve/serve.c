@@ -1,6 +1,7 @@
 /* qkv serve: HTTP front (libmicrohttpd, a thread per connection), the job
  * queue and its batching workers, the endpoints. See serve.h. */
 #include "base/strbuf.h"
+#include "serve/form.h"
 #include "serve/serve.h"
 
 #include <arpa/inet.h>
@@ -329,88 +330,6 @@ static enum MHD_Result send_error(struct MHD_Connection *c, request *rq, int sta
     return send_json(c, rq, status, j);
 }
 
-/* ---- form and JSON bodies -------------------------------------------------- */
-
-static int hexv(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* application/x-www-form-urlencoded -> a JSON object of strings (the last
- * value of a repeated key wins, as Flask's request.values.get). NULL on a
- * malformed escape. */
-static cJSON *parse_form(const char *s, size_t n)
-{
-    cJSON *o = cJSON_CreateObject();
-    size_t i = 0;
-    while (o && i < n) {
-        size_t e = i;
-        while (e < n && s[e] != '&')
-            e++;
-        char *key = malloc(e - i + 1), *val = malloc(e - i + 1);
-        size_t kn = 0, vn = 0;
-        int in_val = 0, bad = !key || !val;
-        for (size_t k = i; !bad && k < e; k++) {
-            int ch = (unsigned char)s[k];
-            if (ch == '=' && !in_val) {
-                in_val = 1;
-                continue;
-            }
-            if (ch == '+')
-                ch = ' ';
-            else if (ch == '%') {
-                if (k + 2 >= e) {
-                    bad = 1;
-                    break;
-                }
-                int a = hexv(s[k + 1]), b = hexv(s[k + 2]);
-                if (a < 0 || b < 0) {
-                    bad = 1;
-                    break;
-                }
-                ch = a * 16 + b;
-                k += 2;
-            }
-            if (in_val)
-                val[vn++] = (char)ch;
-            else
-                key[kn++] = (char)ch;
-        }
-        if (!bad && kn > 0) {
-            key[kn] = 0;
-            val[vn] = 0;
-            if (strlen(val) != vn || strlen(key) != kn)
-                bad = 1; /* NUL bytes */
-            else {
-                cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-                cJSON_AddStringToObject(o, key, val);
-            }
-        }
-        free(key);
-        free(val);
-        if (bad) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-        i = e + 1;
-    }
-    return o;
-}
-
-typedef enum { BODY_JSON, BODY_FORM, BODY_OTHER } body_kind;
-
-static body_kind content_kind(struct MHD_Connection *c)
-{
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (!ct)
-        return BODY_OTHER;
-    if (!strncasecmp(ct, "application/json", 16))
-        return BODY_JSON;
-    if (!strncasecmp(ct, "application/x-www-form-urlencoded", 33))
-        return BODY_FORM;
-    return BODY_OTHER;
-}
-
 /* ---- models and languages -------------------------------------------------- */
 
 static const char *lang_name(const char *code)
@@ -554,23 +473,30 @@ static int run_job(struct MHD_Connection *c, request *rq, serve_server *s, job *
 
 /* ---- LibreTranslate: POST /translate ----------------------------------------- */
 
-static int key_ok(const serve_server *s, const char *key)
+/* LibreTranslate's answer to the api_key field: 0 when accepted (or keys
+ * are not checked), else the status (and msg): 400 when the key is missing
+ * (its "contact the operator" answer of a server that requires keys), 403
+ * when it is not one of --api-keys. */
+static int check_key(const serve_server *s, const char *key, const char **msg)
 {
     if (!s->o.api_keys)
-        return 1;
-    if (!key || !*key)
         return 0;
+    if (!key || !*key) {
+        *msg = "Please contact the server operator to get an API key";
+        return 400;
+    }
+    *msg = "Invalid API key";
     size_t n = strlen(key);
     for (const char *p = s->o.api_keys; *p;) {
         const char *e = strchr(p, ',');
         size_t l = e ? (size_t)(e - p) : strlen(p);
         if (l == n && !strncmp(p, key, n))
-            return 1;
+            return 0;
         if (!e)
             break;
         p = e + 1;
     }
-    return 0;
+    return 403;
 }
 
 static const char *jstr(cJSON *o, const char *k)
@@ -579,14 +505,95 @@ static const char *jstr(cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in)
+/* The distinct source languages of the loaded models that translate into
+ * tgt (NULL: any target), in load order; returns how many (at most max). */
+static int sources_of(const serve_server *s, const char *tgt, const char **out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_models; i++) {
+        if (tgt && strcmp(s->models[i].target, tgt))
+            continue;
+        int dup = 0;
+        for (int k = 0; k < n; k++)
+            dup |= !strcmp(out[k], s->models[i].source);
+        if (!dup && n < max)
+            out[n++] = s->models[i].source;
+    }
+    return n;
+}
+
+/* LibreTranslate's detectedLanguage object. qkv does no language
+ * detection: it answers for source "auto" only when one source language
+ * translates into the target, and then says so with confidence 100 (the
+ * text cannot be translated from anything else here). */
+static cJSON *detected(const char *lang, double confidence)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "confidence", confidence);
+    cJSON_AddStringToObject(d, "language", lang);
+    return d;
+}
+
+/* alternatives as LibreTranslate reads it: an integer (a JSON number or a
+ * string of digits), negative meaning 0. Returns -1 when it is not one. */
+static int read_alternatives(cJSON *a)
+{
+    if (!a || cJSON_IsNull(a))
+        return 0;
+    double v;
+    if (cJSON_IsNumber(a))
+        v = a->valuedouble;
+    else if (cJSON_IsString(a)) {
+        char *end;
+        const char *p = a->valuestring;
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            return 0;
+        long l = strtol(p, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (*end)
+            return -1;
+        v = (double)l;
+    } else
+        return -1;
+    if (!isfinite(v))
+        return -1;
+    return v < 0 ? 0 : v > 1e6 ? 1000000 : (int)v;
+}
+
+/* Alternatives of one translation as LibreTranslate lists them: the other
+ * hypotheses, without empty ones and without repeats of the best or of an
+ * earlier one (filter_unique), at most alts. */
+static cJSON *alternatives_of(const qkv_translation *r, int alts)
+{
+    cJSON *a = cJSON_CreateArray();
+    const char *best = r->n_hyps > 0 ? r->hyps[0].text : "";
+    for (int h = 1; h < r->n_hyps && cJSON_GetArraySize(a) < alts; h++) {
+        const char *t = r->hyps[h].text;
+        int dup = !*t || !strcmp(t, best);
+        for (int k = 1; !dup && k < h; k++)
+            dup = !strcmp(t, r->hyps[k].text);
+        if (!dup)
+            cJSON_AddItemToArray(a, cJSON_CreateString(t));
+    }
+    return a;
+}
+
+static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in,
+                                           int is_form)
 {
     char err[600];
-    const char *key = jstr(in, "api_key");
-    if (!key_ok(s, key))
-        return send_error(c, rq, 403, "Invalid API key");
+    const char *kmsg;
+    int kst = check_key(s, jstr(in, "api_key"), &kmsg);
+    if (kst)
+        return send_error(c, rq, kst, "%s", kmsg);
+    cJSON *qj = cJSON_GetObjectItemCaseSensitive(in, "q");
+    if (is_form && cJSON_IsString(qj))
+        form_normalize_newlines(qj->valuestring); /* as LibreTranslate does for form input */
     qlist q;
-    if (read_q(s, cJSON_GetObjectItemCaseSensitive(in, "q"), &q, err, sizeof err)) {
+    if (read_q(s, qj, &q, err, sizeof err)) {
         free(q.texts);
         return send_error(c, rq, 400, "%s", err);
     }
@@ -600,16 +607,35 @@ static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq
         ret = send_error(c, rq, 400, "Invalid request: missing target parameter");
         goto out;
     }
-    if (!strcmp(src, "auto")) {
-        /* no language detection: auto means the source of the one model with this target */
-        int found = -1, count = 0;
-        for (int i = 0; i < s->n_models; i++)
-            if (!strcmp(s->models[i].target, tgt)) {
-                found = i;
-                count++;
-            }
-        if (count == 1)
-            src = s->models[found].source;
+    int alts = read_alternatives(cJSON_GetObjectItemCaseSensitive(in, "alternatives"));
+    if (alts < 0) {
+        ret = send_error(c, rq, 400, "Invalid request: alternatives parameter is not a number");
+        goto out;
+    }
+    if (alts > s->o.max_alternatives) {
+        ret = send_error(c, rq, 400, "Invalid request: alternatives parameter must be <= %d", s->o.max_alternatives);
+        goto out;
+    }
+    int is_auto = !strcmp(src, "auto");
+    if (is_auto) {
+        const char *cand[16];
+        int nc = sources_of(s, tgt, cand, 16);
+        if (!lang_known(s, tgt)) {
+            ret = send_error(c, rq, 400, "%s is not supported", tgt);
+            goto out;
+        }
+        if (nc == 0) {
+            ret = send_error(c, rq, 400, "Invalid request: source auto: no loaded model translates into %s", tgt);
+            goto out;
+        }
+        if (nc > 1) {
+            ret = send_error(c, rq, 400,
+                             "Invalid request: source auto: qkv serve does no language detection, and %d source "
+                             "languages (%s, %s%s) translate into %s; name the source",
+                             nc, cand[0], cand[1], nc > 2 ? ", ..." : "", tgt);
+            goto out;
+        }
+        src = cand[0];
     }
     if (!lang_known(s, src)) {
         ret = send_error(c, rq, 400, "%s is not supported", src);
@@ -621,24 +647,6 @@ static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq
     }
     if (fmt && *fmt && strcmp(fmt, "text")) {
         ret = send_error(c, rq, 400, "%s format is not supported", fmt);
-        goto out;
-    }
-    int alts = 0;
-    cJSON *a = cJSON_GetObjectItemCaseSensitive(in, "alternatives");
-    if (cJSON_IsNumber(a))
-        alts = (int)a->valuedouble;
-    else if (cJSON_IsString(a) && *a->valuestring) {
-        char *end;
-        long v = strtol(a->valuestring, &end, 10);
-        if (*end) {
-            ret = send_error(c, rq, 400, "Invalid request: alternatives must be an integer");
-            goto out;
-        }
-        alts = (int)v;
-    }
-    if (alts < 0 || alts > s->o.max_alternatives) {
-        ret = send_error(c, rq, 400, "Invalid request: alternatives (%d) must be between 0 and %d", alts,
-                         s->o.max_alternatives);
         goto out;
     }
     int m = find_model_by_langs(s, src, tgt);
@@ -661,35 +669,85 @@ static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq
     j.est_tokens = est_tokens(&q);
     if (!run_job(c, rq, s, &j, &ret))
         goto out;
-    cJSON *o = cJSON_CreateObject(), *tt = q.is_list ? cJSON_CreateArray() : NULL,
-          *al = alts > 0 ? cJSON_CreateArray() : NULL;
-    for (int i = 0; i < q.n; i++) {
-        qkv_translation *r = &j.res[i];
-        const char *best = r->n_hyps > 0 ? r->hyps[0].text : "";
-        cJSON *alist = alts > 0 ? cJSON_CreateArray() : NULL;
-        for (int h = 1; alist && h < r->n_hyps && h <= alts; h++)
-            cJSON_AddItemToArray(alist, cJSON_CreateString(r->hyps[h].text));
-        if (q.is_list) {
-            cJSON_AddItemToArray(tt, cJSON_CreateString(best));
+    cJSON *o = cJSON_CreateObject();
+    if (q.is_list) {
+        cJSON *tt = cJSON_AddArrayToObject(o, "translatedText"), *al = NULL, *dl = NULL;
+        if (is_auto)
+            dl = cJSON_AddArrayToObject(o, "detectedLanguage");
+        if (alts > 0)
+            al = cJSON_AddArrayToObject(o, "alternatives");
+        for (int i = 0; i < q.n; i++) {
+            qkv_translation *r = &j.res[i];
+            cJSON_AddItemToArray(tt, cJSON_CreateString(r->n_hyps > 0 ? r->hyps[0].text : ""));
+            if (dl)
+                cJSON_AddItemToArray(dl, detected(src, 100));
             if (al)
-                cJSON_AddItemToArray(al, alist);
-        } else {
-            cJSON_AddStringToObject(o, "translatedText", best);
-            if (al) {
-                cJSON_Delete(al);
-                al = alist;
-            }
+                cJSON_AddItemToArray(al, alternatives_of(r, alts));
         }
+    } else {
+        qkv_translation *r = &j.res[0];
+        cJSON_AddStringToObject(o, "translatedText", r->n_hyps > 0 ? r->hyps[0].text : "");
+        if (is_auto)
+            cJSON_AddItemToObject(o, "detectedLanguage", detected(src, 100));
+        if (alts > 0)
+            cJSON_AddItemToObject(o, "alternatives", alternatives_of(r, alts));
     }
-    if (tt)
-        cJSON_AddItemToObject(o, "translatedText", tt);
-    if (al)
-        cJSON_AddItemToObject(o, "alternatives", al);
     qkv_translations_free(j.res, j.n);
     ret = send_json(c, rq, 200, o);
 out:
     free(q.texts);
     return ret;
+}
+
+/* ---- LibreTranslate: POST /detect, GET /frontend/settings ------------------------ */
+
+/* No language detection: the answer lists the loaded source languages, with
+ * confidence 100 when there is one (nothing else could be translated) and
+ * 0 each when there are several (LibreTranslate's "not detected"). */
+static enum MHD_Result handle_lt_detect(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in)
+{
+    char err[600];
+    const char *kmsg;
+    int kst = check_key(s, jstr(in, "api_key"), &kmsg);
+    if (kst)
+        return send_error(c, rq, kst, "%s", kmsg);
+    qlist q;
+    const char *e = read_q(s, cJSON_GetObjectItemCaseSensitive(in, "q"), &q, err, sizeof err);
+    free(q.texts);
+    if (e)
+        return send_error(c, rq, 400, "%s", err);
+    const char *cand[64];
+    int nc = sources_of(s, NULL, cand, 64);
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < nc; i++)
+        cJSON_AddItemToArray(arr, detected(cand[i], nc == 1 ? 100 : 0));
+    return send_json(c, rq, 200, arr);
+}
+
+static cJSON *lang_object(const char *code)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "code", code);
+    cJSON_AddStringToObject(o, "name", lang_name(code));
+    return o;
+}
+
+/* The fields LibreTranslate's web page and clients read before they
+ * translate; the defaults are the first model's languages. */
+static enum MHD_Result handle_lt_settings(struct MHD_Connection *c, request *rq, serve_server *s)
+{
+    cJSON *o = cJSON_CreateObject(), *lang = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "charLimit", s->o.max_chars);
+    cJSON_AddNumberToObject(o, "frontendTimeout", 500); /* ms of typing pause before the page translates */
+    cJSON_AddBoolToObject(o, "apiKeys", s->o.api_keys != NULL);
+    cJSON_AddBoolToObject(o, "keyRequired", s->o.api_keys != NULL);
+    cJSON_AddBoolToObject(o, "suggestions", 0);
+    cJSON_AddBoolToObject(o, "filesTranslation", 0);
+    cJSON_AddItemToObject(o, "supportedFilesFormat", cJSON_CreateArray());
+    cJSON_AddItemToObject(lang, "source", lang_object(s->models[0].source));
+    cJSON_AddItemToObject(lang, "target", lang_object(s->models[0].target));
+    cJSON_AddItemToObject(o, "language", lang);
+    return send_json(c, rq, 200, o);
 }
 
 /* ---- qkv: POST /v1/translate --------------------------------------------------- */
@@ -1098,43 +1156,113 @@ static enum MHD_Result handle_static(struct MHD_Connection *c, request *rq, serv
 
 /* ---- dispatch ----------------------------------------------------------------------- */
 
-static enum MHD_Result dispatch_post(struct MHD_Connection *c, request *rq, serve_server *s, const char *url)
+typedef struct {
+    cJSON *o;
+    int bad;
+} arg_sink;
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    int lt = !strcmp(url, "/translate");
-    int v1t = !strcmp(url, "/v1/translate"), v1a = !strcmp(url, "/v1/attention");
-    if (!lt && !v1t && !v1a)
-        return !strcmp(url, "/languages") || !strcmp(url, "/health") || !strcmp(url, "/metrics")
-                   ? send_error(c, rq, 405, "Method Not Allowed: use GET for %s", url)
-                   : send_error(c, rq, 404, "Not Found: %s", url);
-    if (rq->too_big)
-        return send_error(c, rq, 413, "Request body too large: more than %d bytes", s->o.max_body);
+    arg_sink *a = cls;
+    const char *v = value ? value : "";
+    if (utf8_count_invalid(key, strlen(key)) || utf8_count_invalid(v, strlen(v)))
+        a->bad = 1;
+    else if (*key && !cJSON_GetObjectItemCaseSensitive(a->o, key))
+        cJSON_AddStringToObject(a->o, key, v);
+    return MHD_YES;
+}
+
+/* The fields of a POST: the JSON body's object, or where forms are
+ * accepted (forms) the query string's fields and then the form body's
+ * (urlencoded or multipart; as werkzeug's request.values, the query string
+ * wins). An empty body without a Content-Type gives the query string's
+ * alone. NULL when an error was sent (*ret); *is_form tells which kind. */
+static cJSON *read_fields(struct MHD_Connection *c, request *rq, serve_server *s, int forms, int *is_form,
+                          enum MHD_Result *ret)
+{
+    char err[600], boundary[FORM_BOUNDARY_MAX + 1];
+    form_kind k;
+    int http = 400;
+    const char *msg = form_content_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"), &k,
+                                        boundary, &http, err, sizeof err);
     const char *body = rq->body ? rq->body : "";
-    if (utf8_count_invalid(body, rq->n) || strlen(body) != rq->n)
-        return send_error(c, rq, 400, "Invalid request: the body is not valid UTF-8 text");
-    body_kind k = content_kind(c);
-    cJSON *in = NULL;
-    if (k == BODY_JSON) {
+    *is_form = 0;
+    if (rq->too_big) {
+        *ret = send_error(c, rq, 413, "Request body too large: more than %d bytes", s->o.max_body);
+        return NULL;
+    }
+    if (k != FORM_JSON && (!forms || (rq->n > 0 && (k == FORM_NONE || k == FORM_OTHER)))) {
+        *ret = send_error(c, rq, 415,
+                          forms ? "Unsupported Media Type: send application/json, application/x-www-form-urlencoded "
+                                  "or multipart/form-data"
+                                : "Unsupported Media Type: send application/json");
+        return NULL;
+    }
+    if (msg) {
+        *ret = send_error(c, rq, http, "%s", msg);
+        return NULL;
+    }
+    if (k == FORM_JSON) {
+        if (utf8_count_invalid(body, rq->n) || strlen(body) != rq->n) {
+            *ret = send_error(c, rq, 400, "Invalid request: the body is not valid UTF-8 text");
+            return NULL;
+        }
         const char *end = NULL;
-        in = cJSON_ParseWithLengthOpts(body, rq->n, &end, 0);
-        if (!in)
-            return send_error(c, rq, 400, "Invalid request: malformed JSON near byte %ld",
-                              end ? (long)(end - body) : 0L);
+        cJSON *in = cJSON_ParseWithLengthOpts(body, rq->n, &end, 0);
+        if (!in) {
+            *ret = send_error(c, rq, 400, "Invalid request: malformed JSON near byte %ld", end ? (long)(end - body) : 0L);
+            return NULL;
+        }
         if (!cJSON_IsObject(in)) {
             cJSON_Delete(in);
-            return send_error(c, rq, 400, "Invalid request: the JSON body must be an object");
+            *ret = send_error(c, rq, 400, "Invalid request: the JSON body must be an object");
+            return NULL;
         }
-    } else if (k == BODY_FORM && lt) {
-        in = parse_form(body, rq->n);
-        if (!in)
-            return send_error(c, rq, 400, "Invalid request: malformed form encoding");
-    } else {
-        return send_error(c, rq, 415,
-                          lt ? "Unsupported Media Type: send application/json or application/x-www-form-urlencoded"
-                             : "Unsupported Media Type: send application/json");
+        return in;
     }
-    enum MHD_Result r = lt    ? handle_lt_translate(c, rq, s, in)
-                        : v1t ? handle_v1_translate(c, rq, s, in)
-                              : handle_v1_attention(c, rq, s, in);
+    arg_sink a = {cJSON_CreateObject(), 0};
+    if (!a.o) {
+        *ret = send_error(c, rq, 500, "out of memory");
+        return NULL;
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &a);
+    int n_files = 0;
+    const char *e = a.bad ? "Invalid request: a query string field is not UTF-8 text" : NULL;
+    if (!e && k == FORM_URLENCODED)
+        e = form_parse_urlencoded(a.o, body, rq->n, err, sizeof err);
+    else if (!e && k == FORM_MULTIPART)
+        e = form_parse_multipart(a.o, &n_files, body, rq->n, boundary, err, sizeof err);
+    if (e) {
+        cJSON_Delete(a.o);
+        *ret = send_error(c, rq, 400, "%s", e);
+        return NULL;
+    }
+    *is_form = 1;
+    return a.o;
+}
+
+static enum MHD_Result dispatch_post(struct MHD_Connection *c, request *rq, serve_server *s, const char *url)
+{
+    int lt = !strcmp(url, "/translate"), det = !strcmp(url, "/detect");
+    int v1t = !strcmp(url, "/v1/translate"), v1a = !strcmp(url, "/v1/attention");
+    if (!strcmp(url, "/translate_file"))
+        return send_error(c, rq, 403, "Files translation are disabled on this server.");
+    if (!strcmp(url, "/suggest"))
+        return send_error(c, rq, 403, "Suggestions are disabled on this server.");
+    if (!lt && !det && !v1t && !v1a)
+        return !strcmp(url, "/languages") || !strcmp(url, "/health") || !strcmp(url, "/metrics") ||
+                       !strcmp(url, "/frontend/settings")
+                   ? send_error(c, rq, 405, "Method Not Allowed: use GET for %s", url)
+                   : send_error(c, rq, 404, "Not Found: %s", url);
+    enum MHD_Result r;
+    int is_form;
+    cJSON *in = read_fields(c, rq, s, lt || det, &is_form, &r);
+    if (!in)
+        return r;
+    r = lt    ? handle_lt_translate(c, rq, s, in, is_form)
+        : det ? handle_lt_detect(c, rq, s, in)
+        : v1t ? handle_v1_translate(c, rq, s, in)
+              : handle_v1_attention(c, rq, s, in);
     cJSON_Delete(in);
     return r;
 }
@@ -1207,7 +1335,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return handle_health(c, rq, s);
     if (!strcmp(url, "/metrics"))
         return handle_metrics(c, rq, s);
-    if (!strcmp(url, "/translate") || !strcmp(url, "/v1/translate") || !strcmp(url, "/v1/attention"))
+    if (!strcmp(url, "/frontend/settings"))
+        return handle_lt_settings(c, rq, s);
+    if (!strcmp(url, "/translate") || !strcmp(url, "/v1/translate") || !strcmp(url, "/v1/attention") ||
+        !strcmp(url, "/detect") || !strcmp(url, "/translate_file") || !strcmp(url, "/suggest"))
         return send_error(c, rq, 405, "Method Not Allowed: use POST for %s", url);
     return handle_static(c, rq, s, url);
 }
