@@ -458,8 +458,8 @@ static void test_serve_multipart(void)
     if (!s)
         return;
     int p = serve_port(s);
-    char *hello = translated(post_json(p, "/translate", "{\"q\":\"Hello, world!\",\"source\":\"en\",\"target\":\"zh\"}"),
-                             "JSON hello");
+    char *hello = translated(
+        post_json(p, "/translate", "{\"q\":\"Hello, world!\",\"source\":\"en\",\"target\":\"zh\"}"), "JSON hello");
     char *file = translated(post_json(p, "/translate", "{\"q\":\"Open the file\",\"source\":\"en\",\"target\":\"zh\"}"),
                             "JSON file");
 
@@ -541,7 +541,8 @@ static void test_serve_multipart(void)
     const char *cut_head = "--" BND "\r\nContent-Disposition: form-data; name=\"q\"\r\n";
     check_error(post_multipart(p, "/translate", cut_head, strlen(cut_head)), 400, "cut off", "headers cut off");
     const char *no_end = PART("q", "Hello") PART("source", "en");
-    check_error(post_multipart(p, "/translate", no_end, strlen(no_end)), 400, "part 2 (\"source\") is not closed", "no closing boundary");
+    check_error(post_multipart(p, "/translate", no_end, strlen(no_end)), 400, "part 2 (\"source\") is not closed",
+                "no closing boundary");
     const char *no_disp = "--" BND "\r\nContent-Type: text/plain\r\n\r\nx\r\n" MP_END;
     check_error(post_multipart(p, "/translate", no_disp, strlen(no_disp)), 400, "Content-Disposition",
                 "no Content-Disposition");
@@ -620,8 +621,8 @@ static void test_serve_libretranslate_extras(void)
     if (!s)
         return;
     int p = serve_port(s);
-    char *hello = translated(post_json(p, "/translate", "{\"q\":\"Hello, world!\",\"source\":\"en\",\"target\":\"zh\"}"),
-                             "JSON hello");
+    char *hello = translated(
+        post_json(p, "/translate", "{\"q\":\"Hello, world!\",\"source\":\"en\",\"target\":\"zh\"}"), "JSON hello");
 
     /* source auto with one source language for the target */
     reply r = post_json(p, "/translate", "{\"q\":\"Hello, world!\",\"source\":\"auto\",\"target\":\"zh\"}");
@@ -635,7 +636,8 @@ static void test_serve_libretranslate_extras(void)
           "auto: %d %s", r.status, r.body);
     cJSON_Delete(j);
     free(r.body);
-    r = post_json(p, "/translate", "{\"q\":[\"Hello, world!\",\"Open the file\"],\"source\":\"auto\",\"target\":\"zh\"}");
+    r = post_json(p, "/translate",
+                  "{\"q\":[\"Hello, world!\",\"Open the file\"],\"source\":\"auto\",\"target\":\"zh\"}");
     j = json_of(&r, "auto list");
     dl = cJSON_GetObjectItem(j, "detectedLanguage");
     CHECK(r.status == 200 && cJSON_GetArraySize(dl) == 2 &&
@@ -649,14 +651,16 @@ static void test_serve_libretranslate_extras(void)
                 "no loaded model translates into en", "auto into a source language");
 
     /* alternatives as LibreTranslate reads them */
-    r = post_json(p, "/translate", "{\"q\":\"Open the file\",\"source\":\"en\",\"target\":\"zh\",\"alternatives\":\"-1\"}");
+    r = post_json(p, "/translate",
+                  "{\"q\":\"Open the file\",\"source\":\"en\",\"target\":\"zh\",\"alternatives\":\"-1\"}");
     j = json_of(&r, "alternatives -1");
     CHECK(r.status == 200 && !cJSON_GetObjectItem(j, "alternatives"), "alternatives -1 (means 0): %d %s", r.status,
           r.body);
     cJSON_Delete(j);
     free(r.body);
-    check_error(post_json(p, "/translate", "{\"q\":\"x\",\"source\":\"en\",\"target\":\"zh\",\"alternatives\":\"two\"}"),
-                400, "alternatives parameter is not a number", "alternatives two");
+    check_error(
+        post_json(p, "/translate", "{\"q\":\"x\",\"source\":\"en\",\"target\":\"zh\",\"alternatives\":\"two\"}"), 400,
+        "alternatives parameter is not a number", "alternatives two");
     check_error(post_json(p, "/translate", "{\"q\":\"x\",\"source\":\"en\",\"target\":\"zh\",\"alternatives\":3}"), 400,
                 "alternatives parameter must be <= 2", "alternatives 3 > 2");
 

@@ -12,7 +12,10 @@
 
 static int hexv(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static int is_text(const char *s, size_t n) { return memchr(s, 0, n) == NULL && utf8_count_invalid(s, n) == 0; }
@@ -295,7 +298,8 @@ static const char *part_headers(const char *p, const char *end, int part, char *
             while (*e && *e != ';' && *e != ' ')
                 e++;
             char fn[8];
-            if ((size_t)(e - val) != 9 || strncasecmp(val, "form-data", 9) || header_param(e, "name", name, namen) <= 0) {
+            if ((size_t)(e - val) != 9 || strncasecmp(val, "form-data", 9) ||
+                header_param(e, "name", name, namen) <= 0) {
                 snprintf(err, errn,
                          "Invalid request: malformed multipart body: part %d needs Content-Disposition: form-data; "
                          "name=\"...\"",
@@ -303,12 +307,14 @@ static const char *part_headers(const char *p, const char *end, int part, char *
                 return NULL;
             }
             /* a filename parameter makes a file even when it is empty or long */
-            *is_file = header_param(e, "filename", fn, sizeof fn) != 0 || header_param(e, "filename*", fn, sizeof fn) != 0;
+            *is_file =
+                header_param(e, "filename", fn, sizeof fn) != 0 || header_param(e, "filename*", fn, sizeof fn) != 0;
             have_disp = 1;
         } else if (!strcasecmp(line, "Content-Transfer-Encoding")) {
             if (strcasecmp(val, "binary") && strcasecmp(val, "8bit") && strcasecmp(val, "7bit")) {
-                snprintf(err, errn, "Invalid request: multipart part %d: Content-Transfer-Encoding %.40s is not supported",
-                         part, val);
+                snprintf(err, errn,
+                         "Invalid request: multipart part %d: Content-Transfer-Encoding %.40s is not supported", part,
+                         val);
                 return NULL;
             }
         } else if (!strcasecmp(line, "Content-Type") && !*is_file) {
