@@ -648,7 +648,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         struct MHD_Response *r = text_response("", "text/plain");
         MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
         MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type"); /* as LibreTranslate */
         rq->status = 204;
         enum MHD_Result ret = MHD_queue_response(c, 204, r);
         MHD_destroy_response(r);
