@@ -273,7 +273,7 @@ enum MHD_Result srv_v1_attention(struct MHD_Connection *c, request *rq, serve_se
     long att_limit = s->o.max_chars < ATTENTION_MAX_CHARS ? s->o.max_chars : ATTENTION_MAX_CHARS;
     if ((long)srv_utf8_chars(src->valuestring) > att_limit)
         return srv_send_error(c, rq, 400, "Invalid request: request (%zu) exceeds text limit (%ld) of /v1/attention",
-                          srv_utf8_chars(src->valuestring), att_limit);
+                              srv_utf8_chars(src->valuestring), att_limit);
     cJSON *tg = cJSON_GetObjectItemCaseSensitive(in, "target");
     if (tg && !cJSON_IsString(tg) && !cJSON_IsNull(tg))
         return srv_send_error(c, rq, 400, "field target: a string is expected");

@@ -153,8 +153,7 @@ static cJSON *alternatives_of(const qkv_translation *r, int alts)
     return a;
 }
 
-enum MHD_Result srv_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in,
-                                           int is_form)
+enum MHD_Result srv_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in, int is_form)
 {
     char err[600];
     const char *kmsg;
@@ -203,9 +202,9 @@ enum MHD_Result srv_lt_translate(struct MHD_Connection *c, request *rq, serve_se
         }
         if (nc > 1) {
             ret = srv_send_error(c, rq, 400,
-                             "Invalid request: source auto: qkv serve does no language detection, and %d source "
-                             "languages (%s, %s%s) translate into %s; name the source",
-                             nc, cand[0], cand[1], nc > 2 ? ", ..." : "", tgt);
+                                 "Invalid request: source auto: qkv serve does no language detection, and %d source "
+                                 "languages (%s, %s%s) translate into %s; name the source",
+                                 nc, cand[0], cand[1], nc > 2 ? ", ..." : "", tgt);
             goto out;
         }
         src = cand[0];

@@ -240,8 +240,7 @@ static struct MHD_Response *text_response(const char *body, const char *ctype)
     return r;
 }
 
-enum MHD_Result srv_send_text(struct MHD_Connection *c, request *rq, int status, const char *body,
-                                 const char *ctype)
+enum MHD_Result srv_send_text(struct MHD_Connection *c, request *rq, int status, const char *body, const char *ctype)
 {
     struct MHD_Response *r = text_response(body, ctype);
     if (!r)
