@@ -27,14 +27,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char boundary[FORM_BOUNDARY_MAX + 1], err[600];
     form_kind k;
     int http = 0, n_files = 0;
+    form_file files[2];
     const char *e = form_content_type(memchr(ctype, 0, hl) ? "" : ctype, &k, boundary, &http, err, sizeof err);
     assert(!e || http == 400 || http == 415);
     cJSON *o = cJSON_CreateObject();
     if (o && !e) {
-        e = k == FORM_MULTIPART ? form_parse_multipart(o, &n_files, body, n, boundary, err, sizeof err)
+        e = k == FORM_MULTIPART ? form_parse_multipart(o, files, 2, &n_files, body, n, boundary, err, sizeof err)
                                 : form_parse_urlencoded(o, body, n, err, sizeof err);
         if (e)
             assert(strlen(e) > 0 && strlen(e) < sizeof err);
+        for (int i = 0; !e && i < n_files && i < 2; i++)
+            assert(files[i].data >= body && files[i].data + files[i].n <= body + n &&
+                   strlen(files[i].filename) < sizeof files[i].filename);
         cJSON *it;
         cJSON_ArrayForEach(it, o)
         {

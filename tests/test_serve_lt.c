@@ -293,18 +293,66 @@ static void test_serve_libretranslate_extras(void)
     r = get(p, "/frontend/settings");
     CHECK(r.status == 200 && r.body &&
               !strcmp(r.body, "{\"charLimit\":5000,\"frontendTimeout\":500,\"apiKeys\":false,\"keyRequired\":false,"
-                              "\"suggestions\":false,\"filesTranslation\":false,\"supportedFilesFormat\":[],"
+                              "\"suggestions\":false,\"filesTranslation\":true,\"supportedFilesFormat\":[\".txt\"],"
                               "\"language\":{\"source\":{\"code\":\"en\",\"name\":\"English\"},"
                               "\"target\":{\"code\":\"zh\",\"name\":\"Chinese\"}}}"),
           "/frontend/settings: %d %s", r.status, r.body);
     free(r.body);
     check_error(post_json(p, "/frontend/settings", "{}"), 405, "GET", "POST /frontend/settings");
 
+    /* /translate_file with a .txt file, then its download: lines translated, empty lines and breaks kept */
+    char *file = translated(post_json(p, "/translate", "{\"q\":\"Open the file\",\"source\":\"en\",\"target\":\"zh\"}"),
+                            "JSON file");
+#define FILE_PART(fname, content)                                                                                  \
+    "--" BND "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" fname "\"\r\nContent-Type: "           \
+    "text/plain\r\n\r\n" content "\r\n"
+    const char *tf = FILE_PART("notes ä.txt", "Hello, world!\n\nOpen the file\r\n") PART("source", "auto")
+        PART("target", "zh") MP_END;
+    r = post_multipart(p, "/translate_file", tf, strlen(tf));
+    j = json_of(&r, "/translate_file");
+    cJSON *u = cJSON_GetObjectItem(j, "translatedFileUrl");
+    const char *path = cJSON_IsString(u) ? strstr(u->valuestring, "/download_file/") : NULL;
+    CHECK(r.status == 200 && cJSON_GetArraySize(j) == 1 && path && !strncmp(u->valuestring, "http://127.0.0.1", 16) &&
+              strlen(path) == 15 + 32 + 1 + strlen("notes__.txt") && !strcmp(path + 15 + 32, ".notes__.txt"),
+          "/translate_file: %d %s", r.status, r.body);
+    if (path) {
+        reply d = get(p, path);
+        char want[512];
+        snprintf(want, sizeof want, "%s\n\n%s\r\n", hello ? hello : "", file ? file : "");
+        CHECK(d.status == 200 && d.body && !strcmp(d.body, want), "download %s: %d \"%s\", expected \"%s\"", path,
+              d.status, d.body, want);
+        free(d.body);
+    }
+    cJSON_Delete(j);
+    free(r.body);
+    free(file);
+    check_error(get(p, "/download_file/00000000000000000000000000000000.a.txt"), 404, "no translated file",
+                "download of an unknown file");
+    const char *tf_none = PART("source", "en") PART("target", "zh") MP_END;
+    check_error(post_multipart(p, "/translate_file", tf_none, strlen(tf_none)), 400, "missing file parameter",
+                "/translate_file without a file");
+    const char *tf_docx = FILE_PART("a.docx", "PK") PART("source", "en") PART("target", "zh") MP_END;
+    check_error(post_multipart(p, "/translate_file", tf_docx, strlen(tf_docx)), 400, "file format not supported",
+                "/translate_file .docx");
+    const char *tf_empty = FILE_PART("", "Hello") PART("source", "en") PART("target", "zh") MP_END;
+    check_error(post_multipart(p, "/translate_file", tf_empty, strlen(tf_empty)), 400, "empty file",
+                "/translate_file without a filename");
+    const char *tf_bin = FILE_PART("b.txt", "\xff\xfe") PART("source", "en") PART("target", "zh") MP_END;
+    check_error(post_multipart(p, "/translate_file", tf_bin, strlen(tf_bin)), 400, "not UTF-8",
+                "/translate_file binary");
+    const char *tf_nosrc = FILE_PART("c.txt", "Hello") PART("target", "zh") MP_END;
+    check_error(post_multipart(p, "/translate_file", tf_nosrc, strlen(tf_nosrc)), 400, "missing source",
+                "/translate_file without source");
+    char big_file[7000];
+    size_t bf = (size_t)snprintf(big_file, sizeof big_file, "--" BND "\r\nContent-Disposition: form-data; "
+                                                            "name=\"file\"; filename=\"big.txt\"\r\n\r\n");
+    memset(big_file + bf, 'a', 5001);
+    bf += 5001;
+    bf += (size_t)snprintf(big_file + bf, sizeof big_file - bf, "\r\n" PART("source", "en") PART("target", "zh") MP_END);
+    check_error(post_multipart(p, "/translate_file", big_file, bf), 400, "request (5001) exceeds text limit (5000)",
+                "/translate_file past the character limit");
+
     /* what this server does not do, said as LibreTranslate says it */
-    const char *tf = "--" BND "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nHello\r\n"
-        PART("source", "en") PART("target", "zh") MP_END;
-    check_error(post_multipart(p, "/translate_file", tf, strlen(tf)), 403, "Files translation are disabled",
-                "/translate_file");
     check_error(post_json(p, "/suggest", "{\"q\":\"a\",\"s\":\"b\",\"source\":\"en\",\"target\":\"zh\"}"), 403,
                 "Suggestions are disabled", "/suggest");
     free(hello);

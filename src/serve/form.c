@@ -261,11 +261,11 @@ static const char *find_delim(const char *p, const char *end, const char *delim,
 /* Reads one part's headers from p; returns the position after the blank
  * line, or NULL (err set). */
 static const char *part_headers(const char *p, const char *end, int part, char *name, size_t namen, int *is_file,
-                                char *err, size_t errn)
+                                char filename[256], char *err, size_t errn)
 {
     int have_disp = 0;
     *is_file = 0;
-    name[0] = 0;
+    name[0] = filename[0] = 0;
     for (int lines = 0;; lines++) {
         const char *next, *le = line_end(p, end, &next);
         if (!le || lines > 64) {
@@ -297,7 +297,6 @@ static const char *part_headers(const char *p, const char *end, int part, char *
             const char *e = val;
             while (*e && *e != ';' && *e != ' ')
                 e++;
-            char fn[8];
             if ((size_t)(e - val) != 9 || strncasecmp(val, "form-data", 9) ||
                 header_param(e, "name", name, namen) <= 0) {
                 snprintf(err, errn,
@@ -307,8 +306,10 @@ static const char *part_headers(const char *p, const char *end, int part, char *
                 return NULL;
             }
             /* a filename parameter makes a file even when it is empty or long */
-            *is_file =
-                header_param(e, "filename", fn, sizeof fn) != 0 || header_param(e, "filename*", fn, sizeof fn) != 0;
+            int r = header_param(e, "filename", filename, 256);
+            *is_file = r != 0 || header_param(e, "filename*", filename, 256) != 0;
+            if (r <= 0)
+                filename[0] = 0;
             have_disp = 1;
         } else if (!strcasecmp(line, "Content-Transfer-Encoding")) {
             if (strcasecmp(val, "binary") && strcasecmp(val, "8bit") && strcasecmp(val, "7bit")) {
@@ -334,8 +335,8 @@ static const char *part_headers(const char *p, const char *end, int part, char *
     return p;
 }
 
-const char *form_parse_multipart(cJSON *o, int *n_files, const char *s, size_t n, const char *boundary, char *err,
-                                 size_t errn)
+const char *form_parse_multipart(cJSON *o, form_file *files, int max_files, int *n_files, const char *s, size_t n,
+                                 const char *boundary, char *err, size_t errn)
 {
     *n_files = 0;
     size_t bl = strlen(boundary);
@@ -364,9 +365,9 @@ const char *form_parse_multipart(cJSON *o, int *n_files, const char *s, size_t n
         }
         const char *next;
         line_end(p, end, &next); /* transport padding and the line break (find_delim checked them) */
-        char name[256];
+        char name[256], filename[256];
         int is_file;
-        const char *body = part_headers(next, end, part, name, sizeof name, &is_file, err, errn);
+        const char *body = part_headers(next, end, part, name, sizeof name, &is_file, filename, err, errn);
         if (!body)
             return err;
         const char *after = find_delim(body, end, delim, dl, 1, &ce);
@@ -377,8 +378,16 @@ const char *form_parse_multipart(cJSON *o, int *n_files, const char *s, size_t n
             return err;
         }
         size_t len = (size_t)(ce - body);
-        if (is_file)
+        if (is_file) {
+            if (files && *n_files < max_files) {
+                form_file *f = &files[*n_files];
+                memcpy(f->name, name, sizeof f->name);
+                memcpy(f->filename, filename, sizeof f->filename);
+                f->data = body;
+                f->n = len;
+            }
             (*n_files)++;
+        }
         else if (!is_text(body, len)) {
             snprintf(err, errn, "Invalid request: multipart field \"%.100s\" is not UTF-8 text", name);
             return err;

@@ -38,17 +38,27 @@ const char *form_content_type(const char *ctype, form_kind *kind, char boundary[
  * without NUL. Returns NULL, or an error message (400) written to err. */
 const char *form_parse_urlencoded(cJSON *o, const char *s, size_t n, char *err, size_t errn);
 
+/* A file part of a multipart body: its field name, the filename it was
+ * sent with ("" when empty or longer than 255 bytes) and its bytes (a view
+ * into the body, which must outlive it). */
+typedef struct {
+    char name[256], filename[256];
+    const char *data;
+    size_t n;
+} form_file;
+
 /* Adds the text fields of a multipart/form-data body s[0, n) with this
  * boundary to o (first value wins, as above); *n_files counts the file
- * parts, whose content is skipped unread (it may be binary). Accepts CRLF
+ * parts, whose content may be binary: the first max_files of them are
+ * described in files (NULL: none kept). Accepts CRLF
  * and bare LF line breaks (as werkzeug does) and ignores the preamble and
  * epilogue. Returns NULL, or an error message (400) written to err: no
  * boundary line, a part whose headers or content are cut off (truncated
  * body, no closing "--boundary--"), a part without Content-Disposition:
  * form-data; name=..., an unsupported Content-Transfer-Encoding, a text
  * field that is not UTF-8 or holds NUL, more than 1000 parts. */
-const char *form_parse_multipart(cJSON *o, int *n_files, const char *s, size_t n, const char *boundary, char *err,
-                                 size_t errn);
+const char *form_parse_multipart(cJSON *o, form_file *files, int max_files, int *n_files, const char *s, size_t n,
+                                 const char *boundary, char *err, size_t errn);
 
 /* LibreTranslate's "\n".join(q.splitlines()) on form input, in place: every
  * line break Python's str.splitlines knows (CR LF, CR, LF, VT, FF, FS, GS,

@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "qkv.h"
+#include "serve/form.h"
 #include "serve/serve.h"
 
 typedef enum { JOB_TRANSLATE = 0, JOB_ATTENTION = 1 } job_kind;
@@ -60,6 +61,10 @@ struct serve_server {
     long latency_n;
     long tgt_tokens, src_tokens, sentences, batches;
     double busy_s;
+    /* translated files waiting for their download (files.c), under mu */
+    struct stored_file *files;
+    int n_files;
+    size_t files_bytes;
 };
 
 /* One HTTP request, from its first callback to its completion. */
@@ -71,6 +76,8 @@ typedef struct {
     int status;
     char method[8];
     char url[128];
+    form_file files[4]; /* the first file parts of a multipart body (views into body) */
+    int n_files;
 } request;
 
 /* q of a request: one string (is_list 0) or a list; texts point into the request's JSON. */
@@ -117,6 +124,22 @@ enum MHD_Result srv_lt_languages(struct MHD_Connection *c, request *rq, serve_se
 enum MHD_Result srv_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in, int is_form);
 enum MHD_Result srv_lt_detect(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in);
 enum MHD_Result srv_lt_settings(struct MHD_Connection *c, request *rq, serve_server *s);
+/* The model for a LibreTranslate source and target (source "auto": the one
+ * source language that translates into target, when there is one), or -1
+ * with the 400 message in err. *src_out: the source code used. */
+int srv_lt_pair(const serve_server *s, const char *src, const char *tgt, const char **src_out, char *err, size_t errn);
+
+/* Endpoints (files.c): POST /translate_file (a .txt file part "file",
+ * source, target, api_key) and GET /download_file/NAME; srv_files_free
+ * drops every stored file (serve_stop). */
+enum MHD_Result srv_lt_translate_file(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in);
+enum MHD_Result srv_lt_download(struct MHD_Connection *c, request *rq, serve_server *s, const char *name);
+void srv_files_free(serve_server *s);
+
+/* LibreTranslate's api_key rule (libretranslate.c): 0 when accepted, else
+ * the status to answer (400 missing, 403 wrong) and its message. */
+int srv_lt_check_key(const serve_server *s, const char *key, const char **msg);
+
 /* Endpoints (api_v1.c): in is the JSON body. */
 enum MHD_Result srv_v1_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in);
 enum MHD_Result srv_v1_attention(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in);

@@ -49,7 +49,7 @@ enum MHD_Result srv_lt_languages(struct MHD_Connection *c, request *rq, serve_se
  * are not checked), else the status (and msg): 400 when the key is missing
  * (its "contact the operator" answer of a server that requires keys), 403
  * when it is not one of --api-keys. */
-static int check_key(const serve_server *s, const char *key, const char **msg)
+int srv_lt_check_key(const serve_server *s, const char *key, const char **msg)
 {
     if (!s->o.api_keys)
         return 0;
@@ -153,11 +153,49 @@ static cJSON *alternatives_of(const qkv_translation *r, int alts)
     return a;
 }
 
+int srv_lt_pair(const serve_server *s, const char *src, const char *tgt, const char **src_out, char *err, size_t errn)
+{
+    if (!strcmp(src, "auto")) {
+        const char *cand[16];
+        int nc = sources_of(s, tgt, cand, 16);
+        if (!srv_lang_known(s, tgt)) {
+            snprintf(err, errn, "%s is not supported", tgt);
+            return -1;
+        }
+        if (nc == 0) {
+            snprintf(err, errn, "Invalid request: source auto: no loaded model translates into %s", tgt);
+            return -1;
+        }
+        if (nc > 1) {
+            snprintf(err, errn,
+                     "Invalid request: source auto: qkv serve does no language detection, and %d source "
+                     "languages (%s, %s%s) translate into %s; name the source",
+                     nc, cand[0], cand[1], nc > 2 ? ", ..." : "", tgt);
+            return -1;
+        }
+        src = cand[0];
+    }
+    *src_out = src;
+    if (!srv_lang_known(s, src)) {
+        snprintf(err, errn, "%s is not supported", src);
+        return -1;
+    }
+    if (!srv_lang_known(s, tgt)) {
+        snprintf(err, errn, "%s is not supported", tgt);
+        return -1;
+    }
+    int m = srv_find_model_by_langs(s, src, tgt);
+    if (m < 0)
+        snprintf(err, errn, "%s (%s) is not available as a target language from %s (%s)", srv_lang_name(tgt), tgt,
+                 srv_lang_name(src), src);
+    return m;
+}
+
 enum MHD_Result srv_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in, int is_form)
 {
     char err[600];
     const char *kmsg;
-    int kst = check_key(s, jstr(in, "api_key"), &kmsg);
+    int kst = srv_lt_check_key(s, jstr(in, "api_key"), &kmsg);
     if (kst)
         return srv_send_error(c, rq, kst, "%s", kmsg);
     cJSON *qj = cJSON_GetObjectItemCaseSensitive(in, "q");
@@ -188,43 +226,14 @@ enum MHD_Result srv_lt_translate(struct MHD_Connection *c, request *rq, serve_se
             srv_send_error(c, rq, 400, "Invalid request: alternatives parameter must be <= %d", s->o.max_alternatives);
         goto out;
     }
-    int is_auto = !strcmp(src, "auto");
-    if (is_auto) {
-        const char *cand[16];
-        int nc = sources_of(s, tgt, cand, 16);
-        if (!srv_lang_known(s, tgt)) {
-            ret = srv_send_error(c, rq, 400, "%s is not supported", tgt);
-            goto out;
-        }
-        if (nc == 0) {
-            ret = srv_send_error(c, rq, 400, "Invalid request: source auto: no loaded model translates into %s", tgt);
-            goto out;
-        }
-        if (nc > 1) {
-            ret = srv_send_error(c, rq, 400,
-                                 "Invalid request: source auto: qkv serve does no language detection, and %d source "
-                                 "languages (%s, %s%s) translate into %s; name the source",
-                                 nc, cand[0], cand[1], nc > 2 ? ", ..." : "", tgt);
-            goto out;
-        }
-        src = cand[0];
-    }
-    if (!srv_lang_known(s, src)) {
-        ret = srv_send_error(c, rq, 400, "%s is not supported", src);
-        goto out;
-    }
-    if (!srv_lang_known(s, tgt)) {
-        ret = srv_send_error(c, rq, 400, "%s is not supported", tgt);
-        goto out;
-    }
     if (fmt && *fmt && strcmp(fmt, "text")) {
         ret = srv_send_error(c, rq, 400, "%s format is not supported", fmt);
         goto out;
     }
-    int m = srv_find_model_by_langs(s, src, tgt);
+    int is_auto = !strcmp(src, "auto");
+    int m = srv_lt_pair(s, src, tgt, &src, err, sizeof err);
     if (m < 0) {
-        ret = srv_send_error(c, rq, 400, "%s (%s) is not available as a target language from %s (%s)",
-                             srv_lang_name(tgt), tgt, srv_lang_name(src), src);
+        ret = srv_send_error(c, rq, 400, "%s", err);
         goto out;
     }
     job j = {0};
@@ -280,7 +289,7 @@ enum MHD_Result srv_lt_detect(struct MHD_Connection *c, request *rq, serve_serve
 {
     char err[600];
     const char *kmsg;
-    int kst = check_key(s, jstr(in, "api_key"), &kmsg);
+    int kst = srv_lt_check_key(s, jstr(in, "api_key"), &kmsg);
     if (kst)
         return srv_send_error(c, rq, kst, "%s", kmsg);
     qlist q;
@@ -314,8 +323,9 @@ enum MHD_Result srv_lt_settings(struct MHD_Connection *c, request *rq, serve_ser
     cJSON_AddBoolToObject(o, "apiKeys", s->o.api_keys != NULL);
     cJSON_AddBoolToObject(o, "keyRequired", s->o.api_keys != NULL);
     cJSON_AddBoolToObject(o, "suggestions", 0);
-    cJSON_AddBoolToObject(o, "filesTranslation", 0);
-    cJSON_AddItemToObject(o, "supportedFilesFormat", cJSON_CreateArray());
+    cJSON_AddBoolToObject(o, "filesTranslation", 1);
+    cJSON *formats = cJSON_AddArrayToObject(o, "supportedFilesFormat");
+    cJSON_AddItemToArray(formats, cJSON_CreateString(".txt")); /* keep in sync with files.c */
     cJSON_AddItemToObject(lang, "source", lang_object(s->models[0].source));
     cJSON_AddItemToObject(lang, "target", lang_object(s->models[0].target));
     cJSON_AddItemToObject(o, "language", lang);

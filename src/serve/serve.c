@@ -554,12 +554,11 @@ static cJSON *read_fields(struct MHD_Connection *c, request *rq, serve_server *s
         return NULL;
     }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &a);
-    int n_files = 0;
     const char *e = a.bad ? "Invalid request: a query string field is not UTF-8 text" : NULL;
     if (!e && k == FORM_URLENCODED)
         e = form_parse_urlencoded(a.o, body, rq->n, err, sizeof err);
     else if (!e && k == FORM_MULTIPART)
-        e = form_parse_multipart(a.o, &n_files, body, rq->n, boundary, err, sizeof err);
+        e = form_parse_multipart(a.o, rq->files, 4, &rq->n_files, body, rq->n, boundary, err, sizeof err);
     if (e) {
         cJSON_Delete(a.o);
         *ret = srv_send_error(c, rq, 400, "%s", e);
@@ -571,24 +570,23 @@ static cJSON *read_fields(struct MHD_Connection *c, request *rq, serve_server *s
 
 static enum MHD_Result dispatch_post(struct MHD_Connection *c, request *rq, serve_server *s, const char *url)
 {
-    int lt = !strcmp(url, "/translate"), det = !strcmp(url, "/detect");
+    int lt = !strcmp(url, "/translate"), det = !strcmp(url, "/detect"), tf = !strcmp(url, "/translate_file");
     int v1t = !strcmp(url, "/v1/translate"), v1a = !strcmp(url, "/v1/attention");
-    if (!strcmp(url, "/translate_file"))
-        return srv_send_error(c, rq, 403, "Files translation are disabled on this server.");
     if (!strcmp(url, "/suggest"))
         return srv_send_error(c, rq, 403, "Suggestions are disabled on this server.");
-    if (!lt && !det && !v1t && !v1a)
+    if (!lt && !det && !tf && !v1t && !v1a)
         return !strcmp(url, "/languages") || !strcmp(url, "/health") || !strcmp(url, "/metrics") ||
                        !strcmp(url, "/frontend/settings")
                    ? srv_send_error(c, rq, 405, "Method Not Allowed: use GET for %s", url)
                    : srv_send_error(c, rq, 404, "Not Found: %s", url);
     enum MHD_Result r;
     int is_form;
-    cJSON *in = read_fields(c, rq, s, lt || det, &is_form, &r);
+    cJSON *in = read_fields(c, rq, s, lt || det || tf, &is_form, &r);
     if (!in)
         return r;
     r = lt    ? srv_lt_translate(c, rq, s, in, is_form)
         : det ? srv_lt_detect(c, rq, s, in)
+        : tf  ? srv_lt_translate_file(c, rq, s, in)
         : v1t ? srv_v1_translate(c, rq, s, in)
               : srv_v1_attention(c, rq, s, in);
     cJSON_Delete(in);
@@ -665,6 +663,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return handle_metrics(c, rq, s);
     if (!strcmp(url, "/frontend/settings"))
         return srv_lt_settings(c, rq, s);
+    if (!strncmp(url, "/download_file/", 15))
+        return srv_lt_download(c, rq, s, url + 15);
     if (!strcmp(url, "/translate") || !strcmp(url, "/v1/translate") || !strcmp(url, "/v1/attention") ||
         !strcmp(url, "/detect") || !strcmp(url, "/translate_file") || !strcmp(url, "/suggest"))
         return srv_send_error(c, rq, 405, "Method Not Allowed: use POST for %s", url);
@@ -794,6 +794,7 @@ void serve_stop(serve_server *s)
         free(s->models[i].source);
         free(s->models[i].target);
     }
+    srv_files_free(s);
     free(s->models);
     free(s->workers);
     pthread_mutex_destroy(&s->mu);
