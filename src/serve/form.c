@@ -72,7 +72,7 @@ static int header_param(const char *p, const char *name, char *out, size_t outn)
             for (v++; *v && *v != '"'; v++) {
                 if (*v == '\\' && v[1])
                     v++;
-                if (k + 1 < outn)
+                if (match && k + 1 < outn)
                     out[k] = *v;
                 k++;
             }
@@ -81,7 +81,7 @@ static int header_param(const char *p, const char *name, char *out, size_t outn)
             v++;
         } else {
             for (; *v && *v != ';' && *v != ' ' && *v != '\t'; v++) {
-                if (k + 1 < outn)
+                if (match && k + 1 < outn)
                     out[k] = *v;
                 k++;
             }
