@@ -15,7 +15,8 @@
 
 static const char usage[] =
     "usage: qkv serve -m MODEL [-m NAME=MODEL ...] [OPTIONS]\n"
-    "  An HTTP server: LibreTranslate's API (POST /translate, GET /languages), qkv's own\n"
+    "  An HTTP server: LibreTranslate's API (POST /translate and /detect with JSON, urlencoded or\n"
+    "  multipart bodies, GET /languages, GET /frontend/settings), qkv's own\n"
     "  (POST /v1/translate, POST /v1/attention), GET /health, GET /metrics (Prometheus) and the\n"
     "  attention explorer at /. MODEL is a qkv checkpoint or a Marian directory; a NAME such as\n"
     "  en-zh (or a path ending in -en-zh, as opus-mt-en-zh) gives the languages, else en -> zh.\n"

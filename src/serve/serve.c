@@ -1,6 +1,10 @@
-/* qkv serve: HTTP front (libmicrohttpd, a thread per connection), the job
- * queue and its batching workers, the endpoints. See serve.h. */
+/* qkv serve: the HTTP front (libmicrohttpd, a thread per connection), the
+ * job queue and its batching workers, request bodies, /health, /metrics,
+ * the explorer's files, start and stop; the endpoints of the two APIs are in
+ * libretranslate.c and api_v1.c (internal.h). See serve.h. */
 #include "base/strbuf.h"
+#include "serve/form.h"
+#include "serve/internal.h"
 #include "serve/serve.h"
 
 #include <arpa/inet.h>
@@ -32,7 +36,7 @@ static double now_s(void)
 }
 
 /* Code points of valid UTF-8 text (LibreTranslate counts characters). */
-static size_t utf8_chars(const char *s)
+size_t srv_utf8_chars(const char *s)
 {
     size_t n = 0;
     for (; *s; s++)
@@ -42,55 +46,7 @@ static size_t utf8_chars(const char *s)
 
 /* ---- jobs and the queue ----------------------------------------------------- */
 
-typedef enum { JOB_TRANSLATE = 0, JOB_ATTENTION = 1 } job_kind;
-
-typedef struct job {
-    job_kind kind;
-    int model;
-    qkv_translate_options opt; /* target_prefix owned by the request */
-    const char *const *texts;
-    int n;
-    const char *target; /* attention: given target or NULL */
-    int est_tokens;
-    /* results */
-    qkv_translation *res;
-    qkv_attention_map *map;
-    qkv_status st;
-    char err[512];
-    int done;
-    pthread_cond_t cond;
-    struct job *next;
-} job;
-
-typedef struct {
-    char *name, *source, *target;
-    qkv_context *ctx; /* --threads: one pool per model, shared by the workers */
-    qkv_translator *t;
-} served_model;
-
-#define N_BUCKETS 12
 static const double bucket_le[N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-
-struct serve_server {
-    serve_options o;
-    served_model *models;
-    int n_models;
-    struct MHD_Daemon *d;
-    int port;
-    pthread_t *workers;
-    int n_workers;
-    pthread_mutex_t mu;
-    pthread_cond_t qcond, idle;
-    job *head, *tail;
-    int queued, stopping, in_flight, paused;
-    /* metrics (under mu) */
-    long status_count[600];
-    long buckets[N_BUCKETS + 1];
-    double latency_sum;
-    long latency_n;
-    long tgt_tokens, src_tokens, sentences, batches;
-    double busy_s;
-};
 
 /* Whether b may share a's batch: same model and the same options, field by
  * field (a new field of qkv_translate_options must be added here; until
@@ -276,15 +232,6 @@ static int submit(serve_server *s, job *j)
 
 /* ---- requests ------------------------------------------------------------------ */
 
-typedef struct {
-    char *body;
-    size_t n, cap;
-    int too_big;
-    double t0;
-    int status;
-    char method[8];
-    char url[128];
-} request;
 
 static struct MHD_Response *text_response(const char *body, const char *ctype)
 {
@@ -294,8 +241,7 @@ static struct MHD_Response *text_response(const char *body, const char *ctype)
     return r;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, request *rq, int status, const char *body,
-                                 const char *ctype)
+enum MHD_Result srv_send_text(struct MHD_Connection *c, request *rq, int status, const char *body, const char *ctype)
 {
     struct MHD_Response *r = text_response(body, ctype);
     if (!r)
@@ -307,18 +253,18 @@ static enum MHD_Result send_text(struct MHD_Connection *c, request *rq, int stat
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, request *rq, int status, cJSON *j)
+enum MHD_Result srv_send_json(struct MHD_Connection *c, request *rq, int status, cJSON *j)
 {
     char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     if (!txt)
-        return send_text(c, rq, 500, "{\"error\":\"out of memory\"}", "application/json");
-    enum MHD_Result r = send_text(c, rq, status, txt, "application/json");
+        return srv_send_text(c, rq, 500, "{\"error\":\"out of memory\"}", "application/json");
+    enum MHD_Result r = srv_send_text(c, rq, status, txt, "application/json");
     free(txt);
     return r;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, request *rq, int status, const char *fmt, ...)
+enum MHD_Result srv_send_error(struct MHD_Connection *c, request *rq, int status, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -327,94 +273,12 @@ static enum MHD_Result send_error(struct MHD_Connection *c, request *rq, int sta
     va_end(ap);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", msg);
-    return send_json(c, rq, status, j);
-}
-
-/* ---- form and JSON bodies -------------------------------------------------- */
-
-static int hexv(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* application/x-www-form-urlencoded -> a JSON object of strings (the last
- * value of a repeated key wins, as Flask's request.values.get). NULL on a
- * malformed escape. */
-static cJSON *parse_form(const char *s, size_t n)
-{
-    cJSON *o = cJSON_CreateObject();
-    size_t i = 0;
-    while (o && i < n) {
-        size_t e = i;
-        while (e < n && s[e] != '&')
-            e++;
-        char *key = malloc(e - i + 1), *val = malloc(e - i + 1);
-        size_t kn = 0, vn = 0;
-        int in_val = 0, bad = !key || !val;
-        for (size_t k = i; !bad && k < e; k++) {
-            int ch = (unsigned char)s[k];
-            if (ch == '=' && !in_val) {
-                in_val = 1;
-                continue;
-            }
-            if (ch == '+')
-                ch = ' ';
-            else if (ch == '%') {
-                if (k + 2 >= e) {
-                    bad = 1;
-                    break;
-                }
-                int a = hexv(s[k + 1]), b = hexv(s[k + 2]);
-                if (a < 0 || b < 0) {
-                    bad = 1;
-                    break;
-                }
-                ch = a * 16 + b;
-                k += 2;
-            }
-            if (in_val)
-                val[vn++] = (char)ch;
-            else
-                key[kn++] = (char)ch;
-        }
-        if (!bad && kn > 0) {
-            key[kn] = 0;
-            val[vn] = 0;
-            if (strlen(val) != vn || strlen(key) != kn)
-                bad = 1; /* NUL bytes */
-            else {
-                cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-                cJSON_AddStringToObject(o, key, val);
-            }
-        }
-        free(key);
-        free(val);
-        if (bad) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-        i = e + 1;
-    }
-    return o;
-}
-
-typedef enum { BODY_JSON, BODY_FORM, BODY_OTHER } body_kind;
-
-static body_kind content_kind(struct MHD_Connection *c)
-{
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (!ct)
-        return BODY_OTHER;
-    if (!strncasecmp(ct, "application/json", 16))
-        return BODY_JSON;
-    if (!strncasecmp(ct, "application/x-www-form-urlencoded", 33))
-        return BODY_FORM;
-    return BODY_OTHER;
+    return srv_send_json(c, rq, status, j);
 }
 
 /* ---- models and languages -------------------------------------------------- */
 
-static const char *lang_name(const char *code)
+const char *srv_lang_name(const char *code)
 {
     static const char *const t[][2] = {
         {"en", "English"}, {"zh", "Chinese"},  {"de", "German"},     {"fr", "French"},  {"es", "Spanish"},
@@ -428,7 +292,7 @@ static const char *lang_name(const char *code)
     return code;
 }
 
-static int find_model_by_name(const serve_server *s, const char *name)
+int srv_find_model_by_name(const serve_server *s, const char *name)
 {
     for (int i = 0; i < s->n_models; i++)
         if (!strcmp(s->models[i].name, name))
@@ -436,7 +300,7 @@ static int find_model_by_name(const serve_server *s, const char *name)
     return -1;
 }
 
-static int find_model_by_langs(const serve_server *s, const char *src, const char *tgt)
+int srv_find_model_by_langs(const serve_server *s, const char *src, const char *tgt)
 {
     for (int i = 0; i < s->n_models; i++)
         if (!strcmp(s->models[i].source, src) && !strcmp(s->models[i].target, tgt))
@@ -444,7 +308,7 @@ static int find_model_by_langs(const serve_server *s, const char *src, const cha
     return -1;
 }
 
-static int lang_known(const serve_server *s, const char *code)
+int srv_lang_known(const serve_server *s, const char *code)
 {
     for (int i = 0; i < s->n_models; i++)
         if (!strcmp(s->models[i].source, code) || !strcmp(s->models[i].target, code))
@@ -452,44 +316,11 @@ static int lang_known(const serve_server *s, const char *code)
     return 0;
 }
 
-static enum MHD_Result handle_languages(struct MHD_Connection *c, request *rq, serve_server *s)
-{
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < s->n_models; i++) {
-        const char *codes[2] = {s->models[i].source, s->models[i].target};
-        for (int k = 0; k < 2; k++) {
-            int seen = 0;
-            cJSON *it;
-            cJSON_ArrayForEach(it, arr) seen |= !strcmp(cJSON_GetObjectItem(it, "code")->valuestring, codes[k]);
-            if (seen)
-                continue;
-            cJSON *o = cJSON_CreateObject(), *targets = cJSON_CreateArray();
-            cJSON_AddStringToObject(o, "code", codes[k]);
-            cJSON_AddStringToObject(o, "name", lang_name(codes[k]));
-            for (int m = 0; m < s->n_models; m++)
-                if (!strcmp(s->models[m].source, codes[k])) {
-                    int dup = 0;
-                    cJSON *tt;
-                    cJSON_ArrayForEach(tt, targets) dup |= !strcmp(tt->valuestring, s->models[m].target);
-                    if (!dup)
-                        cJSON_AddItemToArray(targets, cJSON_CreateString(s->models[m].target));
-                }
-            cJSON_AddItemToObject(o, "targets", targets);
-            cJSON_AddItemToArray(arr, o);
-        }
-    }
-    return send_json(c, rq, 200, arr);
-}
-
 /* ---- q: a string or a list of strings --------------------------------------- */
 
-typedef struct {
-    const char **texts;
-    int n, is_list;
-} qlist;
 
 /* Returns NULL or an error message (400). */
-static const char *read_q(const serve_server *s, cJSON *q, qlist *out, char *err, size_t errn)
+const char *srv_read_q(const serve_server *s, cJSON *q, qlist *out, char *err, size_t errn)
 {
     memset(out, 0, sizeof *out);
     if (!q || cJSON_IsNull(q) || (cJSON_IsString(q) && !q->valuestring[0]) ||
@@ -521,7 +352,7 @@ static const char *read_q(const serve_server *s, cJSON *q, qlist *out, char *err
             return err;
         }
         out->texts[i] = it->valuestring;
-        chars += utf8_chars(it->valuestring);
+        chars += srv_utf8_chars(it->valuestring);
     }
     if ((long)chars > s->o.max_chars) {
         snprintf(err, errn, "Invalid request: request (%zu) exceeds text limit (%d)", chars, s->o.max_chars);
@@ -530,7 +361,7 @@ static const char *read_q(const serve_server *s, cJSON *q, qlist *out, char *err
     return NULL;
 }
 
-static int est_tokens(const qlist *q)
+int srv_est_tokens(const qlist *q)
 {
     long t = 0;
     for (int i = 0; i < q->n; i++)
@@ -539,467 +370,18 @@ static int est_tokens(const qlist *q)
 }
 
 /* Runs a translation job; on failure sends the error and returns 0. */
-static int run_job(struct MHD_Connection *c, request *rq, serve_server *s, job *j, enum MHD_Result *ret)
+int srv_run_job(struct MHD_Connection *c, request *rq, serve_server *s, job *j, enum MHD_Result *ret)
 {
     if (!submit(s, j)) {
-        *ret = send_error(c, rq, 503, "server busy: the queue holds %d requests; try again later", s->o.queue_size);
+        *ret = srv_send_error(c, rq, 503, "server busy: the queue holds %d requests; try again later", s->o.queue_size);
         return 0;
     }
     if (j->st != QKV_OK) {
         int code = j->st == QKV_ERR_ARG || j->st == QKV_ERR_CONFIG ? 400 : 500;
-        *ret = send_error(c, rq, code, "%s%s", code == 500 ? "Cannot translate text: " : "", j->err);
+        *ret = srv_send_error(c, rq, code, "%s%s", code == 500 ? "Cannot translate text: " : "", j->err);
         return 0;
     }
     return 1;
-}
-
-/* ---- LibreTranslate: POST /translate ----------------------------------------- */
-
-static int key_ok(const serve_server *s, const char *key)
-{
-    if (!s->o.api_keys)
-        return 1;
-    if (!key || !*key)
-        return 0;
-    size_t n = strlen(key);
-    for (const char *p = s->o.api_keys; *p;) {
-        const char *e = strchr(p, ',');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == n && !strncmp(p, key, n))
-            return 1;
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return 0;
-}
-
-static const char *jstr(cJSON *o, const char *k)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in)
-{
-    char err[600];
-    const char *key = jstr(in, "api_key");
-    if (!key_ok(s, key))
-        return send_error(c, rq, 403, "Invalid API key");
-    qlist q;
-    if (read_q(s, cJSON_GetObjectItemCaseSensitive(in, "q"), &q, err, sizeof err)) {
-        free(q.texts);
-        return send_error(c, rq, 400, "%s", err);
-    }
-    const char *src = jstr(in, "source"), *tgt = jstr(in, "target"), *fmt = jstr(in, "format");
-    enum MHD_Result ret;
-    if (!src || !*src) {
-        ret = send_error(c, rq, 400, "Invalid request: missing source parameter");
-        goto out;
-    }
-    if (!tgt || !*tgt) {
-        ret = send_error(c, rq, 400, "Invalid request: missing target parameter");
-        goto out;
-    }
-    if (!strcmp(src, "auto")) {
-        /* no language detection: auto means the source of the one model with this target */
-        int found = -1, count = 0;
-        for (int i = 0; i < s->n_models; i++)
-            if (!strcmp(s->models[i].target, tgt)) {
-                found = i;
-                count++;
-            }
-        if (count == 1)
-            src = s->models[found].source;
-    }
-    if (!lang_known(s, src)) {
-        ret = send_error(c, rq, 400, "%s is not supported", src);
-        goto out;
-    }
-    if (!lang_known(s, tgt)) {
-        ret = send_error(c, rq, 400, "%s is not supported", tgt);
-        goto out;
-    }
-    if (fmt && *fmt && strcmp(fmt, "text")) {
-        ret = send_error(c, rq, 400, "%s format is not supported", fmt);
-        goto out;
-    }
-    int alts = 0;
-    cJSON *a = cJSON_GetObjectItemCaseSensitive(in, "alternatives");
-    if (cJSON_IsNumber(a))
-        alts = (int)a->valuedouble;
-    else if (cJSON_IsString(a) && *a->valuestring) {
-        char *end;
-        long v = strtol(a->valuestring, &end, 10);
-        if (*end) {
-            ret = send_error(c, rq, 400, "Invalid request: alternatives must be an integer");
-            goto out;
-        }
-        alts = (int)v;
-    }
-    if (alts < 0 || alts > s->o.max_alternatives) {
-        ret = send_error(c, rq, 400, "Invalid request: alternatives (%d) must be between 0 and %d", alts,
-                         s->o.max_alternatives);
-        goto out;
-    }
-    int m = find_model_by_langs(s, src, tgt);
-    if (m < 0) {
-        ret = send_error(c, rq, 400, "%s (%s) is not available as a target language from %s (%s)", lang_name(tgt),
-                         tgt, lang_name(src), src);
-        goto out;
-    }
-    job j = {0};
-    j.kind = JOB_TRANSLATE;
-    j.model = m;
-    j.opt = qkv_translator_default_options(s->models[m].t);
-    j.opt.compute_type = s->o.compute_type;
-    if (alts > 0) {
-        if (j.opt.beam_size < alts + 1)
-            j.opt.beam_size = alts + 1;
-        j.opt.n_best = alts + 1;
-    }
-    j.texts = q.texts;
-    j.n = q.n;
-    j.est_tokens = est_tokens(&q);
-    if (!run_job(c, rq, s, &j, &ret))
-        goto out;
-    cJSON *o = cJSON_CreateObject(), *tt = q.is_list ? cJSON_CreateArray() : NULL,
-          *al = alts > 0 ? cJSON_CreateArray() : NULL;
-    for (int i = 0; i < q.n; i++) {
-        qkv_translation *r = &j.res[i];
-        const char *best = r->n_hyps > 0 ? r->hyps[0].text : "";
-        cJSON *alist = alts > 0 ? cJSON_CreateArray() : NULL;
-        for (int h = 1; alist && h < r->n_hyps && h <= alts; h++)
-            cJSON_AddItemToArray(alist, cJSON_CreateString(r->hyps[h].text));
-        if (q.is_list) {
-            cJSON_AddItemToArray(tt, cJSON_CreateString(best));
-            if (al)
-                cJSON_AddItemToArray(al, alist);
-        } else {
-            cJSON_AddStringToObject(o, "translatedText", best);
-            if (al) {
-                cJSON_Delete(al);
-                al = alist;
-            }
-        }
-    }
-    if (tt)
-        cJSON_AddItemToObject(o, "translatedText", tt);
-    if (al)
-        cJSON_AddItemToObject(o, "alternatives", al);
-    qkv_translations_free(j.res, j.n);
-    ret = send_json(c, rq, 200, o);
-out:
-    free(q.texts);
-    return ret;
-}
-
-/* ---- qkv: POST /v1/translate --------------------------------------------------- */
-
-/* Reads the decoding options of a /v1 request into o; NULL or an error. */
-static const char *read_options(cJSON *in, qkv_translate_options *o, int **bad, char *err, size_t errn,
-                                const char *const *extra, int n_extra)
-{
-    static const char *const ints[] = {"beam_size", "n_best", "max_length", "max_length_offset", "min_length",
-                                       "no_repeat_ngram_size", "forced_eos", "top_k", "num_samples", "batch_size"};
-    int *int_dst[] = {&o->beam_size, &o->n_best, &o->max_length, &o->max_length_offset, &o->min_length,
-                      &o->no_repeat_ngram_size, &o->forced_eos, &o->top_k, &o->num_samples, &o->batch_size};
-    static const char *const floats[] = {"length_penalty", "max_length_ratio", "repetition_penalty", "temperature",
-                                         "top_p"};
-    float *f_dst[] = {&o->length_penalty, &o->max_length_ratio, &o->repetition_penalty, &o->temperature, &o->top_p};
-    cJSON *it;
-    cJSON_ArrayForEach(it, in)
-    {
-        const char *k = it->string;
-        int known = 0;
-        for (int i = 0; i < n_extra; i++)
-            known |= !strcmp(k, extra[i]);
-        if (known)
-            continue;
-        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-            if (!strcmp(k, ints[i])) {
-                if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9) {
-                    snprintf(err, errn, "field %s: an integer is expected", k);
-                    return err;
-                }
-                *int_dst[i] = (int)it->valuedouble;
-                known = 1;
-            }
-        for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
-            if (!strcmp(k, floats[i])) {
-                if (!cJSON_IsNumber(it)) {
-                    snprintf(err, errn, "field %s: a number is expected", k);
-                    return err;
-                }
-                *f_dst[i] = (float)it->valuedouble;
-                known = 1;
-            }
-        if (known)
-            continue;
-        if (!strcmp(k, "sample")) {
-            if (!cJSON_IsBool(it)) {
-                snprintf(err, errn, "field sample: true or false is expected");
-                return err;
-            }
-            o->sample = cJSON_IsTrue(it);
-        } else if (!strcmp(k, "seed")) {
-            if (!cJSON_IsNumber(it) || it->valuedouble < 0) {
-                snprintf(err, errn, "field seed: a non-negative integer is expected");
-                return err;
-            }
-            o->seed = (uint64_t)it->valuedouble;
-        } else if (!strcmp(k, "prefix")) {
-            if (!cJSON_IsString(it)) {
-                snprintf(err, errn, "field prefix: a string is expected");
-                return err;
-            }
-            o->target_prefix = it->valuestring;
-        } else if (!strcmp(k, "length_penalty_kind")) {
-            const char *v = cJSON_IsString(it) ? it->valuestring : "";
-            if (!strcmp(v, "power"))
-                o->length_penalty_kind = QKV_LENGTH_PENALTY_POWER;
-            else if (!strcmp(v, "gnmt"))
-                o->length_penalty_kind = QKV_LENGTH_PENALTY_GNMT;
-            else {
-                snprintf(err, errn, "field length_penalty_kind: \"power\" or \"gnmt\" is expected");
-                return err;
-            }
-        } else if (!strcmp(k, "early_stopping")) {
-            const char *v = cJSON_IsString(it) ? it->valuestring : "";
-            if (cJSON_IsBool(it))
-                o->early_stopping = cJSON_IsTrue(it) ? QKV_EARLY_STOPPING_TRUE : QKV_EARLY_STOPPING_HEURISTIC;
-            else if (!strcmp(v, "heuristic"))
-                o->early_stopping = QKV_EARLY_STOPPING_HEURISTIC;
-            else if (!strcmp(v, "true"))
-                o->early_stopping = QKV_EARLY_STOPPING_TRUE;
-            else if (!strcmp(v, "never"))
-                o->early_stopping = QKV_EARLY_STOPPING_NEVER;
-            else {
-                snprintf(err, errn, "field early_stopping: \"heuristic\", \"true\" or \"never\" is expected");
-                return err;
-            }
-        } else if (!strcmp(k, "bad_word_ids")) {
-            int n = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : -1;
-            if (n < 0 || n > 4096) {
-                snprintf(err, errn, "field bad_word_ids: a list of at most 4096 integers is expected");
-                return err;
-            }
-            free(*bad);
-            *bad = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
-            if (!*bad) {
-                snprintf(err, errn, "out of memory");
-                return err;
-            }
-            for (int i = 0; i < n; i++) {
-                cJSON *v = cJSON_GetArrayItem(it, i);
-                if (!cJSON_IsNumber(v)) {
-                    snprintf(err, errn, "field bad_word_ids[%d]: an integer is expected", i);
-                    return err;
-                }
-                (*bad)[i] = (int)v->valuedouble;
-            }
-            o->bad_word_ids = *bad;
-            o->n_bad_word_ids = n;
-        } else {
-            snprintf(err, errn, "unknown field \"%s\"", k);
-            return err;
-        }
-    }
-    if (o->batch_size > 256)
-        o->batch_size = 256;
-    if (o->num_samples > 64 || o->beam_size > 64) {
-        snprintf(err, errn, "field %s: at most 64", o->num_samples > 64 ? "num_samples" : "beam_size");
-        return err;
-    }
-    if (qkv_translate_validate_options(o) != QKV_OK) {
-        snprintf(err, errn, "%s", qkv_last_error());
-        return err;
-    }
-    return NULL;
-}
-
-static int pick_model(serve_server *s, cJSON *in, char *err, size_t errn)
-{
-    cJSON *m = cJSON_GetObjectItemCaseSensitive(in, "model");
-    if (!m)
-        return 0;
-    if (!cJSON_IsString(m)) {
-        snprintf(err, errn, "field model: a string is expected");
-        return -1;
-    }
-    int i = find_model_by_name(s, m->valuestring);
-    if (i < 0)
-        snprintf(err, errn, "unknown model \"%.200s\"", m->valuestring);
-    return i;
-}
-
-static enum MHD_Result handle_v1_translate(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in)
-{
-    char err[600];
-    int m = pick_model(s, in, err, sizeof err);
-    if (m < 0)
-        return send_error(c, rq, m == -1 && strstr(err, "unknown") ? 404 : 400, "%s", err);
-    qlist q;
-    if (read_q(s, cJSON_GetObjectItemCaseSensitive(in, "q"), &q, err, sizeof err)) {
-        free(q.texts);
-        return send_error(c, rq, 400, "%s", err);
-    }
-    job j = {0};
-    int *bad = NULL;
-    enum MHD_Result ret;
-    j.opt = qkv_translator_default_options(s->models[m].t);
-    j.opt.compute_type = s->o.compute_type;
-    static const char *const extra[] = {"q", "model"};
-    if (read_options(in, &j.opt, &bad, err, sizeof err, extra, 2)) {
-        ret = send_error(c, rq, 400, "%s", err);
-        goto out;
-    }
-    j.kind = JOB_TRANSLATE;
-    j.model = m;
-    j.texts = q.texts;
-    j.n = q.n;
-    j.est_tokens = est_tokens(&q) * (j.opt.sample ? j.opt.num_samples : (j.opt.beam_size > 0 ? j.opt.beam_size : 4));
-    if (!run_job(c, rq, s, &j, &ret))
-        goto out;
-    cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
-    cJSON_AddStringToObject(o, "model", s->models[m].name);
-    for (int i = 0; i < q.n; i++) {
-        qkv_translation *r = &j.res[i];
-        cJSON *t = cJSON_CreateObject(), *hy = cJSON_CreateArray();
-        cJSON_AddStringToObject(t, "text", r->n_hyps > 0 ? r->hyps[0].text : "");
-        for (int h = 0; h < r->n_hyps; h++) {
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "text", r->hyps[h].text);
-            cJSON_AddNumberToObject(x, "score", r->hyps[h].score);
-            cJSON_AddNumberToObject(x, "logprob", r->hyps[h].logprob);
-            cJSON_AddNumberToObject(x, "tokens", r->hyps[h].n_ids + r->hyps[h].ended);
-            cJSON_AddBoolToObject(x, "ended", r->hyps[h].ended);
-            cJSON_AddItemToArray(hy, x);
-        }
-        cJSON_AddItemToObject(t, "hypotheses", hy);
-        cJSON_AddNumberToObject(t, "truncated", r->truncated);
-        cJSON_AddItemToArray(arr, t);
-    }
-    cJSON_AddItemToObject(o, "translations", arr);
-    qkv_translations_free(j.res, j.n);
-    ret = send_json(c, rq, 200, o);
-out:
-    free(bad);
-    free(q.texts);
-    return ret;
-}
-
-/* ---- qkv: POST /v1/attention ----------------------------------------------------- */
-
-#define ATTENTION_MAX_CHARS 1000
-
-static cJSON *raw_floats(const float *x, size_t n)
-{
-    sbuf b = {0};
-    sb_add(&b, "[", 1);
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!isfinite(v))
-            v = 0;
-        sb_printf(&b, i ? ",%.6g" : "%.6g", v);
-    }
-    sb_add(&b, "]", 1);
-    cJSON *r = b.oom ? NULL : cJSON_CreateRaw(b.p);
-    free(b.p);
-    return r;
-}
-
-static cJSON *str_array(char **v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-    return a;
-}
-
-/* One kind of attention: probabilities per layer and head, and q, k, v of
- * the requested layer/head (-1: none). */
-static cJSON *attn_block(const float *p, const float *q, const float *k, const float *v, int L, int H, int nq,
-                         int nk, int D, int vl, int vh)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "layers", L);
-    cJSON_AddNumberToObject(o, "heads", H);
-    cJSON_AddNumberToObject(o, "queries", nq);
-    cJSON_AddNumberToObject(o, "keys", nk);
-    cJSON_AddNumberToObject(o, "head_dim", D);
-    cJSON_AddItemToObject(o, "weights", raw_floats(p, (size_t)L * H * nq * nk));
-    if (vl >= 0 && vl < L && vh >= 0 && vh < H) {
-        cJSON *x = cJSON_CreateObject();
-        cJSON_AddNumberToObject(x, "layer", vl);
-        cJSON_AddNumberToObject(x, "head", vh);
-        cJSON_AddItemToObject(x, "q", raw_floats(q + ((size_t)vl * H + vh) * nq * D, (size_t)nq * D));
-        cJSON_AddItemToObject(x, "k", raw_floats(k + ((size_t)vl * H + vh) * nk * D, (size_t)nk * D));
-        cJSON_AddItemToObject(x, "v", raw_floats(v + ((size_t)vl * H + vh) * nk * D, (size_t)nk * D));
-        cJSON_AddItemToObject(o, "vectors", x);
-    }
-    return o;
-}
-
-static enum MHD_Result handle_v1_attention(struct MHD_Connection *c, request *rq, serve_server *s, cJSON *in)
-{
-    char err[600];
-    int m = pick_model(s, in, err, sizeof err);
-    if (m < 0)
-        return send_error(c, rq, strstr(err, "unknown") ? 404 : 400, "%s", err);
-    cJSON *src = cJSON_GetObjectItemCaseSensitive(in, "q");
-    if (!cJSON_IsString(src) || !src->valuestring[0])
-        return send_error(c, rq, 400, "Invalid request: missing q parameter (the source sentence, a string)");
-    /* every layer and head of three kinds grows with the square of the length: a tighter limit */
-    long att_limit = s->o.max_chars < ATTENTION_MAX_CHARS ? s->o.max_chars : ATTENTION_MAX_CHARS;
-    if ((long)utf8_chars(src->valuestring) > att_limit)
-        return send_error(c, rq, 400, "Invalid request: request (%zu) exceeds text limit (%ld) of /v1/attention",
-                          utf8_chars(src->valuestring), att_limit);
-    cJSON *tg = cJSON_GetObjectItemCaseSensitive(in, "target");
-    if (tg && !cJSON_IsString(tg) && !cJSON_IsNull(tg))
-        return send_error(c, rq, 400, "field target: a string is expected");
-    int vl = 0, vh = 0;
-    cJSON *x;
-    if ((x = cJSON_GetObjectItemCaseSensitive(in, "layer")) && cJSON_IsNumber(x))
-        vl = (int)x->valuedouble;
-    if ((x = cJSON_GetObjectItemCaseSensitive(in, "head")) && cJSON_IsNumber(x))
-        vh = (int)x->valuedouble;
-    job j = {0};
-    int *bad = NULL;
-    enum MHD_Result ret;
-    j.opt = qkv_translator_default_options(s->models[m].t);
-    j.opt.compute_type = s->o.compute_type;
-    static const char *const extra[] = {"q", "model", "target", "layer", "head"};
-    if (read_options(in, &j.opt, &bad, err, sizeof err, extra, 5)) {
-        ret = send_error(c, rq, 400, "%s", err);
-        goto out;
-    }
-    j.kind = JOB_ATTENTION;
-    j.model = m;
-    const char *texts[1] = {src->valuestring};
-    j.texts = texts;
-    j.n = 1;
-    j.target = cJSON_IsString(tg) ? tg->valuestring : NULL;
-    if (!run_job(c, rq, s, &j, &ret))
-        goto out;
-    qkv_attention_map *a = j.map;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", s->models[m].name);
-    cJSON_AddStringToObject(o, "translation", a->text);
-    cJSON_AddItemToObject(o, "src_tokens", str_array(a->src_tokens, a->n_src));
-    cJSON_AddItemToObject(o, "dec_tokens", str_array(a->dec_tokens, a->n_tgt));
-    cJSON_AddItemToObject(o, "tgt_tokens", str_array(a->tgt_tokens, a->n_tgt));
-    cJSON_AddItemToObject(o, "encoder_self", attn_block(a->enc_self, a->enc_q, a->enc_k, a->enc_v, a->enc_layers,
-                                                        a->enc_heads, a->n_src, a->n_src, a->enc_head_dim, vl, vh));
-    cJSON_AddItemToObject(o, "decoder_self", attn_block(a->dec_self, a->dec_q, a->dec_k, a->dec_v, a->dec_layers,
-                                                        a->dec_heads, a->n_tgt, a->n_tgt, a->dec_head_dim, vl, vh));
-    cJSON_AddItemToObject(o, "cross", attn_block(a->cross, a->cross_q, a->cross_k, a->cross_v, a->dec_layers,
-                                                 a->dec_heads, a->n_tgt, a->n_src, a->dec_head_dim, vl, vh));
-    qkv_attention_map_free(a);
-    ret = send_json(c, rq, 200, o);
-out:
-    free(bad);
-    return ret;
 }
 
 /* ---- GET /health, /metrics, static files ----------------------------------------- */
@@ -1020,7 +402,7 @@ static enum MHD_Result handle_health(struct MHD_Connection *c, request *rq, serv
     pthread_mutex_lock(&s->mu);
     cJSON_AddNumberToObject(o, "queue", s->queued);
     pthread_mutex_unlock(&s->mu);
-    return send_json(c, rq, 200, o);
+    return srv_send_json(c, rq, 200, o);
 }
 
 static enum MHD_Result handle_metrics(struct MHD_Connection *c, request *rq, serve_server *s)
@@ -1062,8 +444,8 @@ static enum MHD_Result handle_metrics(struct MHD_Connection *c, request *rq, ser
                   "# TYPE qkv_target_tokens_per_second gauge\nqkv_target_tokens_per_second %.3f\n",
               s->busy_s > 0 ? s->tgt_tokens / s->busy_s : 0.0);
     pthread_mutex_unlock(&s->mu);
-    enum MHD_Result r = b.oom ? send_error(c, rq, 500, "out of memory")
-                              : send_text(c, rq, 200, b.p, "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result r = b.oom ? srv_send_error(c, rq, 500, "out of memory")
+                              : srv_send_text(c, rq, 200, b.p, "text/plain; version=0.0.4; charset=utf-8");
     free(b.p);
     return r;
 }
@@ -1080,65 +462,134 @@ static enum MHD_Result handle_static(struct MHD_Connection *c, request *rq, serv
         if (strcmp(url, files[i][0]))
             continue;
         if (!s->o.web_dir)
-            return send_error(c, rq, 404, "the explorer is not installed (no web directory)");
+            return srv_send_error(c, rq, 404, "the explorer is not installed (no web directory)");
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", s->o.web_dir, files[i][1]);
         FILE *f = fopen(path, "rb");
         if (!f)
-            return send_error(c, rq, 404, "%s: %s", path, strerror(errno));
+            return srv_send_error(c, rq, 404, "%s: %s", path, strerror(errno));
         sbuf b = {0};
         char tmp[8192];
         size_t n;
         while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
             sb_add(&b, tmp, n);
         fclose(f);
-        enum MHD_Result r = b.oom || !b.p ? send_error(c, rq, 500, "%s: could not be read", path)
-                                          : send_text(c, rq, 200, b.p, files[i][2]);
+        enum MHD_Result r = b.oom || !b.p ? srv_send_error(c, rq, 500, "%s: could not be read", path)
+                                          : srv_send_text(c, rq, 200, b.p, files[i][2]);
         free(b.p);
         return r;
     }
-    return send_error(c, rq, 404, "Not Found: %s", url);
+    return srv_send_error(c, rq, 404, "Not Found: %s", url);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
 
-static enum MHD_Result dispatch_post(struct MHD_Connection *c, request *rq, serve_server *s, const char *url)
+typedef struct {
+    cJSON *o;
+    int bad;
+} arg_sink;
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    int lt = !strcmp(url, "/translate");
-    int v1t = !strcmp(url, "/v1/translate"), v1a = !strcmp(url, "/v1/attention");
-    if (!lt && !v1t && !v1a)
-        return !strcmp(url, "/languages") || !strcmp(url, "/health") || !strcmp(url, "/metrics")
-                   ? send_error(c, rq, 405, "Method Not Allowed: use GET for %s", url)
-                   : send_error(c, rq, 404, "Not Found: %s", url);
-    if (rq->too_big)
-        return send_error(c, rq, 413, "Request body too large: more than %d bytes", s->o.max_body);
+    arg_sink *a = cls;
+    const char *v = value ? value : "";
+    if (utf8_count_invalid(key, strlen(key)) || utf8_count_invalid(v, strlen(v)))
+        a->bad = 1;
+    else if (*key && !cJSON_GetObjectItemCaseSensitive(a->o, key))
+        cJSON_AddStringToObject(a->o, key, v);
+    return MHD_YES;
+}
+
+/* The fields of a POST: the JSON body's object, or where forms are
+ * accepted (forms) the query string's fields and then the form body's
+ * (urlencoded or multipart; as werkzeug's request.values, the query string
+ * wins). An empty body without a Content-Type gives the query string's
+ * alone. NULL when an error was sent (*ret); *is_form tells which kind. */
+static cJSON *read_fields(struct MHD_Connection *c, request *rq, serve_server *s, int forms, int *is_form,
+                          enum MHD_Result *ret)
+{
+    char err[600], boundary[FORM_BOUNDARY_MAX + 1];
+    form_kind k;
+    int http = 400;
+    const char *msg = form_content_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"), &k,
+                                        boundary, &http, err, sizeof err);
     const char *body = rq->body ? rq->body : "";
-    if (utf8_count_invalid(body, rq->n) || strlen(body) != rq->n)
-        return send_error(c, rq, 400, "Invalid request: the body is not valid UTF-8 text");
-    body_kind k = content_kind(c);
-    cJSON *in = NULL;
-    if (k == BODY_JSON) {
+    *is_form = 0;
+    if (rq->too_big) {
+        *ret = srv_send_error(c, rq, 413, "Request body too large: more than %d bytes", s->o.max_body);
+        return NULL;
+    }
+    if (k != FORM_JSON && (!forms || (rq->n > 0 && (k == FORM_NONE || k == FORM_OTHER)))) {
+        *ret = srv_send_error(c, rq, 415,
+                          forms ? "Unsupported Media Type: send application/json, application/x-www-form-urlencoded "
+                                  "or multipart/form-data"
+                                : "Unsupported Media Type: send application/json");
+        return NULL;
+    }
+    if (msg) {
+        *ret = srv_send_error(c, rq, http, "%s", msg);
+        return NULL;
+    }
+    if (k == FORM_JSON) {
+        if (utf8_count_invalid(body, rq->n) || strlen(body) != rq->n) {
+            *ret = srv_send_error(c, rq, 400, "Invalid request: the body is not valid UTF-8 text");
+            return NULL;
+        }
         const char *end = NULL;
-        in = cJSON_ParseWithLengthOpts(body, rq->n, &end, 0);
-        if (!in)
-            return send_error(c, rq, 400, "Invalid request: malformed JSON near byte %ld",
-                              end ? (long)(end - body) : 0L);
+        cJSON *in = cJSON_ParseWithLengthOpts(body, rq->n, &end, 0);
+        if (!in) {
+            *ret = srv_send_error(c, rq, 400, "Invalid request: malformed JSON near byte %ld",
+                                  end ? (long)(end - body) : 0L);
+            return NULL;
+        }
         if (!cJSON_IsObject(in)) {
             cJSON_Delete(in);
-            return send_error(c, rq, 400, "Invalid request: the JSON body must be an object");
+            *ret = srv_send_error(c, rq, 400, "Invalid request: the JSON body must be an object");
+            return NULL;
         }
-    } else if (k == BODY_FORM && lt) {
-        in = parse_form(body, rq->n);
-        if (!in)
-            return send_error(c, rq, 400, "Invalid request: malformed form encoding");
-    } else {
-        return send_error(c, rq, 415,
-                          lt ? "Unsupported Media Type: send application/json or application/x-www-form-urlencoded"
-                             : "Unsupported Media Type: send application/json");
+        return in;
     }
-    enum MHD_Result r = lt    ? handle_lt_translate(c, rq, s, in)
-                        : v1t ? handle_v1_translate(c, rq, s, in)
-                              : handle_v1_attention(c, rq, s, in);
+    arg_sink a = {cJSON_CreateObject(), 0};
+    if (!a.o) {
+        *ret = srv_send_error(c, rq, 500, "out of memory");
+        return NULL;
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &a);
+    const char *e = a.bad ? "Invalid request: a query string field is not UTF-8 text" : NULL;
+    if (!e && k == FORM_URLENCODED)
+        e = form_parse_urlencoded(a.o, body, rq->n, err, sizeof err);
+    else if (!e && k == FORM_MULTIPART)
+        e = form_parse_multipart(a.o, rq->files, 4, &rq->n_files, body, rq->n, boundary, err, sizeof err);
+    if (e) {
+        cJSON_Delete(a.o);
+        *ret = srv_send_error(c, rq, 400, "%s", e);
+        return NULL;
+    }
+    *is_form = 1;
+    return a.o;
+}
+
+static enum MHD_Result dispatch_post(struct MHD_Connection *c, request *rq, serve_server *s, const char *url)
+{
+    int lt = !strcmp(url, "/translate"), det = !strcmp(url, "/detect"), tf = !strcmp(url, "/translate_file");
+    int v1t = !strcmp(url, "/v1/translate"), v1a = !strcmp(url, "/v1/attention");
+    if (!strcmp(url, "/suggest"))
+        return srv_send_error(c, rq, 403, "Suggestions are disabled on this server.");
+    if (!lt && !det && !tf && !v1t && !v1a)
+        return !strcmp(url, "/languages") || !strcmp(url, "/health") || !strcmp(url, "/metrics") ||
+                       !strcmp(url, "/frontend/settings")
+                   ? srv_send_error(c, rq, 405, "Method Not Allowed: use GET for %s", url)
+                   : srv_send_error(c, rq, 404, "Not Found: %s", url);
+    enum MHD_Result r;
+    int is_form;
+    cJSON *in = read_fields(c, rq, s, lt || det || tf, &is_form, &r);
+    if (!in)
+        return r;
+    r = lt    ? srv_lt_translate(c, rq, s, in, is_form)
+        : det ? srv_lt_detect(c, rq, s, in)
+        : tf  ? srv_lt_translate_file(c, rq, s, in)
+        : v1t ? srv_v1_translate(c, rq, s, in)
+              : srv_v1_attention(c, rq, s, in);
     cJSON_Delete(in);
     return r;
 }
@@ -1162,7 +613,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoll(cl, NULL, 10) > s->o.max_body) {
             rq->too_big = 1;
-            return send_error(c, rq, 413, "Request body too large: %s bytes, the limit is %d", cl, s->o.max_body);
+            return srv_send_error(c, rq, 413, "Request body too large: %s bytes, the limit is %d", cl, s->o.max_body);
         }
         return MHD_YES;
     }
@@ -1195,7 +646,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         struct MHD_Response *r = text_response("", "text/plain");
         MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
         MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type"); /* as LibreTranslate */
         rq->status = 204;
         enum MHD_Result ret = MHD_queue_response(c, 204, r);
         MHD_destroy_response(r);
@@ -1204,15 +655,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!strcmp(method, "POST"))
         return dispatch_post(c, rq, s, url);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-        return send_error(c, rq, 405, "Method Not Allowed: %s", method);
+        return srv_send_error(c, rq, 405, "Method Not Allowed: %s", method);
     if (!strcmp(url, "/languages"))
-        return handle_languages(c, rq, s);
+        return srv_lt_languages(c, rq, s);
     if (!strcmp(url, "/health"))
         return handle_health(c, rq, s);
     if (!strcmp(url, "/metrics"))
         return handle_metrics(c, rq, s);
-    if (!strcmp(url, "/translate") || !strcmp(url, "/v1/translate") || !strcmp(url, "/v1/attention"))
-        return send_error(c, rq, 405, "Method Not Allowed: use POST for %s", url);
+    if (!strcmp(url, "/frontend/settings"))
+        return srv_lt_settings(c, rq, s);
+    if (!strncmp(url, "/download_file/", 15))
+        return srv_lt_download(c, rq, s, url + 15);
+    if (!strcmp(url, "/translate") || !strcmp(url, "/v1/translate") || !strcmp(url, "/v1/attention") ||
+        !strcmp(url, "/detect") || !strcmp(url, "/translate_file") || !strcmp(url, "/suggest"))
+        return srv_send_error(c, rq, 405, "Method Not Allowed: use POST for %s", url);
     return handle_static(c, rq, s, url);
 }
 
@@ -1339,6 +795,7 @@ void serve_stop(serve_server *s)
         free(s->models[i].source);
         free(s->models[i].target);
     }
+    srv_files_free(s);
     free(s->models);
     free(s->workers);
     pthread_mutex_destroy(&s->mu);
