@@ -428,6 +428,60 @@ static void test_serve_concurrent_equals_cli(void)
     serve_stop(s);
 }
 
+/* --compute-type: a server made with int8 answers every line as
+ * `qkv translate --compute-type int8` does (and the fixture has lines where
+ * int8 and float32 differ, so the type did reach the decoder). */
+static void test_serve_compute_type(void)
+{
+    char path[600], cmd[1400];
+    snprintf(path, sizeof path, "%s/marian/sentences.txt", test_golden_dir());
+    snprintf(model_dir, sizeof model_dir, "%s/marian/opus_tiny", test_golden_dir());
+    char *cli8 = NULL, *cli32 = NULL;
+    snprintf(cmd, sizeof cmd, "head -24 %s | ./qkv translate -m %s --threads 1 --compute-type int8", path, model_dir);
+    CHECK(test_run(cmd, &cli8) == 0 && cli8, "'%s' failed", cmd);
+    snprintf(cmd, sizeof cmd, "head -24 %s | ./qkv translate -m %s --threads 1", path, model_dir);
+    CHECK(test_run(cmd, &cli32) == 0 && cli32, "'%s' failed", cmd);
+    FILE *f = fopen(path, "r");
+    serve_options o = serve_default_options();
+    o.compute_type = "int8";
+    serve_server *s = f && cli8 && cli32 ? start(&o) : NULL;
+    char line[512];
+    char *want = cli8, *other = cli32;
+    int n = 0, differs = 0;
+    while (s && n < 24 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *nl = strchr(want, '\n'), *nl2 = strchr(other, '\n');
+        if (!nl || !nl2)
+            break;
+        *nl = *nl2 = 0;
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "q", line);
+        char *txt = cJSON_PrintUnformatted(b);
+        reply r = post_json(serve_port(s), "/v1/translate", txt);
+        cJSON *j = json_of(&r, "/v1/translate");
+        cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "translations"), 0), "text");
+        CHECK(r.status == 200 && cJSON_IsString(t) && !strcmp(t->valuestring, want),
+              "line %d: int8 server \"%s\" (%d), qkv translate --compute-type int8 \"%s\"", n + 1,
+              cJSON_IsString(t) ? t->valuestring : "?", r.status, want);
+        differs += strcmp(want, other) != 0;
+        cJSON_Delete(j);
+        free(r.body);
+        free(txt);
+        cJSON_Delete(b);
+        want = nl + 1;
+        other = nl2 + 1;
+        n++;
+    }
+    CHECK(n == 24 && differs > 0, "%d lines compared, %d where int8 and float32 differ: expected 24 and some", n,
+          differs);
+    if (s)
+        serve_stop(s);
+    if (f)
+        fclose(f);
+    free(cli8);
+    free(cli32);
+}
+
 static void *stop_main(void *p)
 {
     serve_stop(p);
@@ -489,6 +543,7 @@ static const test_case cases[] = {
     TEST(test_serve_errors),
     TEST(test_serve_queue_full_and_batching),
     TEST(test_serve_concurrent_equals_cli),
+    TEST(test_serve_compute_type),
     TEST(test_serve_shutdown_finishes_in_flight),
     TEST(test_serve_bad_start),
 };
