@@ -48,6 +48,7 @@ typedef struct {
     model_state *enc;    /* encoder workspace for cap_encB rows of cap_S tokens */
     float *enc_out;      /* [cap_B, cap_S, C] encoder outputs of the batch */
     model_decoder_cache *cache;
+    const model_decoder_weights *w; /* the state's weights: typed ones run the encoder too */
     /* running rows */
     int R;
     int *tok, *tok_tmp;  /* [maxR, Tcap] sequences, prompt included */
@@ -455,6 +456,7 @@ static qkv_status search_reserve(search_state *s, int B, int maxR, int maxS, int
         QKV_TRY(model_decoder_weights_new_typed(c->m, wtype, &s->own_w));
         s->w = s->own_w;
     }
+    c->w = s->w;
     if (model_decoder_weights_type(s->w) != wtype)
         return qkv_fail(QKV_ERR_ARG, "translate: a search state packed in compute type %d asked for type %d",
                         model_decoder_weights_type(s->w), wtype);
@@ -506,7 +508,7 @@ static qkv_status run_batch(search_ctx *c, const int *const *src, const int *src
     chunk = chunk < 1 ? 1 : chunk > c->enc_B ? c->enc_B : chunk;
     for (int b0 = 0; b0 < nb && st == QKV_OK; b0 += chunk) {
         int n = nb - b0 < chunk ? nb - b0 : chunk;
-        st = model_encode(c->enc, src_pad + (size_t)b0 * S, lens + b0, n, S);
+        st = model_encode_typed(c->enc, c->w, src_pad + (size_t)b0 * S, lens + b0, n, S);
         if (st == QKV_OK)
             memcpy(c->enc_out + (size_t)b0 * row, model_encoder_output(c->enc), (size_t)n * row * sizeof(float));
     }

@@ -614,7 +614,7 @@ static qkv_status force_decode_typed(const qkv_translator *t, const pair_ref *pr
         if (st == QKV_OK)
             st = model_state_new(m, B, S, 1, 0, &ms);
         if (st == QKV_OK)
-            st = model_encode(ms, src, sl, B, S);
+            st = model_encode_typed(ms, w, src, sl, B, S);
         if (st == QKV_OK)
             st = model_cache_new_shared(w, B, S, T, &cache);
         if (st == QKV_OK)

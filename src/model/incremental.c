@@ -39,6 +39,7 @@ struct model_decoder_weights {
     const qkv_model *m;
     qlinear_type type;
     packed_layer *pl;   /* per decoder layer */
+    model_typed_enc_layer *el; /* per encoder layer (int8, bf16), else NULL */
     qlinear out_packed; /* output projection [V, C] */
     size_t bytes;       /* what the packed weights hold */
 };
@@ -116,8 +117,15 @@ void model_decoder_weights_free(model_decoder_weights *w)
         for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
             qlinear_free(q[i]);
     }
+    for (int l = 0; w->el && l < w->m->cfg.encoder_layers; l++) {
+        qlinear_free(&w->el[l].qkv);
+        qlinear_free(&w->el[l].out);
+        qlinear_free(&w->el[l].fc1);
+        qlinear_free(&w->el[l].fc2);
+    }
     qlinear_free(&w->out_packed);
     free(w->pl);
+    free(w->el);
     free(w);
 }
 
@@ -127,7 +135,12 @@ int model_decoder_weights_type(const model_decoder_weights *w) { return (int)w->
 
 size_t model_decoder_weights_bytes(const model_decoder_weights *w) { return w->bytes; }
 
-int model_decoder_product_count(const qkv_model *m) { return 6 * m->cfg.decoder_layers + 1; }
+int model_decoder_product_count(const qkv_model *m)
+{
+    return 6 * m->cfg.decoder_layers + 1 + 4 * m->cfg.encoder_layers;
+}
+
+const model_typed_enc_layer *model_decoder_weights_encoder(const model_decoder_weights *w) { return w->el; }
 
 /* keep in sync with pack_weights' order */
 void model_decoder_product_tensors(const qkv_model *m, model_product_tensor *out)
@@ -143,7 +156,15 @@ void model_decoder_product_tensors(const qkv_model *m, model_product_tensor *out
         out[n++] = (model_product_tensor){lo->fc1_w, F, C, 0};
         out[n++] = (model_product_tensor){lo->fc2_w, C, F, 0};
     }
-    out[n] = (model_product_tensor){m->out_w, V, C, m->out_w == m->dec_embed || m->out_w == m->enc_embed};
+    out[n++] = (model_product_tensor){m->out_w, V, C, m->out_w == m->dec_embed || m->out_w == m->enc_embed};
+    int FE = cfg->encoder_d_ff;
+    for (int l = 0; l < cfg->encoder_layers; l++) {
+        const layer_offsets *lo = &m->enc_layers[l];
+        out[n++] = (model_product_tensor){lo->self.qkv_w, 3 * C, C, 0};
+        out[n++] = (model_product_tensor){lo->self.out_w, C, C, 0};
+        out[n++] = (model_product_tensor){lo->fc1_w, FE, C, 0};
+        out[n++] = (model_product_tensor){lo->fc2_w, C, FE, 0};
+    }
 }
 
 /* Packs rows [row0, row0 + out) of product tensor k (an [out, in] weight at
@@ -186,6 +207,20 @@ static qkv_status pack_weights(const qkv_model *m, qlinear_type t, const model_i
              pack_one(dw, &pl->fc2, i8, k + 5, lo->fc2_w, 0, F, C);
     }
     ok = ok && pack_one(dw, &dw->out_packed, i8, 6 * L, m->out_w, 0, C, V);
+    if (ok) {
+        int LE = cfg->encoder_layers, FE = cfg->encoder_d_ff;
+        dw->el = calloc((size_t)LE, sizeof *dw->el);
+        ok = dw->el != NULL;
+        for (int l = 0; ok && l < LE; l++) {
+            const layer_offsets *lo = &m->enc_layers[l];
+            model_typed_enc_layer *el = &dw->el[l];
+            int k = 6 * L + 1 + 4 * l;
+            ok = pack_one(dw, &el->qkv, i8, k, lo->self.qkv_w, 0, C, 3 * C) &&
+                 pack_one(dw, &el->out, i8, k + 1, lo->self.out_w, 0, C, C) &&
+                 pack_one(dw, &el->fc1, i8, k + 2, lo->fc1_w, 0, C, FE) &&
+                 pack_one(dw, &el->fc2, i8, k + 3, lo->fc2_w, 0, FE, C);
+        }
+    }
     if (!ok) {
         model_decoder_weights_free(dw);
         return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate the decoder's packed weights");

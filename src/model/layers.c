@@ -25,19 +25,38 @@ static void linear_backward_to(int add, float *dinp, float *dweight, float *dbia
         linear_backward_set(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 
-void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
-                            const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
-                            int T, int C, int H)
+/* Between the input and output projections of self-attention: the heads
+ * split from qkv_tmp [N, 3C], attention, the heads merged into a->merged. */
+static void self_attention_core(attn_acts *a, const float *qkv_tmp, const int *key_len, int causal,
+                                const float *dropmask, int B, int T, int C, int H)
 {
-    int N = B * T, D = C / H;
-    /* one GEMM for q, k and v: their weights are consecutive rows */
-    linear_forward(qkv_tmp, x, P + o->qkv_w, P + o->qkv_b, N, C, 3 * C);
+    int D = C / H;
     heads_split_forward(a->q, qkv_tmp, B, T, H, D, 3 * C);
     heads_split_forward(a->k, qkv_tmp + C, B, T, H, D, 3 * C);
     heads_split_forward(a->v, qkv_tmp + 2 * C, B, T, H, D, 3 * C);
     attention_forward(a->atty, a->probs, a->q, a->k, a->v, key_len, causal, dropmask, B, H, T, T, D);
     heads_merge_forward(a->merged, a->atty, B, T, H, D);
+}
+
+void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
+                            const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
+                            int T, int C, int H)
+{
+    int N = B * T;
+    /* one GEMM for q, k and v: their weights are consecutive rows */
+    linear_forward(qkv_tmp, x, P + o->qkv_w, P + o->qkv_b, N, C, 3 * C);
+    self_attention_core(a, qkv_tmp, key_len, causal, dropmask, B, T, C, H);
     linear_forward(out, a->merged, P + o->out_w, P + o->out_b, N, C, C);
+}
+
+void self_attention_forward_typed(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
+                                  const attn_offsets *o, const qlinear *wqkv, const qlinear *wout, void *qscratch,
+                                  const int *key_len, int B, int T, int C, int H)
+{
+    int N = B * T;
+    qlinear_forward(qkv_tmp, x, wqkv, P + o->qkv_b, N, qscratch);
+    self_attention_core(a, qkv_tmp, key_len, 0, NULL, B, T, C, H);
+    qlinear_forward(out, a->merged, wout, P + o->out_b, N, qscratch);
 }
 
 /* From d(out) to the gradients with respect to q, k, v in head layout:
@@ -117,6 +136,14 @@ void ffn_forward(float *out, ffn_acts *f, const float *x, const float *P, const 
     if (p > 0.0f)
         dropout_forward(f->act, mask, f->act, n, p, seed);
     linear_forward(out, f->act, P + L->fc2_w, P + L->fc2_b, N, F, C);
+}
+
+void ffn_forward_typed(float *out, ffn_acts *f, const float *x, const float *P, const layer_offsets *L,
+                       const qlinear *w1, const qlinear *w2, void *qscratch, activation_kind act, int N, int F)
+{
+    qlinear_forward(f->pre, x, w1, P + L->fc1_b, N, qscratch);
+    activation_forward(f->act, f->pre, (size_t)N * F, act);
+    qlinear_forward(out, f->act, w2, P + L->fc2_b, N, qscratch);
 }
 
 void ffn_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "kernels/qlinear.h"
 #include "model/model.h"
 
 /* Kept by an attention sublayer for backward (and for showing attention).
@@ -48,6 +49,12 @@ void linear_backward_set(float *dinp, float *dweight, float *dbias, const float 
 void self_attention_forward(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
                             const attn_offsets *o, const int *key_len, int causal, const float *dropmask, int B,
                             int T, int C, int H);
+/* The same for inference (no causal mask, no dropout) with the two
+ * projections through typed packed weights (kernels/qlinear.h: wqkv [3C,
+ * C], wout [C, C]); qscratch: qlinear_scratch_bytes for B*T rows of C. */
+void self_attention_forward_typed(float *out, attn_acts *a, float *qkv_tmp, const float *x, const float *P,
+                                  const attn_offsets *o, const qlinear *wqkv, const qlinear *wout, void *qscratch,
+                                  const int *key_len, int B, int T, int C, int H);
 /* dx += d(loss)/dx (dx_add 1) or dx = d(loss)/dx (dx_add 0, which saves
  * zeroing dx first); grads G += parameter gradients. dout: [B*T, C] */
 void self_attention_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,
@@ -69,6 +76,10 @@ void cross_attention_backward(float *dx, int dx_add, float *denc, float *G, cons
  * mask: [N, F] scratch for the activation dropout (p = 0: none). */
 void ffn_forward(float *out, ffn_acts *f, const float *x, const float *P, const layer_offsets *L,
                  activation_kind act, float p, uint64_t seed, float *mask, int N, int C, int F);
+/* The same for inference (no dropout) through typed packed weights w1 [F,
+ * C], w2 [C, F]; qscratch for N rows of max(C, F). */
+void ffn_forward_typed(float *out, ffn_acts *f, const float *x, const float *P, const layer_offsets *L,
+                       const qlinear *w1, const qlinear *w2, void *qscratch, activation_kind act, int N, int F);
 /* dx += d/dx (or = with dx_add 0), G += parameter gradients. */
 void ffn_backward(float *dx, int dx_add, float *G, const float *dout, const float *x, const float *P,
                   const layer_offsets *L, const ffn_acts *f, activation_kind act, float p, uint64_t seed,

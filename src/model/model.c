@@ -221,7 +221,9 @@ static float embed_scale(const qkv_model_config *c) { return c->scale_embedding 
 
 /* ---- encoder ---------------------------------------------------------------- */
 
-static void encoder_forward(model_state *s)
+/* tl: the layers' typed weights (model_encode_typed), or NULL for the
+ * float32 parameters. */
+static void encoder_forward(model_state *s, const model_typed_enc_layer *tl)
 {
     const qkv_model *m = s->m;
     const qkv_model_config *c = &m->cfg;
@@ -238,11 +240,19 @@ static void encoder_forward(model_state *s)
         const layer_offsets *L = &m->enc_layers[l];
         const float *in = block_in(s, &A->blk[0], x, L->ln[0], N);
         const float *dm = attention_mask(s, (size_t)B * H * S * S, site_seed(s, STACK_ENC, l, 0, SITE_ATTENTION));
-        self_attention_forward(s->h, &A->self, s->proj_tmp, in, P, &L->self, s->src_len, 0, dm, B, S, C, H);
+        if (tl)
+            self_attention_forward_typed(s->h, &A->self, s->proj_tmp, in, P, &L->self, &tl[l].qkv, &tl[l].out,
+                                         s->qscratch, s->src_len, B, S, C, H);
+        else
+            self_attention_forward(s->h, &A->self, s->proj_tmp, in, P, &L->self, s->src_len, 0, dm, B, S, C, H);
         x = block_out(s, &A->blk[0], x, s->h, L->ln[0], N, site_seed(s, STACK_ENC, l, 0, SITE_RESIDUAL));
         in = block_in(s, &A->blk[2], x, L->ln[2], N);
-        ffn_forward(s->h, &A->ffn, in, P, L, (activation_kind)c->activation, drop_p(s, c->activation_dropout),
-                    site_seed(s, STACK_ENC, l, 2, SITE_ACTIVATION), s->mask, N, C, c->encoder_d_ff);
+        if (tl)
+            ffn_forward_typed(s->h, &A->ffn, in, P, L, &tl[l].fc1, &tl[l].fc2, s->qscratch,
+                              (activation_kind)c->activation, N, c->encoder_d_ff);
+        else
+            ffn_forward(s->h, &A->ffn, in, P, L, (activation_kind)c->activation, drop_p(s, c->activation_dropout),
+                        site_seed(s, STACK_ENC, l, 2, SITE_ACTIVATION), s->mask, N, C, c->encoder_d_ff);
         x = block_out(s, &A->blk[2], x, s->h, L->ln[2], N, site_seed(s, STACK_ENC, l, 2, SITE_RESIDUAL));
     }
     if (c->final_norm) {
@@ -445,7 +455,31 @@ qkv_status model_encode(model_state *s, const int *src, const int *src_len, int 
     s->encoded = s->decoded = s->have_labels = s->logits_ready = 0;
     s->opt = model_default_forward_options();
     QKV_TRY(load_src(s, src, src_len, B, S));
-    encoder_forward(s);
+    encoder_forward(s, NULL);
+    s->encoded = 1;
+    return QKV_OK;
+}
+
+qkv_status model_encode_typed(model_state *s, const model_decoder_weights *w, const int *src, const int *src_len,
+                              int B, int S)
+{
+    const model_typed_enc_layer *tl = w ? model_decoder_weights_encoder(w) : NULL;
+    if (!tl)
+        return model_encode(s, src, src_len, B, S);
+    const qkv_model_config *c = &s->m->cfg;
+    s->encoded = s->decoded = s->have_labels = s->logits_ready = 0;
+    s->opt = model_default_forward_options();
+    QKV_TRY(load_src(s, src, src_len, B, S));
+    int N = B * S, F = c->encoder_d_ff > c->d_model ? c->encoder_d_ff : c->d_model;
+    size_t need = qlinear_scratch_bytes(tl[0].qkv.type, N, F);
+    if (need > s->qscratch_bytes) { /* once per state and larger batch, not per layer */
+        free(s->qscratch);
+        s->qscratch = malloc(need);
+        s->qscratch_bytes = s->qscratch ? need : 0;
+        if (!s->qscratch)
+            return qkv_fail(QKV_ERR_NOMEM, "model: out of memory for the encoder's %d x %d typed products", N, F);
+    }
+    encoder_forward(s, tl);
     s->encoded = 1;
     return QKV_OK;
 }
@@ -490,7 +524,7 @@ qkv_status model_forward(model_state *s, const model_batch *batch, const model_f
             }
         memcpy(s->labels, batch->labels, N * sizeof(int));
     }
-    encoder_forward(s);
+    encoder_forward(s, NULL);
     s->encoded = 1;
     decoder_forward(s);
     s->decoded = 1;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/qlinear.h"
 #include "qkv.h"
 
 /* ---- parameter layout (params.c) ------------------------------------------ */
@@ -162,6 +163,11 @@ qkv_status model_attention_qkv(const model_state *s, model_attention_kind kind, 
  * t = tgt_len[b] - 1). Step-by-step decoding with a key/value cache is
  * below (incremental.c). */
 qkv_status model_encode(model_state *s, const int *src, const int *src_len, int B, int S);
+typedef struct model_decoder_weights model_decoder_weights; /* below */
+/* The same with the encoder's linear layers through w's packed weights (w
+ * NULL: model_encode). Inference only: no dropout. */
+qkv_status model_encode_typed(model_state *s, const model_decoder_weights *w, const int *src, const int *src_len,
+                              int B, int S);
 const float *model_encoder_output(const model_state *s); /* [B, S, d_model] */
 qkv_status model_decode_logits(model_state *s, const int *tgt_in, const int *tgt_len, int T, const float **logits);
 
@@ -185,20 +191,32 @@ typedef struct model_decoder_cache model_decoder_cache;
 typedef struct model_decoder_weights model_decoder_weights;
 qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out);
 /* The same in a compute type (wtype: a qlinear_type of kernels/qlinear.h:
- * float32 panels, int8 or bf16 weights). */
+ * float32 panels, int8 or bf16 weights). The encoder's linear layers are
+ * packed too (model_encode_typed): a translation batch gives the encoder
+ * tens to hundreds of rows, where packed-once weights beat a BLAS call that
+ * repacks both operands each time. */
 qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_decoder_weights **out);
 
-/* The weights the incremental decoder multiplies by, as whole tensors of
- * the parameter buffer: per decoder layer self-attention qkv [3C, C] and out
- * [C, C], cross-attention qkv [3C, C] and out [C, C], fc1 [F, C], fc2 [C, F];
- * then the output projection [V, C]. fp32_too: a float32 path of
- * translation reads it as well (the output projection tied to an embedding
- * table), so a quantized checkpoint keeps its float32 copy. */
+/* An encoder layer's linear weights in a compute type. */
+typedef struct {
+    qlinear qkv, out, fc1, fc2;
+} model_typed_enc_layer;
+/* w's encoder layers. */
+const model_typed_enc_layer *model_decoder_weights_encoder(const model_decoder_weights *w);
+
+/* The weights that translation multiplies by in a lower compute type, as
+ * whole tensors of the parameter buffer: per decoder layer self-attention
+ * qkv [3C, C] and out [C, C], cross-attention qkv [3C, C] and out [C, C],
+ * fc1 [F, C], fc2 [C, F]; then the output projection [V, C]; then per
+ * encoder layer self-attention qkv [3C, C] and out [C, C], fc1 [F, C], fc2
+ * [C, F]. fp32_too: a float32 path of translation reads it as well (the
+ * output projection tied to an embedding table), so a quantized checkpoint
+ * keeps its float32 copy. */
 typedef struct {
     size_t offset;
     int rows, cols, fp32_too;
 } model_product_tensor;
-/* 6 * decoder_layers + 1. */
+/* 6 * decoder_layers + 1 + 4 * encoder_layers. */
 int model_decoder_product_count(const qkv_model *m);
 /* Fills out[model_decoder_product_count(m)] in the order above. */
 void model_decoder_product_tensors(const qkv_model *m, model_product_tensor *out);

@@ -120,6 +120,7 @@ void model_state_free(model_state *s)
     if (!s)
         return;
     free(s->grads);
+    free(s->qscratch);
     qkv_arena_free(&s->ws);
     free(s->enc);
     free(s->dec);

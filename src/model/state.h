@@ -52,6 +52,8 @@ struct model_state {
     int *src, *src_len, *tgt, *tgt_len, *labels;
     model_forward_options opt;
     double count; /* label positions that count in the loss */
+    void *qscratch; /* typed encoder products' scratch (model_encode_typed), made on first use */
+    size_t qscratch_bytes;
 };
 
 #endif
