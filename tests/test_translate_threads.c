@@ -209,9 +209,63 @@ static void test_reused_state_equals_fresh(void)
     free_fixture();
 }
 
+/* Batches of few rows go to a context's threads one batch each: a 2- and a
+ * 3-thread translator give the 1-thread one's hypotheses to the bit, at
+ * batch 1 and 2, greedy and beam 4, in float32 and int8, and as generate()
+ * at beam 4 batch 1. */
+static void test_batches_on_threads_equal_one_thread(void)
+{
+    CHECK(load_fixture() >= 50, "fixture: %d sentences", n_lines);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/marian/opus_tiny", test_golden_dir());
+    qkv_context *ctx[3] = {0};
+    qkv_translator *t[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        qkv_context_options co = qkv_context_default_options();
+        co.threads = k + 1;
+        CHECK(qkv_context_new(&co, &ctx[k]) == QKV_OK, "%s", qkv_last_error());
+        CHECK(qkv_translator_load_ctx(dir, ctx[k], &t[k]) == QKV_OK, "%s", qkv_last_error());
+    }
+    static const struct {
+        int beam, batch;
+        const char *type;
+    } cfg[] = {{1, 1, "float32"}, {4, 1, "float32"}, {4, 2, "int8"}, {1, 3, "int8"}};
+    for (size_t c = 0; t[0] && t[1] && t[2] && c < sizeof cfg / sizeof cfg[0]; c++) {
+        qkv_translation *r[3] = {0};
+        for (int k = 0; k < 3; k++) {
+            qkv_translate_options o = qkv_translator_default_options(t[k]);
+            o.beam_size = cfg[c].beam;
+            o.batch_size = cfg[c].batch;
+            o.compute_type = cfg[c].type;
+            CHECK(qkv_translate(t[k], (const char *const *)lines, n_lines, &o, &r[k]) == QKV_OK, "%s",
+                  qkv_last_error());
+        }
+        for (int i = 0; r[0] && r[1] && r[2] && i < n_lines && !test_failures(); i++)
+            for (int k = 1; k < 3; k++) {
+                const qkv_hypothesis *a = &r[0][i].hyps[0], *b = &r[k][i].hyps[0];
+                CHECK(r[k][i].n_hyps == r[0][i].n_hyps && a->n_ids == b->n_ids &&
+                          !memcmp(a->ids, b->ids, (size_t)a->n_ids * sizeof(int)) && a->logprob == b->logprob,
+                      "beam %d batch %d %s sentence %d: %d threads '%s' (%.9g), 1 thread '%s' (%.9g)", cfg[c].beam,
+                      cfg[c].batch, cfg[c].type, i, k + 1, b->text, b->logprob, a->text, a->logprob);
+            }
+        if (cfg[c].beam == 4 && !strcmp(cfg[c].type, "float32"))
+            for (int i = 0; r[1] && i < n_lines; i++)
+                CHECK(!strcmp(r[1][i].hyps[0].text, want[i]), "beam 4 batch 1, 2 threads, sentence %d: '%s', "
+                      "generate() '%s'", i, r[1][i].hyps[0].text, want[i]);
+        for (int k = 0; k < 3; k++)
+            qkv_translations_free(r[k], n_lines);
+    }
+    for (int k = 0; k < 3; k++) {
+        qkv_translator_free(t[k]);
+        qkv_context_free(ctx[k]);
+    }
+    free_fixture();
+}
+
 static const test_case cases[] = {
     TEST(test_threads_share_one_translator),
     TEST(test_reused_state_equals_fresh),
+    TEST(test_batches_on_threads_equal_one_thread),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, TEST_COUNT(cases)); }

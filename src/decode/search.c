@@ -613,6 +613,22 @@ static int cmp_len_idx(const void *a, const void *b)
     return x->idx - y->idx;
 }
 
+int search_batch_order(const int *src_len, int n, int *order)
+{
+    struct len_idx *li = malloc((size_t)(n > 0 ? n : 1) * sizeof *li);
+    if (!li)
+        return -1;
+    int cnt = 0;
+    for (int i = 0; i < n; i++)
+        if (src_len[i] > 0)
+            li[cnt++] = (struct len_idx){src_len[i], i};
+    qsort(li, (size_t)cnt, sizeof *li, cmp_len_idx); /* keep in sync with search_run_state's order */
+    for (int i = 0; i < cnt; i++)
+        order[i] = li[i].idx;
+    free(li);
+    return cnt;
+}
+
 qkv_status search_run_state(search_state *state, const search_params *p, const int *const *src, const int *src_len,
                             int n, search_result *out)
 {

@@ -92,6 +92,11 @@ void search_state_free(search_state *s);
 qkv_status search_run_state(search_state *s, const search_params *p, const int *const *src, const int *src_len,
                             int n, search_result *out);
 
+/* The order search_run_state decodes the sources in (longest first, ties
+ * in input order; empty ones left out), into order[n]: batch k is order[k *
+ * batch_size ...]. Returns the count, -1 when out of memory. */
+int search_batch_order(const int *src_len, int n, int *order);
+
 /* The max_length that applies to a source of src_len ids (ratio, offset,
  * max_positions). */
 int search_max_length(const qkv_model *m, const search_params *p, int src_len);

@@ -519,12 +519,8 @@ static qkv_status translate_impl(const qkv_translator *t, const char *const *tex
         st = qkv_fail(QKV_ERR_NOMEM, "out of memory");
     if (st == QKV_OK)
         st = encode_sources(t, texts, n, src, len, trunc);
-    search_state *ss = NULL;
     if (st == QKV_OK)
-        st = translator_state_take(t, p.weight_type, &ss);
-    if (st == QKV_OK)
-        st = search_run_state(ss, &p, (const int *const *)src, len, n, res);
-    translator_state_give(t, p.weight_type, ss);
+        st = translator_search(t, &p, (const int *const *)src, len, n, res);
     for (int i = 0; st == QKV_OK && i < n; i++) {
         r[i].truncated = trunc[i];
         r[i].hyps = calloc((size_t)(res[i].n_hyps > 0 ? res[i].n_hyps : 1), sizeof(qkv_hypothesis));

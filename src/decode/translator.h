@@ -33,6 +33,11 @@ void translator_pool_free(translator_pool *p);
  * it back, with the same type, when the call is done. */
 qkv_status translator_state_take(const qkv_translator *t, int wtype, search_state **out);
 void translator_state_give(const qkv_translator *t, int wtype, search_state *s);
+/* search_run_state over a call's sources with the translator's states:
+ * batches of few rows go to the context's threads one batch each
+ * (translator_pool.c); results as one state gives. */
+qkv_status translator_search(const qkv_translator *t, const search_params *p, const int *const *src,
+                             const int *src_len, int n, search_result *out);
 /* The translator's decoder weights in compute type wtype, packed on first
  * use and kept until the translator is freed; thread-safe. */
 /* Installs packed weights of type wtype (taking ownership), before any call. */

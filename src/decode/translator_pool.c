@@ -7,7 +7,10 @@
  * TRANSLATOR_KEEP_STATES are kept, the others freed when given back. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "base/context.h"
+#include "base/pool.h"
 #include "base/status.h"
 #include "decode/translator.h"
 #include "kernels/qlinear.h"
@@ -98,4 +101,88 @@ void translator_pool_set_weights(translator_pool *p, int wtype, model_decoder_we
     model_decoder_weights_free(p->w[wtype]);
     p->w[wtype] = w;
     pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- decoding a call's batches -------------------------------------------------
+ *
+ * A call's sentences are decoded in batches (search_run_state). When a batch
+ * has few rows (batch size x beam below TRANSLATOR_BATCH_ROWS: batch 1
+ * greedy or beam 4), a step's products are too small to share between
+ * threads, so the batches themselves go to the context's threads, each on
+ * its own search state with its kernels on that thread alone (as
+ * CTranslate2's inter_threads). The batches are the ones a single state
+ * makes (search_batch_order), and each decodes independently, so the
+ * results are those of one thread. Sampling stays on one state: its
+ * random streams run through a call's batches in order. */
+#define TRANSLATOR_BATCH_ROWS 16
+
+typedef struct {
+    const qkv_translator *t;
+    const search_params *p;
+    const int *const *src;
+    const int *len;
+    const int *order;
+    int cnt, B;
+    search_result *out;
+    qkv_status *st; /* per batch */
+} batch_job;
+
+static void batch_range(void *arg, long b0, long b1)
+{
+    batch_job *j = arg;
+    for (long b = b0; b < b1; b++) {
+        int i0 = (int)b * j->B, nb = j->cnt - i0 < j->B ? j->cnt - i0 : j->B;
+        const int *src[nb];
+        int len[nb];
+        search_result res[nb];
+        for (int k = 0; k < nb; k++) {
+            src[k] = j->src[j->order[i0 + k]];
+            len[k] = j->len[j->order[i0 + k]];
+        }
+        search_state *ss = NULL;
+        qkv_status st = translator_state_take(j->t, j->p->weight_type, &ss);
+        if (st == QKV_OK)
+            st = search_run_state(ss, j->p, src, len, nb, res);
+        translator_state_give(j->t, j->p->weight_type, ss);
+        if (st == QKV_OK)
+            for (int k = 0; k < nb; k++)
+                j->out[j->order[i0 + k]] = res[k]; /* the hypotheses move over */
+        j->st[b] = st;
+    }
+}
+
+qkv_status translator_search(const qkv_translator *t, const search_params *p, const int *const *src,
+                             const int *src_len, int n, search_result *out)
+{
+    qkv_pool *pool = ctx_pool();
+    int rows = p->batch_size * (p->beam_size > 1 ? p->beam_size : 1);
+    if (pool_threads(pool) < 2 || pool_in_task() || p->sample || rows >= TRANSLATOR_BATCH_ROWS ||
+        n <= p->batch_size) {
+        search_state *ss = NULL;
+        qkv_status st = translator_state_take(t, p->weight_type, &ss);
+        if (st == QKV_OK)
+            st = search_run_state(ss, p, src, src_len, n, out);
+        translator_state_give(t, p->weight_type, ss);
+        return st;
+    }
+    memset(out, 0, (size_t)n * sizeof *out);
+    int *order = malloc((size_t)n * sizeof(int));
+    int cnt = order ? search_batch_order(src_len, n, order) : -1;
+    int nbatch = cnt > 0 ? (cnt + p->batch_size - 1) / p->batch_size : 0;
+    qkv_status *st = calloc((size_t)(nbatch > 0 ? nbatch : 1), sizeof *st);
+    if (cnt < 0 || !st) {
+        free(order);
+        free(st);
+        return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory");
+    }
+    batch_job j = {t, p, src, src_len, order, cnt, p->batch_size, out, st};
+    par_dynamic(pool, nbatch, 1, batch_range, &j);
+    qkv_status r = QKV_OK;
+    for (int b = 0; b < nbatch && r == QKV_OK; b++)
+        r = st[b];
+    if (r != QKV_OK)
+        search_results_free(out, n);
+    free(order);
+    free(st);
+    return r;
 }
