@@ -26,6 +26,7 @@
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "qkv.h"
 
 /* Blocks of C for oneDNN: as gemm.c's (keep in sync with it). */
 #define BF_SPLIT_MIN 1048576.0
@@ -108,7 +109,7 @@ static int choose_path(int trans_a, int trans_b, int M, int N, int K)
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K;
     if (forced >= 0)
         return forced;
-    if (!engine_ok || !(kern->isa == ISA_AVX512 && kern_extras.bf16))
+    if (!engine_ok || !qkv_bf16_native(NULL))
         return GEMM_BF16_OWN;
     return GEMM_BF16_ONEDNN;
 }
