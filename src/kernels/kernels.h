@@ -53,7 +53,10 @@ void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, co
  *   |C - C_exact| <= (2^-8 + K 2^-23) sum_k |op(A)[i,k]| |op(B)[k,j]|
  * (each operand's rounding is at most 2^-9 relative). Bits do not depend
  * on the thread count. Which kernel runs (own AVX512-BF16 microkernel or
- * oneDNN's matmul) is chosen per shape inside. */
+ * oneDNN's matmul) is chosen per shape inside. Unlike the other kernels it
+ * allocates: bf16 copies of the operands in buffers of the calling thread,
+ * grown to the largest product seen and freed when the thread ends (out of
+ * memory: the fp32 gemm instead). */
 void gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 
