@@ -212,6 +212,9 @@ qkv_status qkv_trainer_resume(qkv_trainer *t, const char *path)
         snprintf(t->why, sizeof t->why, "auto: %s, %s", qkv_precision_name(t->used),
                  bf && !native ? "the resumed run's bf16 has no native products here"
                                : "the precision of the run resumed");
+    } else if (cJSON_IsString(x) && strcmp(x->valuestring, qkv_precision_name(t->used))) {
+        snprintf(t->why, sizeof t->why, "%s as asked; the run resumed was %s, so this run does not continue it "
+                 "bit for bit", qkv_precision_name(t->used), x->valuestring);
     }
 done:
     cJSON_Delete(o);
