@@ -566,8 +566,9 @@ static double mean_loss(const loss_curve *c, int a, int b)
 }
 
 /* bf16 learns as fp32 does: the loss falls as far, and over every window
- * of 10 steps the two mean losses stay within 3% (the products differ by
- * bf16 rounding, ~2^-8 relative, and the runs drift apart slowly); the
+ * of 10 steps the two mean losses stay within 1% (measured on the AMD EPYC
+ * Zen 4 build machine: at most 0.04%; the products differ by bf16
+ * rounding, ~2^-8 relative, and the runs drift apart slowly); the
  * parameters differ (the bf16 products did run). */
 static void test_bf16_tracks_fp32(void)
 {
@@ -583,7 +584,7 @@ static void test_bf16_tracks_fp32(void)
         CHECK(c16.loss[149] < 0.6 * c16.loss[0], "bf16 loss went from %g to %g only", c16.loss[0], c16.loss[149]);
         for (int w = 0; w < 150; w += 10) {
             double a = mean_loss(&c32, w, w + 10), b = mean_loss(&c16, w, w + 10);
-            CHECK(fabs(b - a) <= 0.03 * a, "steps %d-%d: mean loss fp32 %.5f, bf16 %.5f (tolerance 3%%)", w + 1,
+            CHECK(fabs(b - a) <= 0.01 * a, "steps %d-%d: mean loss fp32 %.5f, bf16 %.5f (tolerance 1%%)", w + 1,
                   w + 10, a, b);
         }
     }
