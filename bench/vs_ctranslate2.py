@@ -9,8 +9,11 @@ sentencepiece over Debian's torch 1.13):
     PY=.venv-ct2/bin/python
     $PY bench/vs_ctranslate2.py hf  --model HF_DIR  --input F --output F [--beam N --batch N --threads N --max-length N]
     $PY bench/vs_ctranslate2.py ct2 --model CT2_DIR --hf HF_DIR --input F --output F [same options]
+    $PY bench/vs_ctranslate2.py ct2 --model QKV_CT2_DIR --input F --output F [same options]
+    $PY bench/vs_ctranslate2.py convert-qkv MODEL.qkv OUT_DIR [--quantization int8|int8_float32|...]
+    $PY bench/vs_ctranslate2.py score --model QKV_CT2_DIR --src F --tgt F   (as qkv score prints it)
     $PY bench/vs_ctranslate2.py convert-faithful HF_DIR OUT_DIR [--quantization int8]
-    $PY bench/vs_ctranslate2.py count --hf HF_DIR FILE...
+    $PY bench/vs_ctranslate2.py count --hf HF_DIR FILE...  |  count --ct2 QKV_CT2_DIR FILE...
 
 Each translation run writes one line of JSON to stderr (last line):
 {"engine", "load_s", "translate_s", "sentences"}; translate_s excludes
@@ -30,6 +33,7 @@ Settings (kept identical across engines; see scripts/check-export):
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -89,51 +93,99 @@ def run_hf(a):
 def run_ct2(a):
     t0 = time.perf_counter()
     import ctranslate2
-    from transformers import MarianTokenizer
 
-    tok = MarianTokenizer.from_pretrained(a.hf)
-    tr = ctranslate2.Translator(a.model, device="cpu", compute_type=a.compute_type, inter_threads=1,
-                                intra_threads=a.threads)
-    import os
-
-    # the stock converter drops <pad> from the vocabulary, the faithful one keeps it
-    for name in ("shared_vocabulary.json", "target_vocabulary.json"):
-        if os.path.exists(os.path.join(a.model, name)):
-            with open(os.path.join(a.model, name), encoding="utf-8") as f:
-                ct2_vocab = set(json.load(f))
-            break
-    else:
-        ct2_vocab = set()
+    qkv_dir = os.path.exists(os.path.join(a.model, "qkv.json"))
+    if not qkv_dir and not a.hf:
+        sys.exit("vs_ctranslate2 ct2: %s is no convert-qkv directory; give --hf (the Marian tokenizer)" % a.model)
+    try:
+        tr = ctranslate2.Translator(a.model, device="cpu", compute_type=a.compute_type, inter_threads=1,
+                                    intra_threads=a.threads)
+    except ValueError as e:  # a compute type this CPU build does not run (int8_bfloat16, bfloat16)
+        print(json.dumps({"engine": "ctranslate2-" + a.compute_type, "refused": str(e)}), file=sys.stderr)
+        return
     lines = read_lines(a.input)
+    idx = [i for i, l in enumerate(lines) if l.strip()]
+    if qkv_dir:
+        # a convert-qkv directory: the checkpoint's own SentencePiece
+        # models, source ids + EOS and the suppressed ids as qkv translate
+        from vs_ctranslate2_qkv import QkvTokenizer
+
+        tok = QkvTokenizer(a.model)
+        encode = tok.source_tokens
+        suppress = tok.suppressed() or None
+        detok = tok.detokenize
+        min_len = 0  # qkv's min_length 0: EOS may come first
+    else:
+        from transformers import MarianTokenizer
+
+        tok = MarianTokenizer.from_pretrained(a.hf)
+        # the stock converter drops <pad> from the vocabulary, the faithful one keeps it
+        ct2_vocab = set()
+        for name in ("shared_vocabulary.json", "target_vocabulary.json"):
+            if os.path.exists(os.path.join(a.model, name)):
+                with open(os.path.join(a.model, name), encoding="utf-8") as f:
+                    ct2_vocab = set(json.load(f))
+                break
+        # the same source pieces transformers feeds (pieces outside vocab.json
+        # as <unk>, </s> appended); with separate vocabularies the tokenizer's
+        # id -> piece maps are the target side's, so both directions go through
+        # the right table explicitly
+        src_piece = {v: k for k, v in tok.encoder.items()}
+        tgt_id = tok.target_encoder if getattr(tok, "separate_vocabs", False) else tok.encoder
+        unk_id = tgt_id.get(tok.unk_token)
+
+        def encode(line):
+            return [src_piece[t] for t in tok(line).input_ids]
+
+        suppress = [["<pad>"]] if "<pad>" in ct2_vocab else None
+        min_len = 1  # CTranslate2's default, as scripts/check-export verified it
+
+        def detok(tokens):
+            return tok.decode([tgt_id.get(p, unk_id) for p in tokens], skip_special_tokens=True)
     load_s = time.perf_counter() - t0
     out = [""] * len(lines)
-    idx = [i for i, l in enumerate(lines) if l.strip()]
-    # the same source pieces transformers feeds (pieces outside vocab.json
-    # as <unk>, </s> appended); with separate vocabularies the tokenizer's
-    # id -> piece maps are the target side's, so both directions go through
-    # the right table explicitly
-    src_piece = {v: k for k, v in tok.encoder.items()}
-    tgt_id = tok.target_encoder if getattr(tok, "separate_vocabs", False) else tok.encoder
-    unk_id = tgt_id.get(tok.unk_token)
-    src = {i: [src_piece[t] for t in tok(lines[i]).input_ids] for i in idx}
     t1 = time.perf_counter()
+    # tokenizing inside the timed loop, as qkv's --timing counts it
     for chunk in batches(idx, a.batch):
         res = tr.translate_batch(
-            [src[i] for i in chunk],
+            [encode(lines[i]) for i in chunk],
             beam_size=a.beam,
             num_hypotheses=1,
             length_penalty=1.0,
             max_decoding_length=a.max_length - 1,
+            max_input_length=0,
+            min_decoding_length=min_len,
             return_end_token=False,
-            suppress_sequences=[["<pad>"]] if "<pad>" in ct2_vocab else None,
+            suppress_sequences=suppress,
             max_batch_size=0,
         )
         for i, r in zip(chunk, res):
-            out[i] = tok.decode([tgt_id.get(p, unk_id) for p in r.hypotheses[0]], skip_special_tokens=True)
+            out[i] = detok(r.hypotheses[0])
     translate_s = time.perf_counter() - t1
     write_lines(a.output, out)
-    print(json.dumps({"engine": "ctranslate2-" + a.compute_type, "load_s": load_s, "translate_s": translate_s,
-                      "sentences": len(idx)}), file=sys.stderr)
+    # the type CTranslate2 runs in (on CPU it reports int8 as int8_float32)
+    print(json.dumps({"engine": "ctranslate2-" + a.compute_type, "compute_type": tr.compute_type, "load_s": load_s,
+                      "translate_s": translate_s, "sentences": len(idx)}), file=sys.stderr)
+
+
+def score_ct2(a):
+    """log P(target + EOS | source) of each line pair under a convert-qkv
+    directory, one number a line, as `qkv score` prints them: a check of the
+    conversion that does not depend on the search or the model's quality."""
+    import ctranslate2
+    from vs_ctranslate2_qkv import QkvTokenizer
+
+    tok = QkvTokenizer(a.model)
+    tr = ctranslate2.Translator(a.model, device="cpu", compute_type=a.compute_type, intra_threads=a.threads)
+    src, tgt = read_lines(a.src), read_lines(a.tgt)
+    idx = [i for i, l in enumerate(src) if l.strip()]
+    out = [0.0] * len(src)
+    for chunk in batches(idx, 32):
+        res = tr.score_batch([tok.source_tokens(src[i]) for i in chunk],
+                             [tok.target_tokens(tgt[i]) for i in chunk], max_input_length=0)
+        for i, r in zip(chunk, res):
+            out[i] = sum(r.log_probs)
+    print("\n".join("%.6f" % x for x in out))
 
 
 def convert_faithful(a):
@@ -182,14 +234,29 @@ def convert_faithful(a):
     conv.convert(a.out, quantization=a.quantization, force=True)
 
 
+def convert_qkv(a):
+    """A qkv checkpoint as a CTranslate2 TransformerSpec (bench/vs_ctranslate2_qkv.py)."""
+    from vs_ctranslate2_qkv import convert_qkv as convert
+
+    convert(a.model, a.out, a.quantization)
+
+
 def count(a):
     """Target tokens of translation files: target spm pieces (+ EOS) of each
     non-empty line, as the target tokenizer encodes the text; one number per
     file, the same measure for every engine."""
+    res = {}
+    if a.ct2:  # a convert-qkv directory: the checkpoint's target SentencePiece model
+        from vs_ctranslate2_qkv import QkvTokenizer
+
+        tok = QkvTokenizer(a.ct2)
+        for path in a.files:
+            res[path] = tok.count([l for l in read_lines(path) if l.strip()])
+        print(json.dumps(res))
+        return
     from transformers import MarianTokenizer
 
     tok = MarianTokenizer.from_pretrained(a.hf)
-    res = {}
     for path in a.files:
         lines = [l for l in read_lines(path) if l.strip()]
         n = 0
@@ -203,7 +270,6 @@ def count(a):
 
 def run_measured(cmd, env=None):
     """Runs cmd in its own process: (wall seconds, peak RSS MiB, stderr)."""
-    import os
     import subprocess
 
     t0 = time.perf_counter()
@@ -227,7 +293,6 @@ def qkv_eval(ref, hyp):
 
 def describe_model(path):
     """What the bench ran: the checkpoint's shape and how long it trained."""
-    import os
     import re
     import subprocess
 
@@ -245,9 +310,68 @@ def describe_model(path):
     return re.sub(r"\s+", " ", desc)
 
 
-def bench(a):
-    import os
+QKV_TYPES = ("int8", "int8_bfloat16", "bfloat16", "auto")
+QKV_FILES = {"qkv-q8": "int8", "qkv-qbf16": "bfloat16"}
+CT2_TYPES = ("float32", "int8", "int8_float32", "int8_bfloat16", "bfloat16")
 
+
+def engine_cmd(a, e, py, me, inp, out, beam, batch, t):
+    """(command, model file or directory whose size the table shows)."""
+    if e == "qkv" or e.startswith("qkv-"):
+        # qkv: float32; qkv-TYPE: --compute-type TYPE on the float32 file;
+        # qkv-q8 / qkv-qbf16: the `qkv quantize` file in its own type.
+        # Protection off: it masks placeholders and repairs the output by
+        # forced decoding, which no peer does (the search is the same)
+        model = a.qkv_model
+        if e in QKV_FILES:
+            model = getattr(a, "qkv_" + e[4:])
+            if not model:
+                sys.exit("vs_ctranslate2: %s needs --qkv-%s (qkv quantize output)" % (e, e[4:]))
+        elif e != "qkv" and e[4:] not in QKV_TYPES:
+            sys.exit("vs_ctranslate2: unknown engine " + e)
+        cmd = ["./qkv", "translate", "-m", model, "--input", inp, "--output", out, "--beam-size", str(beam),
+               "--batch-size", str(batch), "--threads", str(t), "--max-length", str(a.max_length),
+               "--forced-eos", "0", "--timing"]
+        if a.ct2_dir:
+            # CTranslate2's beam search (patience 1) ends a sentence once
+            # beam_size hypotheses have finished: transformers'
+            # early_stopping=True, qkv --early-stopping true
+            cmd += ["--no-protect", "--early-stopping", "true"]
+        if e == "qkv":
+            cmd += ["--compute-type", "float32"]
+        elif e not in QKV_FILES:
+            cmd += ["--compute-type", e[4:]]
+        return cmd, model
+    common = ["--input", inp, "--output", out, "--beam", str(beam), "--batch", str(batch), "--threads", str(t),
+              "--max-length", str(a.max_length)]
+    if e == "transformers":
+        if not a.hf:
+            sys.exit("vs_ctranslate2: the transformers engine needs --hf (a Marian export)")
+        return [py, me, "hf", "--model", a.hf] + common, a.hf
+    if e.startswith("ct2-"):
+        ctype = {"fp32": "float32"}.get(e[4:], e[4:])
+        if ctype not in CT2_TYPES:
+            sys.exit("vs_ctranslate2: unknown engine " + e)
+        if a.ct2_dir:  # convert-qkv directories: DIR/ct2_TYPE, else the int8 or float32 one
+            model = os.path.join(a.ct2_dir, "ct2_" + ctype)
+            if not os.path.exists(os.path.join(model, "model.bin")):
+                model = os.path.join(a.ct2_dir, "ct2_int8" if ctype.startswith("int8") else "ct2_float32")
+            return [py, me, "ct2", "--model", model, "--compute-type", ctype] + common, model
+        model = a.ct2_fp32 if ctype == "float32" else a.ct2_int8
+        return [py, me, "ct2", "--model", model, "--hf", a.hf, "--compute-type", ctype] + common, model
+    sys.exit("vs_ctranslate2: unknown engine " + e)
+
+
+def size_mib(path):
+    """A file's size, or a CTranslate2 directory's (model.bin, config,
+    vocabularies; not the SentencePiece models the runner reads)."""
+    if os.path.isfile(path):
+        return os.path.getsize(path) / 2**20
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)
+               if f == "model.bin" or f.endswith(".json") and f != "qkv.json") / 2**20
+
+
+def bench(a):
     py = sys.executable
     me = os.path.abspath(__file__)
     os.makedirs(a.work, exist_ok=True)
@@ -267,75 +391,96 @@ def bench(a):
     threads = [int(t) for t in a.threads.split(",")]
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
-    print("vs_ctranslate2: %d sentences of %s, model %s (CT2: %s, %s), max_length %d, %d cores, load before: %s"
-          % (n, a.input, a.hf, a.ct2_fp32, a.ct2_int8, a.max_length, os.cpu_count(), load))
+    cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][:1]
+    flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
+    print("vs_ctranslate2: %d sentences of %s, max_length %d, %d cores (%s; %s), load before: %s"
+          % (n, a.input, a.max_length, os.cpu_count(), cpu[0] if cpu else "?", " ".join(isa), load))
     if a.qkv_model:
         print("model:", describe_model(a.qkv_model))
     print("uptime:", os.popen("uptime").read().strip())
-    rows = []
+    rows, refused = [], []
     for beam, batch in settings:
         for t in threads:
             for e in engines:
                 out = os.path.join(a.work, "%s.beam%d.batch%d.t%d.zh" % (e, beam, batch, t))
                 env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS=str(t))
-                sub_n = hf_n if e == "transformers" else n
-                common = ["--input", hf_inp if e == "transformers" else inp, "--output", out, "--beam", str(beam), "--batch", str(batch),
-                          "--threads", str(t), "--max-length", str(a.max_length)]
-                if e == "qkv":
-                    cmd = ["./qkv", "translate", "-m", a.hf, "--input", inp, "--output", out, "--beam-size", str(beam),
-                           "--batch-size", str(batch), "--threads", str(t), "--max-length", str(a.max_length),
-                           "--forced-eos", "0", "--timing"]
-                elif e == "transformers":
-                    cmd = [py, me, "hf", "--model", a.hf] + common
-                elif e in ("ct2-fp32", "ct2-int8"):
-                    model = a.ct2_fp32 if e == "ct2-fp32" else a.ct2_int8
-                    ctype = "float32" if e == "ct2-fp32" else "int8"
-                    cmd = [py, me, "ct2", "--model", model, "--hf", a.hf, "--compute-type", ctype] + common
-                else:
-                    sys.exit("vs_ctranslate2: unknown engine " + e)
+                hf = e == "transformers"
+                cmd, model = engine_cmd(a, e, py, me, hf_inp if hf else inp, out, beam, batch, t)
                 wall, rss, err = run_measured(cmd, env)
                 # every engine's own figure: its translation loop, without
                 # loading the model (qkv: --timing; Python: also imports)
-                secs = json.loads(err.strip().splitlines()[-1])["translate_s"]
-                rows.append(dict(engine=e, beam=beam, batch=batch, threads=t, wall=wall, secs=secs, rss=rss, out=out,
-                                 n=sub_n))
-                print("  ran %-12s beam %d batch %2d threads %d: %.1f s (process %.1f s), peak RSS %.0f MiB"
-                      % (e, beam, batch, t, secs, wall, rss), flush=True)
+                rep = json.loads(err.strip().splitlines()[-1])
+                if "refused" in rep:
+                    refused.append("| %s | %d | %d | %d | %s |" % (e, beam, batch, t, rep["refused"]))
+                    print("  ran %-18s beam %d batch %2d threads %d: refused: %s" % (e, beam, batch, t,
+                                                                                   rep["refused"]), flush=True)
+                    continue
+                rows.append(dict(engine=e, beam=beam, batch=batch, threads=t, wall=wall, secs=rep["translate_s"],
+                                 rss=rss, out=out, n=hf_n if hf else n, size=size_mib(model),
+                                 ran_as=rep.get("compute_type", "")))
+                print("  ran %-18s beam %d batch %2d threads %d: %.1f s (process %.1f s), peak RSS %.0f MiB%s"
+                      % (e, beam, batch, t, rep["translate_s"], wall, rss,
+                         ", CTranslate2 ran it as " + rep["compute_type"] if "compute_type" in rep else ""),
+                      flush=True)
     # target tokens of each output, one tokenizer for all
     import subprocess
 
-    counts = json.loads(subprocess.run([py, me, "count", "--hf", a.hf] + [r["out"] for r in rows], check=True,
+    tok = ["--ct2", os.path.join(a.ct2_dir, "ct2_float32")] if a.ct2_dir else ["--hf", a.hf]
+    counts = json.loads(subprocess.run([py, me, "count"] + tok + [r["out"] for r in rows], check=True,
                                        capture_output=True, text=True).stdout)
     by_key = {}
     for r in rows:
         r["tokens"] = counts[r["out"]]
+        r["tps"] = r["tokens"] / r["secs"]
         r["bleu"], r["chrf"] = qkv_eval(ref if r["n"] == n else hf_ref, r["out"])
         by_key[(r["engine"], r["beam"], r["batch"], r["threads"])] = r
     qkv_lines = {}
     print()
-    print("| engine | beam | batch | threads | sentences | tgt tok/s | ms/sentence | peak RSS MiB | BLEU | chrF | "
-          "same as qkv | qkv/this tok/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| engine | beam | batch | threads | sentences | tgt tok/s | ms/sentence | peak RSS MiB | model MiB | BLEU | "
+          "chrF | same as qkv | qkv/this tok/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         q = by_key.get(("qkv", r["beam"], r["batch"], r["threads"]))
-        tps = r["tokens"] / r["secs"]
         same = ratio = "-"
         if q:
             ql = qkv_lines.setdefault(q["out"], read_lines(q["out"]))
             rl = read_lines(r["out"])
             same = "%d/%d" % (sum(x == y for x, y in zip(ql, rl)), r["n"])
-            ratio = "%.2f" % ((q["tokens"] / q["secs"]) / tps)
-        print("| %s | %d | %d | %d | %d | %.0f | %.1f | %.0f | %.2f | %.2f | %s | %s |"
-              % (r["engine"], r["beam"], r["batch"], r["threads"], r["n"], tps, 1000 * r["secs"] / r["n"], r["rss"],
-                 r["bleu"], r["chrf"], same, ratio))
+            ratio = "%.2f" % (q["tps"] / r["tps"])
+        name = r["engine"] + (" (ran as %s)" % r["ran_as"] if r["ran_as"] and r["ran_as"] != r["engine"][4:] else "")
+        print("| %s | %d | %d | %d | %d | %.0f | %.1f | %.0f | %.1f | %.2f | %.2f | %s | %s |"
+              % (name, r["beam"], r["batch"], r["threads"], r["n"], r["tps"], 1000 * r["secs"] / r["n"], r["rss"],
+                 r["size"], r["bleu"], r["chrf"], same, ratio))
+    # qkv's automatic type against CTranslate2's fastest type, per setting
+    best = []
+    for beam, batch in settings:
+        for t in threads:
+            mine = by_key.get(("qkv-auto", beam, batch, t))
+            peers = [r for r in rows if r["engine"].startswith("ct2-") and (r["beam"], r["batch"], r["threads"]) ==
+                     (beam, batch, t)]
+            if mine and peers:
+                p = max(peers, key=lambda r: r["tps"])
+                best.append("| %d | %d | %d | %.0f | %s %.0f | %.2f |" % (beam, batch, t, mine["tps"], p["engine"],
+                                                                         p["tps"], mine["tps"] / p["tps"]))
+    if best:
+        print("\n| beam | batch | threads | qkv-auto tok/s | fastest CTranslate2 type, tok/s | qkv-auto/that |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(best))
+    if refused:
+        print("\n| engine | beam | batch | threads | refused |")
+        print("|---|---|---|---|---|")
+        print("\n".join(refused))
     with open("/proc/loadavg") as f:
         print("\nload after: %s; uptime: %s" % (" ".join(f.read().split()[:3]), os.popen("uptime").read().strip()))
-    print("tok/s: target spm pieces + EOS of the output (target.spm via MarianTokenizer, same count for every"
-          " engine) over each engine's translation loop (tokenizing, search, detokenizing; model loading and"
-          " imports excluded: qkv reports it with --timing, the Python engines time their loop; process = the"
-          " whole process). ms/sentence: those seconds over the sentences. BLEU, chrF:"
-          " qkv eval --tokenize zh against the first `sentences` references. same as qkv: lines identical to"
-          " qkv's output for the same beam, batch and threads.")
+    print("tok/s: target spm pieces + EOS of the output (the same tokenizer for every engine: %s) over each"
+          " engine's translation loop (tokenizing, search, detokenizing; model loading and imports excluded: qkv"
+          " reports it with --timing, the Python engines time their loop; process = the whole process)."
+          " ms/sentence: those seconds over the sentences. model MiB: the file qkv loads (.qkv: weights, config,"
+          " both SentencePiece models) or CTranslate2's directory (model.bin, config, vocabularies). BLEU, chrF:"
+          " qkv eval --tokenize zh against the first `sentences` references. same as qkv: lines identical to qkv"
+          " float32's output for the same beam, batch and threads."
+          % ("the checkpoint's target SentencePiece model" if a.ct2_dir else "target.spm via MarianTokenizer"))
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(rows, f, indent=1)
 
@@ -354,14 +499,29 @@ def main():
         s.add_argument("--threads", type=int, default=1)
         s.add_argument("--max-length", type=int, default=128)
         s.add_argument("--compute-type", default="float32")
+    s = sub.add_parser("score")
+    s.add_argument("--model", required=True, help="a convert-qkv directory")
+    s.add_argument("--src", required=True)
+    s.add_argument("--tgt", required=True)
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--compute-type", default="float32")
     s = sub.add_parser("convert-faithful")
     s.add_argument("hf")
     s.add_argument("out")
     s.add_argument("--quantization", default=None)
+    s = sub.add_parser("convert-qkv")
+    s.add_argument("model", help="a float32 qkv checkpoint (MODEL.qkv)")
+    s.add_argument("out")
+    s.add_argument("--quantization", default=None,
+                   help="CTranslate2's weight type: int8, int8_float32, int8_bfloat16, bfloat16, float16, ...")
     s = sub.add_parser("bench")
-    s.add_argument("--hf", required=True)
-    s.add_argument("--ct2-fp32", required=True)
-    s.add_argument("--ct2-int8", required=True)
+    s.add_argument("--qkv-model", required=True, help="the float32 qkv checkpoint")
+    s.add_argument("--qkv-q8", help="qkv quantize --compute-type int8 output (engine qkv-q8)")
+    s.add_argument("--qkv-qbf16", help="qkv quantize --compute-type bfloat16 output (engine qkv-qbf16)")
+    s.add_argument("--ct2-dir", help="where convert-qkv wrote ct2_TYPE directories (the pre-norm path)")
+    s.add_argument("--hf", help="a Marian export of the model (transformers engine; the Marian path)")
+    s.add_argument("--ct2-fp32", help="convert-faithful output, float32 (the Marian path)")
+    s.add_argument("--ct2-int8", help="convert-faithful output, int8 (the Marian path)")
     s.add_argument("--input", required=True)
     s.add_argument("--ref", required=True)
     s.add_argument("--work", required=True)
@@ -369,18 +529,24 @@ def main():
     s.add_argument("--hf-sentences", type=int, default=100)
     s.add_argument("--max-length", type=int, default=64)
     s.add_argument("--threads", default="1,2")
-    s.add_argument("--engines", default="qkv,ct2-fp32,ct2-int8,transformers")
-    s.add_argument("--qkv-model", help="the qkv checkpoint the Marian directory was exported from (described)")
+    s.add_argument("--engines", default="qkv,qkv-int8,qkv-int8_bfloat16,qkv-bfloat16,qkv-auto,qkv-q8,qkv-qbf16,"
+                   "ct2-float32,ct2-int8,ct2-int8_bfloat16",
+                   help="qkv (float32), qkv-COMPUTE_TYPE (int8, int8_bfloat16, bfloat16, auto), qkv-q8, qkv-qbf16, "
+                        "ct2-TYPE (float32 or fp32, int8, int8_float32, int8_bfloat16, bfloat16), transformers")
     s = sub.add_parser("count")
-    s.add_argument("--hf", required=True)
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--hf")
+    g.add_argument("--ct2", help="a convert-qkv directory (its target.spm)")
     s.add_argument("files", nargs="+")
     a = p.parse_args()
     if a.cmd == "hf":
         run_hf(a)
     elif a.cmd == "ct2":
-        if not a.hf:
-            p.error("ct2 needs --hf (the tokenizer)")
         run_ct2(a)
+    elif a.cmd == "convert-qkv":
+        convert_qkv(a)
+    elif a.cmd == "score":
+        score_ct2(a)
     elif a.cmd == "convert-faithful":
         convert_faithful(a)
     elif a.cmd == "bench":

@@ -1,61 +1,38 @@
 /* qkv export --format hf MODEL DIR: writes a model as a Hugging Face Marian
  * directory that transformers' MarianMTModel and MarianTokenizer load.
- * MODEL is a qkv checkpoint (sections "config", "src_vocab", "tgt_vocab",
- * "params": src/train/checkpoint.h) or a Marian directory (re-exported). */
+ * MODEL is a qkv checkpoint (src/train/checkpoint.h; a quantized one is
+ * written dequantized, in float32) or a Marian directory (re-exported). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/status.h"
 #include "commands.h"
 #include "formats/marian.h"
 #include "qkv.h"
 #include "text/tokenizer.h"
-#include "train/checkpoint.h"
+#include "train/model_io.h"
 
 static const char usage[] = "usage: qkv export --format hf MODEL DIR\n"
                             "  MODEL  a qkv checkpoint file or a Hugging Face Marian directory\n"
                             "  DIR    the Marian directory to write (created if absent)\n";
 
-/* A qkv checkpoint: config, vocabularies (model ids = spm ids), parameters. */
+/* A qkv checkpoint: config, vocabularies (model ids = spm ids), parameters
+ * (a quantized checkpoint's dequantized: the export is float32). */
 static qkv_status load_checkpoint(const char *path, qkv_model **m, qkv_tokenizer **t)
 {
-    ckpt_file f;
-    *m = NULL;
     *t = NULL;
-    qkv_status rs = ckpt_read(path, &f);
-    if (rs != QKV_OK)
-        return rs;
-    const ckpt_section *cfg = ckpt_find(&f, "config"), *sv = ckpt_find(&f, "src_vocab");
-    const ckpt_section *tv = ckpt_find(&f, "tgt_vocab"), *pr = ckpt_find(&f, "params");
-    qkv_status s = QKV_OK;
-    char *json = NULL;
-    qkv_model_config c;
-    if (!cfg || !sv || !pr) {
-        s = QKV_ERR_FORMAT;
-        cli_error("%s: missing section '%s'", path, !cfg ? "config" : !sv ? "src_vocab" : "params");
-        goto done;
+    qkv_vocab_blobs vb;
+    void *h = NULL;
+    QKV_TRY(qkv_checkpoint_load_model(path, m, &vb, &h));
+    qkv_status s;
+    if (!vb.src) {
+        s = qkv_fail(QKV_ERR_FORMAT, "%s: missing section 'src_vocab'", path);
+    } else {
+        s = qkv_tokenizer_load_spm_memory(vb.src, vb.src_len, vb.tgt, vb.tgt_len, t);
     }
-    json = malloc(cfg->nbytes + 1);
-    if (!json) {
-        s = QKV_ERR_NOMEM;
-        goto done;
-    }
-    memcpy(json, cfg->data, cfg->nbytes);
-    json[cfg->nbytes] = 0;
-    if ((s = qkv_config_from_json(json, &c)) != QKV_OK || (s = qkv_model_new(&c, 0, m)) != QKV_OK)
-        goto done;
-    if (pr->nbytes != qkv_model_num_params(*m) * sizeof(float)) {
-        s = QKV_ERR_FORMAT;
-        cli_error("%s: section 'params' has %zu bytes, the config needs %zu", path, pr->nbytes,
-                  qkv_model_num_params(*m) * sizeof(float));
-        goto done;
-    }
-    memcpy(qkv_model_params(*m), pr->data, pr->nbytes);
-    s = qkv_tokenizer_load_spm_memory(sv->data, sv->nbytes, tv ? tv->data : NULL, tv ? tv->nbytes : 0, t);
-done:
-    free(json);
-    ckpt_free(&f);
+    qkv_checkpoint_release(h);
     if (s != QKV_OK) {
         qkv_model_free(*m);
         *m = NULL;

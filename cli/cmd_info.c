@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "qkv.h"
 #include "train/checkpoint.h"
+#include "train/model_io.h"
 
 static void print_json_section(const char *title, const ckpt_section *s)
 {
@@ -52,6 +53,13 @@ int cmd_info(int argc, char **argv)
         print_json_section("config", s);
     if ((s = ckpt_find(&f, "params")))
         printf("parameters: %zu (float32)\n", s->nbytes / sizeof(float));
+    if ((s = ckpt_find(&f, "quant"))) {
+        printf("compute type: %s (qkv quantize: the decoder's linear layers stored so; its default type)\n",
+               qkv_checkpoint_compute_type(&f));
+        print_json_section("quantization", s);
+    } else {
+        printf("compute type: float32\n");
+    }
     if ((s = ckpt_find(&f, "src_vocab")))
         print_vocab(ckpt_find(&f, "tgt_vocab") ? "source vocabulary" : "vocabulary (shared)", s);
     if ((s = ckpt_find(&f, "tgt_vocab")))

@@ -26,7 +26,8 @@ static const char usage[] =
     "  --workers N              translations run at once (default 1)\n"
     "  --max-batch-tokens N     source tokens (estimated) gathered from queued requests into one\n"
     "                           batch (default 2048)\n"
-    "  --compute-type T         float32 (or auto, meaning float32)\n"
+    "  --compute-type T         the decoder's linear layers: default (each model's own) | auto | float32 |\n"
+    "                           int8 | int8_float32 | int8_bfloat16 | bfloat16 (as qkv translate)\n"
     "  --queue N                queued requests before 503 (default 256)\n"
     "  --max-body N             bytes of a request body before 413 (default 1048576)\n"
     "  --max-chars N            characters of q per request before 400 (default 5000)\n"
@@ -111,8 +112,10 @@ int cmd_serve(int argc, char **argv)
         else if (!strcmp(a, "--web"))
             snprintf(web, sizeof web, "%s", v);
         else if (!strcmp(a, "--compute-type")) {
-            if (strcmp(v, "float32") && strcmp(v, "auto"))
-                return cli_error("--compute-type %s: only float32 (or auto) is supported so far", v);
+            const char *r;
+            if (qkv_compute_type_resolve(v, &r) != QKV_OK)
+                return cli_error("--compute-type: %s", qkv_last_error());
+            o.compute_type = v;
         } else
             return cli_error("%s: unknown option (see qkv serve --help)", a);
         if (!ok)

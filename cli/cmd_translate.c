@@ -34,6 +34,8 @@ static const char usage[] =
     "                           [layer][head][target][source]; empty lines give null)\n"
     "  --batch-size N           sentences decoded together (default 32)\n"
     "  --threads N              kernel threads (default: $QKV_THREADS or all cores)\n"
+    "  --compute-type T         default (float32) | auto | float32 | int8 | int8_float32 | int8_bfloat16 |\n"
+    "                           bfloat16: the decoder's linear layers (see `qkv version` for auto)\n"
     "  --timing                 print one JSON line to stderr at the end: {\"load_s\", \"translate_s\",\n"
     "                           \"sentences\"}; translate_s is the time inside qkv_translate (tokenizing,\n"
     "                           search, detokenizing), without loading the model or reading and writing\n"
@@ -94,7 +96,7 @@ int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int 
         "--beam-size", "--max-length", "--max-length-ratio", "--max-length-offset", "--min-length",
         "--length-penalty", "--length-penalty-kind", "--early-stopping", "--no-repeat-ngram-size",
         "--repetition-penalty", "--prefix", "--bad-word-ids", "--forced-eos", "--temperature", "--top-k",
-        "--top-p", "--seed", "--num-samples", "--batch-size", "--threads"};
+        "--top-p", "--seed", "--num-samples", "--batch-size", "--threads", "--compute-type"};
     int known = 0;
     for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
         known |= !strcmp(a, takes_value[k]);
@@ -185,6 +187,14 @@ int translate_parse_option(qkv_translate_options *o, int argc, char **argv, int 
     else if (!strcmp(a, "--threads")) {
         int n; /* taken by translate_load, before the options */
         ok = parse_int(v, &n) && n >= 1 && n <= 1024;
+    } else if (!strcmp(a, "--compute-type")) {
+        const char *r;
+        ok = qkv_compute_type_resolve(v, &r) == QKV_OK;
+        o->compute_type = v;
+        if (!ok) {
+            cli_error("--compute-type: %s", qkv_last_error());
+            return -1;
+        }
     }
     if (!ok) {
         cli_error("%s: invalid value '%s'", a, v);

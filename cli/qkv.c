@@ -42,6 +42,7 @@ int cmd_export(int argc, char **argv);     /* cli/cmd_export.c */
 int cmd_train(int argc, char **argv);      /* cli/cmd_train.c */
 int cmd_info(int argc, char **argv);       /* cli/cmd_info.c */
 int cmd_average(int argc, char **argv);    /* cli/cmd_average.c */
+int cmd_quantize(int argc, char **argv);   /* cli/cmd_quantize.c */
 int cmd_translate(int argc, char **argv);  /* cli/cmd_translate.c */
 int cmd_score(int argc, char **argv);      /* cli/cmd_score.c */
 int cmd_attn(int argc, char **argv);       /* cli/cmd_attn.c */
@@ -72,6 +73,7 @@ static const struct {
     {"train", cmd_train, "train a translation model on parallel text"},
     {"info", cmd_info, "describe a qkv checkpoint"},
     {"average", cmd_average, "average the parameters of several checkpoints"},
+    {"quantize", cmd_quantize, "write a checkpoint with int8 or bfloat16 decoder weights (smaller, same as --compute-type)"},
     {"corpus", cmd_corpus, "build a parallel corpus from Debian's translation catalogs"},
     {"export", cmd_export, "write a model as a Hugging Face Marian directory (--format hf)"},
     {"translate", cmd_translate, "translate text: greedy, beam search or sampling (qkv or Marian models)"},

@@ -1,23 +1,32 @@
 /* The thread pool (pool.h). How a region travels:
  *
- *   caller                                  worker k (runs task k, k+T, ...)
+ *   caller                                  worker k
  *   take busy (CAS 0 -> 1)
- *   write job (fn, arg, n_tasks, stride)
- *   pending = T - 1
- *   for k < T-1: ++gen[k]  (seq_cst) ──────►  sees gen[k] change (acquire)
- *               wake k if it sleeps           reads the job, runs its tasks
- *   runs task 0, T, ...                       --pending (seq_cst)
- *   waits for pending == 0 (acquire) ◄──────  wakes the caller if it sleeps
+ *   write job (fn, arg); done = 0
+ *   claim = (seq + 1, n_tasks, next 1)      (task 0 is the caller's)
+ *   for k < T-1: ++gen[k]  (seq_cst) ──────►  sees gen[k] change
+ *               wake k if it sleeps           loop: CAS claim next -> next + 1
+ *   runs task 0, then claims tasks                  (acquire), runs that task,
+ *   the same way until none is left                 ++done (seq_cst)
+ *   done += tasks it ran                      until next == n_tasks
+ *   waits for done == n_tasks (acquire) ◄───  wakes the caller if it sleeps
  *   release busy
  *
- * Each worker has its own futex word (gen), so a region of fewer tasks than
- * threads touches only the workers it uses, and a worker reads the job only
- * after its own gen moved: it never sees a half-written one. The job is
- * written with plain stores; the seq_cst (hence release) increment of gen
- * publishes it, and the worker's acquire load of gen receives it. Results
- * travel back the same way through pending: each worker's decrement releases
- * what its tasks wrote, the caller's acquire load of 0 receives them all
- * (a release sequence of RMWs on one atomic).
+ * Tasks are claimed, not assigned: a worker that is slow to wake (a loaded
+ * machine, a descheduled thread) leaves its share to the caller, which
+ * never waits for a worker that has not started; it waits only for tasks
+ * already claimed. The claim word packs the region's sequence number with
+ * its task count and next task, so a worker that read a stale word cannot
+ * claim anything once a newer region has replaced it (its CAS fails). A
+ * worker reads the job only after a successful claim: the claim's acquire
+ * pairs with the caller's seq_cst store that published the job, and the
+ * region cannot end (nor the job be rewritten) before that claimed task is
+ * counted in done. Results travel back through done: each increment
+ * releases what its task wrote, the caller's acquire load of n_tasks
+ * receives them all (a release sequence of RMWs on one atomic).
+ *
+ * Each worker has its own futex word (gen) to sleep on, so a region of
+ * fewer tasks than threads wakes only the workers it can use.
  *
  * Sleeping without a lost wake-up (the two "sleeping" flags): the sleeper
  * stores sleeping = 1, then loads the word it waits on; the waker changes
@@ -70,12 +79,22 @@ struct qkv_pool {
      * gen and read by that worker after (see the top of the file). */
     pool_task_fn fn;
     void *arg;
-    int n_tasks, stride;
-    int stop;
-    /* Written by every worker at the end of a region: its own line. */
-    _Alignas(64) atomic_int pending;  /* workers still running this region; futex word */
-    atomic_int caller_sleeping;       /* 1 while the owner is in (or entering) FUTEX_WAIT on pending */
+    atomic_int stop; /* a worker may test it while the owner moves on: atomic */
+    unsigned seq; /* regions run so far (the owner's; wraps) */
+    /* Claimed by every thread of a region: its own line. */
+    _Alignas(64) atomic_ullong claim; /* CLAIM(seq, n_tasks, next task) */
+    _Alignas(64) atomic_int done;     /* tasks of this region finished; futex word */
+    atomic_int caller_sleeping;       /* 1 while the owner is in (or entering) FUTEX_WAIT on done */
 };
+
+/* The claim word: 24 bits of region sequence, 20 of task count, 20 of the
+ * next task to hand out. */
+#define CLAIM_BITS 20
+#define CLAIM_MAX_TASKS ((1 << CLAIM_BITS) - 1)
+#define CLAIM(seq, n, next) \
+    ((((unsigned long long)(seq) & 0xffffff) << (2 * CLAIM_BITS)) | ((unsigned long long)(n) << CLAIM_BITS) | (next))
+#define CLAIM_N(c) ((int)(((c) >> CLAIM_BITS) & CLAIM_MAX_TASKS))
+#define CLAIM_NEXT(c) ((int)((c) & CLAIM_MAX_TASKS))
 
 /* Depth of pool tasks on this thread: 1 for a worker's whole life, and
  * raised by the caller while it runs tasks. */
@@ -153,6 +172,34 @@ static void run_tasks(pool_task_fn fn, void *arg, int first, int stride, int n_t
         fn(arg, t, n_tasks);
 }
 
+/* Claims and runs the current region's unclaimed tasks; returns how many it
+ * ran. A worker (worker = 1) counts each in done as it finishes it and wakes
+ * the owner after the last one; the owner counts its own at the end. */
+static int run_claimed(qkv_pool *p, int worker)
+{
+    int ran = 0;
+    unsigned long long c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        int n = CLAIM_N(c), k = CLAIM_NEXT(c);
+        if (k >= n)
+            return ran;
+        /* Acquire on success: the job fields are this region's. */
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue;
+        p->fn(p->arg, k, n);
+        ran++;
+        if (worker) {
+            /* seq_cst: releases the task's results to the owner, and is one
+             * side of the caller_sleeping handshake. */
+            if (atomic_fetch_add_explicit(&p->done, 1, memory_order_seq_cst) + 1 == n &&
+                atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
+                futex_wake(&p->done);
+        }
+        c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *a)
 {
     pool_worker *w = a;
@@ -163,18 +210,11 @@ static void *worker_main(void *a)
         /* gen is an atomic_uint used as an int futex word: same size, and
          * only equality matters (it may wrap). */
         wait_while((atomic_int *)&w->gen, seen, &w->sleeping, p->spin_ns);
-        /* Acquire: pairs with the owner's seq_cst increment, so the job
-         * fields below are the ones written for this region. */
+        /* Acquire: pairs with the increment, so that stop is seen. */
         seen = (int)atomic_load_explicit(&w->gen, memory_order_acquire);
-        if (p->stop)
+        if (atomic_load_explicit(&p->stop, memory_order_acquire))
             break;
-        run_tasks(p->fn, p->arg, w->id, p->stride, p->n_tasks);
-        /* seq_cst: releases this worker's results to the owner, and is one
-         * side of the caller_sleeping handshake. After this decrement the
-         * worker touches only pending and caller_sleeping, never the job. */
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_seq_cst) == 1 &&
-            atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
-            futex_wake(&p->pending);
+        run_claimed(p, 1);
     }
     return NULL;
 }
@@ -209,7 +249,9 @@ qkv_pool *pool_new(int threads)
     long us = pool_spin_us(NULL);
     p->spin_ns = us < 0 ? -1 : us * 1000;
     atomic_init(&p->busy, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, 0);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->caller_sleeping, 0);
     if (threads == 1)
         return p;
@@ -246,7 +288,7 @@ void pool_free(qkv_pool *p)
     if (!p)
         return;
     assert(atomic_load_explicit(&p->busy, memory_order_relaxed) == 0 && "pool_free on a busy pool");
-    p->stop = 1; /* published by the increments below, as a job is */
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
     for (int k = 0; k < p->n_workers; k++) {
         atomic_fetch_add_explicit(&p->workers[k].gen, 1, memory_order_seq_cst);
         futex_wake(&p->workers[k].gen);
@@ -282,14 +324,22 @@ void pool_run(qkv_pool *p, int n_tasks, pool_task_fn fn, void *arg)
         pool_depth--;
         return;
     }
+    if (n_tasks > CLAIM_MAX_TASKS) { /* more than the claim word counts: serially */
+        pool_depth++;
+        run_tasks(fn, arg, 0, 1, n_tasks);
+        pool_depth--;
+        atomic_store_explicit(&p->busy, 0, memory_order_release);
+        return;
+    }
     int used = n_tasks < p->threads ? n_tasks : p->threads;
     p->fn = fn;
     p->arg = arg;
-    p->n_tasks = n_tasks;
-    p->stride = used;
-    /* Relaxed: published with the job by the gen increments below. */
-    atomic_store_explicit(&p->pending, used - 1, memory_order_relaxed);
+    p->seq++;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->caller_sleeping, 0, memory_order_relaxed);
+    /* seq_cst (hence release): publishes the job with the claim word; task
+     * 0 is already ours */
+    atomic_store_explicit(&p->claim, CLAIM(p->seq, n_tasks, 1), memory_order_seq_cst);
     for (int k = 0; k < used - 1; k++) {
         pool_worker *w = &p->workers[k];
         atomic_fetch_add_explicit(&w->gen, 1, memory_order_seq_cst);
@@ -297,15 +347,15 @@ void pool_run(qkv_pool *p, int n_tasks, pool_task_fn fn, void *arg)
             futex_wake(&w->gen);
     }
     pool_depth++;
-    run_tasks(fn, arg, 0, used, n_tasks);
+    fn(arg, 0, n_tasks);
+    int mine = 1 + run_claimed(p, 0);
     pool_depth--;
-    /* Wait for pending == 0; each load is acquire, so the workers' results
-     * are visible once it reads 0. */
-    for (;;) {
-        int left = atomic_load_explicit(&p->pending, memory_order_acquire);
-        if (left == 0)
-            break;
-        wait_while(&p->pending, left, &p->caller_sleeping, p->spin_ns);
+    /* Wait for done == n_tasks; each load is acquire, so the workers'
+     * results are visible once it reads n_tasks. */
+    int d = atomic_fetch_add_explicit(&p->done, mine, memory_order_acq_rel) + mine;
+    while (d != n_tasks) {
+        wait_while(&p->done, d, &p->caller_sleeping, p->spin_ns);
+        d = atomic_load_explicit(&p->done, memory_order_acquire);
     }
     atomic_store_explicit(&p->busy, 0, memory_order_release);
 }

@@ -40,9 +40,12 @@ int pool_threads(const qkv_pool *p);
 long pool_spin_us(int *bad);
 
 /* Runs fn(arg, task, n_tasks) for task = 0..n_tasks-1 and returns when all
- * have returned. Thread t of the pool runs tasks t, t + T, t + 2T, ... with
- * T = min(n_tasks, threads); task 0 runs on the caller. Everything fn wrote
- * is visible to the caller on return. n_tasks <= 0 does nothing. */
+ * have returned. Task 0 runs on the caller; the others go to whichever of
+ * the pool's threads (the caller included) claims them first, so a worker
+ * that is slow to wake is not waited for: its tasks run on the caller.
+ * Which thread runs a task varies from run to run, never what it computes.
+ * Everything fn wrote is visible to the caller on return. n_tasks <= 0 does
+ * nothing. */
 typedef void (*pool_task_fn)(void *arg, int task, int n_tasks);
 void pool_run(qkv_pool *p, int n_tasks, pool_task_fn fn, void *arg);
 

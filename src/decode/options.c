@@ -2,9 +2,11 @@
  * search_params against a model's own generation defaults. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/status.h"
 #include "decode/translator.h"
+#include "kernels/qlinear.h"
 
 qkv_translate_options qkv_translate_default_options(void)
 {
@@ -32,12 +34,17 @@ qkv_translate_options qkv_translate_default_options(void)
         .num_samples = 1,
         .batch_size = 32,
         .attention = 0,
+        .compute_type = NULL,
     };
 }
 
 qkv_status qkv_translate_validate_options(const qkv_translate_options *o)
 {
 #define BAD(...) return qkv_fail(QKV_ERR_CONFIG, "translate options: " __VA_ARGS__)
+    const char *ct;
+    if (qkv_compute_type_resolve(o->compute_type, &ct) != QKV_OK)
+        BAD("compute_type = \"%s\", expected default, auto, float32, int8, int8_float32, int8_bfloat16 or bfloat16",
+            o->compute_type);
     if (o->beam_size < 0 || o->beam_size > SEARCH_MAX_BEAM)
         BAD("beam_size = %d, expected 0 (model default) or 1..%d", o->beam_size, SEARCH_MAX_BEAM);
     if (o->n_best < 0)
@@ -96,6 +103,11 @@ qkv_status translator_resolve(const qkv_translator *t, const qkv_translate_optio
         return qkv_fail(QKV_ERR_CONFIG, "translate options: n_best = %d exceeds the beam size %d", o->n_best,
                         p->beam_size);
     p->sample = o->sample;
+    const char *ct = "float32";
+    qkv_compute_type_resolve(o->compute_type, &ct);
+    p->weight_type = !strcmp(ct, "int8") ? QLIN_INT8 : !strcmp(ct, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+    if (!o->compute_type || !o->compute_type[0] || !strcmp(o->compute_type, "default"))
+        p->weight_type = t->own_type; /* the type the model file was written in */
     p->num_samples = o->sample ? o->num_samples : 1;
     p->n_best = o->n_best ? o->n_best : (o->sample ? p->num_samples : p->beam_size);
     p->top_k = o->top_k;

@@ -392,7 +392,7 @@ static int imax(int a, int b) { return a > b ? a : b; }
  * at the larger of the old and the new size, so alternating shapes settle;
  * what fits is kept (the weights are never repacked). */
 static qkv_status search_reserve(search_state *s, int B, int maxR, int maxS, int Tcap, int K2, int nh, int enc_B,
-                                 int sample)
+                                 int sample, int wtype)
 {
     search_ctx *c = &s->c;
     const qkv_model_config *cfg = qkv_model_get_config(c->m);
@@ -452,9 +452,12 @@ static qkv_status search_reserve(search_state *s, int B, int maxR, int maxS, int
         s->cap_S = es;
     }
     if (!s->w) {
-        QKV_TRY(model_decoder_weights_new(c->m, &s->own_w));
+        QKV_TRY(model_decoder_weights_new_typed(c->m, wtype, &s->own_w));
         s->w = s->own_w;
     }
+    if (model_decoder_weights_type(s->w) != wtype)
+        return qkv_fail(QKV_ERR_ARG, "translate: a search state packed in compute type %d asked for type %d",
+                        model_decoder_weights_type(s->w), wtype);
     if (!c->cache || !model_cache_fits(c->cache, maxR, maxS, Tcap - 1)) {
         model_cache_free(c->cache);
         c->cache = NULL;
@@ -661,7 +664,7 @@ qkv_status search_run_state(search_state *state, const search_params *p, const i
     int enc_B = search_encoder_tokens(p) / maxS;
     enc_B = enc_B < 1 ? 1 : enc_B > B ? B : enc_B;
     int nh = cp->rows_per_sent > cp->K ? cp->rows_per_sent : cp->K;
-    qkv_status st = search_reserve(state, B, maxR, maxS, Tcap, K2, nh, enc_B, p->sample);
+    qkv_status st = search_reserve(state, B, maxR, maxS, Tcap, K2, nh, enc_B, p->sample, p->weight_type);
     cp->Tcap = state->cap_T;
     cp->maxR = state->cap_R;
     cp->enc_B = enc_B;

@@ -52,6 +52,7 @@ typedef struct {
     int eos_id;
     int batch_size;
     int encoder_tokens; /* 0: SEARCH_ENCODER_TOKENS */
+    int weight_type;    /* qlinear_type of the decoder's linear layers (kernels/qlinear.h) */
 } search_params;
 
 typedef struct {

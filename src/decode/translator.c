@@ -17,6 +17,7 @@
 #include "base/io.h"
 #include "base/status.h"
 #include "decode/translator.h"
+#include "kernels/qlinear.h"
 #include "formats/marian.h"
 #include "model/model.h"
 #include "train/model_io.h"
@@ -80,6 +81,24 @@ static qkv_status load_checkpoint(qkv_translator *t, const char *path)
             }
     }
     t->defaults.n_bad_words = n;
+    /* a quantized checkpoint: its type is the default, and int8 weights
+     * are packed from the stored rows, not re-quantized */
+    const char *ct = qkv_checkpoint_compute_type(t->file);
+    t->own_type = !strcmp(ct, "int8") ? QLIN_INT8 : !strcmp(ct, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+    if (t->own_type == QLIN_INT8) {
+        model_i8_tensor *i8;
+        float *scales;
+        QKV_TRY(qkv_checkpoint_i8_tensors(t->file, t->model, &i8, &scales));
+        model_decoder_weights *w = NULL;
+        qkv_status st = model_decoder_weights_new_i8(t->model, i8, &w);
+        free(i8);
+        free(scales);
+        QKV_TRY(st);
+        translator_pool_set_weights(t->pool, QLIN_INT8, w);
+    }
+    /* the vocabularies and parameters are copies: the file's bytes can go */
+    qkv_checkpoint_release(t->file);
+    t->file = NULL;
     return QKV_OK;
 }
 
@@ -502,10 +521,10 @@ static qkv_status translate_impl(const qkv_translator *t, const char *const *tex
         st = encode_sources(t, texts, n, src, len, trunc);
     search_state *ss = NULL;
     if (st == QKV_OK)
-        st = translator_state_take(t, &ss);
+        st = translator_state_take(t, p.weight_type, &ss);
     if (st == QKV_OK)
         st = search_run_state(ss, &p, (const int *const *)src, len, n, res);
-    translator_state_give(t, ss);
+    translator_state_give(t, p.weight_type, ss);
     for (int i = 0; st == QKV_OK && i < n; i++) {
         r[i].truncated = trunc[i];
         r[i].hyps = calloc((size_t)(res[i].n_hyps > 0 ? res[i].n_hyps : 1), sizeof(qkv_hypothesis));
@@ -554,6 +573,81 @@ static qkv_status translate_impl(const qkv_translator *t, const char *const *tex
     }
     *out = r;
     return QKV_OK;
+}
+
+/* Forced decoding in a lower compute type: the incremental decoder (whose
+ * linear layers have the typed weights) fed the reference one token per
+ * step, summing log p(gold). Rows that have ended keep stepping on padding;
+ * their logits are not read. */
+static qkv_status force_decode_typed(const qkv_translator *t, const pair_ref *pr, int n, const int *prompt,
+                                     int prompt_len, int batch, int wtype, double *logprob)
+{
+    const qkv_model *m = t->model;
+    const qkv_model_config *cfg = qkv_model_get_config(m);
+    int V = cfg->tgt_vocab_size;
+    const model_decoder_weights *w;
+    QKV_TRY(translator_weights(t, wtype, &w));
+    qkv_status st = QKV_OK;
+    for (int i0 = 0; i0 < n && st == QKV_OK; i0 += batch) {
+        int B = n - i0 < batch ? n - i0 : batch, S = 1, T = 1;
+        for (int b = 0; b < B; b++) {
+            if (pr[i0 + b].n_src > S)
+                S = pr[i0 + b].n_src;
+            if (prompt_len - 1 + pr[i0 + b].n_tgt > T)
+                T = prompt_len - 1 + pr[i0 + b].n_tgt;
+        }
+        if (T > cfg->max_positions)
+            return qkv_fail(QKV_ERR_ARG, "translate: target of %d tokens exceeds max_positions %d", T,
+                            cfg->max_positions);
+        int *src = calloc((size_t)B * S, sizeof(int)), *sl = calloc((size_t)B, sizeof(int));
+        int *in = calloc((size_t)B, sizeof(int));
+        double *sum = calloc((size_t)B, sizeof(double));
+        model_state *ms = NULL;
+        model_decoder_cache *cache = NULL;
+        if (!src || !sl || !in || !sum)
+            st = qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        for (int b = 0; st == QKV_OK && b < B; b++) {
+            for (int j = 0; j < S; j++)
+                src[(size_t)b * S + j] = j < pr[i0 + b].n_src ? pr[i0 + b].src[j] : cfg->pad_id;
+            sl[b] = pr[i0 + b].n_src;
+        }
+        if (st == QKV_OK)
+            st = model_state_new(m, B, S, 1, 0, &ms);
+        if (st == QKV_OK)
+            st = model_encode(ms, src, sl, B, S);
+        if (st == QKV_OK)
+            st = model_cache_new_shared(w, B, S, T, &cache);
+        if (st == QKV_OK)
+            st = model_cache_start(cache, model_encoder_output(ms), sl, B, S);
+        /* step j reads input token j (the prompt, then the reference) and
+         * predicts token j + 1 */
+        for (int j = 0; st == QKV_OK && j < T; j++) {
+            for (int b = 0; b < B; b++) {
+                const pair_ref *p = &pr[i0 + b];
+                int v = j < prompt_len ? prompt[j] : j < prompt_len - 1 + p->n_tgt ? p->tgt[j - prompt_len] : cfg->pad_id;
+                in[b] = v < V ? v : cfg->eos_id;
+            }
+            const float *logits;
+            st = model_decode_step(cache, in, &logits);
+            for (int b = 0; st == QKV_OK && b < B; b++) {
+                const pair_ref *p = &pr[i0 + b];
+                int g = j - (prompt_len - 1); /* the reference token this step predicts */
+                if (g >= 0 && g < p->n_tgt) {
+                    const float *row = logits + (size_t)b * V;
+                    sum[b] += row[p->tgt[g]] - search_logsumexp(row, V);
+                }
+            }
+        }
+        for (int b = 0; st == QKV_OK && b < B; b++)
+            logprob[i0 + b] = sum[b];
+        model_cache_free(cache);
+        model_state_free(ms);
+        free(src);
+        free(sl);
+        free(in);
+        free(sum);
+    }
+    return st;
 }
 
 static qkv_status score_impl(const qkv_translator *t, const char *const *src_text, const char *const *tgt_text,
@@ -609,8 +703,10 @@ static qkv_status score_impl(const qkv_translator *t, const char *const *src_tex
             idx[k++] = i;
         }
     }
-    if (st == QKV_OK)
+    if (st == QKV_OK && p.weight_type == QLIN_F32)
         st = force_decode(t, pr, k, p.prompt, p.prompt_len, o->batch_size, lp, NULL);
+    else if (st == QKV_OK)
+        st = force_decode_typed(t, pr, k, p.prompt, p.prompt_len, o->batch_size, p.weight_type, lp);
     for (int j = 0; st == QKV_OK && j < k; j++)
         logprob[idx[j]] = lp[j];
     if (st == QKV_OK && out) {

@@ -23,19 +23,26 @@ typedef struct {
     int n_bad_words;
 } translator_defaults;
 
-/* The decoder weights packed once and a pool of search states
+/* The decoder weights packed once per compute type and a pool of search states
  * (translator_pool.c); shared by the calls of all threads. */
 typedef struct translator_pool translator_pool;
 qkv_status translator_pool_new(translator_pool **out);
 void translator_pool_free(translator_pool *p);
-/* A search state for one call (free, or new), with the translator's packed
- * weights; thread-safe. Give it back when the call is done. */
-qkv_status translator_state_take(const qkv_translator *t, search_state **out);
-void translator_state_give(const qkv_translator *t, search_state *s);
+/* A search state for one call (free, or new), with the translator's
+ * weights packed in compute type wtype (a qlinear_type); thread-safe. Give
+ * it back, with the same type, when the call is done. */
+qkv_status translator_state_take(const qkv_translator *t, int wtype, search_state **out);
+void translator_state_give(const qkv_translator *t, int wtype, search_state *s);
+/* The translator's decoder weights in compute type wtype, packed on first
+ * use and kept until the translator is freed; thread-safe. */
+/* Installs packed weights of type wtype (taking ownership), before any call. */
+void translator_pool_set_weights(translator_pool *p, int wtype, model_decoder_weights *w);
+qkv_status translator_weights(const qkv_translator *t, int wtype, const model_decoder_weights **out);
 
 struct qkv_translator {
     qkv_model *model;
-    void *file;                       /* qkv checkpoint bytes the vocabularies came from */
+    void *file;                       /* qkv checkpoint bytes while loading (released once loaded) */
+    int own_type;                     /* qlinear_type of the weights as stored: the "default" compute type */
     qkv_vocab *src_vocab, *tgt_vocab; /* qkv checkpoints; tgt_vocab == src_vocab when shared */
     qkv_tokenizer *tok;               /* Marian directories */
     translator_defaults defaults;

@@ -98,6 +98,8 @@ int qkv_system_info(char *buf, size_t size)
     cpu_feature_string(feats, sizeof feats);
     char paths[64] = "";
     size_t n = 0;
+    const char *auto_type = "float32";
+    qkv_compute_type_resolve("auto", &auto_type);
     for (int i = 0; i < ISA_COUNT; i++)
         if (cpu_isa_supported((qkv_isa)i, NULL))
             n += (size_t)snprintf(paths + n, sizeof paths - n, "%s%s", n ? " " : "", cpu_isa_name((qkv_isa)i));
@@ -106,8 +108,9 @@ int qkv_system_info(char *buf, size_t size)
                     "features: %s\n"
                     "kernel paths: %s (this CPU); in use: %s%s\n"
                     "blas: %s, core %s (its own dispatch; OPENBLAS_CORETYPE caps it)\n"
-                    "int8 products: %s; bf16 products: %s\n",
+                    "int8 products: %s; bf16 products: %s\n"
+                    "compute type auto: %s (translation; see qkv translate --help)\n",
                     f->brand[0] ? f->brand : "unknown", f->vendor, feats, paths, cpu_isa_name(kern->isa),
                     getenv("QKV_ISA") && *getenv("QKV_ISA") ? " (capped by $QKV_ISA)" : "", openblas_get_config(),
-                    openblas_get_corename(), linear_i8_path(), linear_bf16_path());
+                    openblas_get_corename(), linear_i8_path(), linear_bf16_path(), auto_type);
 }

@@ -50,6 +50,21 @@ int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type ty
     return 1;
 }
 
+int qlinear_make_i8(qlinear *q, const int8_t *wq_rows, const float *scale, int C, int OC)
+{
+    *q = (qlinear){.type = QLIN_INT8, .C = C, .OC = OC};
+    size_t n = qlinear_bytes(C, OC, QLIN_INT8);
+    char *m = aligned_alloc(64, n ? n : 64);
+    if (!m)
+        return 0;
+    q->mem = m;
+    q->wq = (int8_t *)m;
+    q->ws = (float *)(m + up64(linear_i8_weight_bytes(C, OC)));
+    q->wsum = (int32_t *)((char *)q->ws + up64(linear_i8_panel_floats(OC) * 4));
+    linear_i8_pack_quantized(q->wq, q->ws, q->wsum, wq_rows, scale, C, OC);
+    return 1;
+}
+
 void qlinear_free(qlinear *q)
 {
     if (q) {
@@ -84,7 +99,7 @@ void qlinear_forward(float *out, const float *inp, const qlinear *q, const float
     }
 }
 
-/* keep in sync with the rule in qlinear.h */
+/* keep in sync with the rule in qkv.h and the README's "Compute types" */
 qkv_status qkv_compute_type_resolve(const char *name, const char **resolved)
 {
     if (!name || !*name || !strcmp(name, "default")) {

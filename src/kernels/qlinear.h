@@ -25,6 +25,9 @@ typedef struct {
 
 /* Packs weight [OC, C]. Returns 0 when out of memory. */
 int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type type);
+/* An int8 weight from rows already quantized (quant.h's scheme): wq_rows
+ * [OC, C], scale [OC]. Returns 0 when out of memory. */
+int qlinear_make_i8(qlinear *q, const int8_t *wq_rows, const float *scale, int C, int OC);
 void qlinear_free(qlinear *q);
 
 /* Bytes the packed weight holds (what a model's memory grows by). */
@@ -36,10 +39,6 @@ size_t qlinear_scratch_bytes(qlinear_type type, int N, int C);
 /* out: [N, OC]   inp: [N, C]   bias: [OC] or NULL */
 void qlinear_forward(float *out, const float *inp, const qlinear *q, const float *bias, int N, void *scratch);
 
-/* A CTranslate2 compute type name ("default", "auto", "float32", "int8",
- * "int8_float32", "int8_bfloat16", "bfloat16") to the type used on this CPU
- * ("float32", "int8" or "bfloat16"); QKV_ERR_CONFIG for an unknown name.
- * (Not yet wired to qkv translate: see the issue on compute types.) */
-qkv_status qkv_compute_type_resolve(const char *name, const char **resolved);
+/* qkv_compute_type_resolve is declared in qkv.h. */
 
 #endif

@@ -84,27 +84,41 @@ size_t linear_i8_weight_bytes(int C, int OC) { return (size_t)panels(OC) * LQ_PA
 
 size_t linear_i8_panel_floats(int OC) { return (size_t)panels(OC) * LQ_PANEL; }
 
+/* Puts quantized row o (C values) into its panel; returns the row's sum. */
+static int32_t pack_i8_row(int8_t *wq, int Cp, int o, const int8_t *row, int C)
+{
+    int32_t s = 0;
+    int p = o / LQ_PANEL, j = o % LQ_PANEL;
+    for (int c = 0; c < C; c++) {
+        s += row[c];
+        wq[(((size_t)p * (Cp / 4) + c / 4) * LQ_PANEL + j) * 4 + c % 4] = row[c];
+    }
+    return s;
+}
+
+void linear_i8_pack_quantized(int8_t *wq, float *ws, int32_t *wsum, const int8_t *q, const float *scale, int C,
+                              int OC)
+{
+    int P = panels(OC), Cp = linear_i8_cp(C);
+    memset(wq, 0, linear_i8_weight_bytes(C, OC));
+    for (int o = 0; o < P * LQ_PANEL; o++) {
+        ws[o] = o < OC ? scale[o] : 0;
+        wsum[o] = o < OC ? 128 * pack_i8_row(wq, Cp, o, q + (size_t)o * C, C) : 0;
+    }
+}
+
 void linear_i8_pack(int8_t *wq, float *ws, int32_t *wsum, const float *weight, int C, int OC)
 {
     int P = panels(OC), Cp = linear_i8_cp(C);
-    int8_t row[Cp > 0 ? Cp : 1];
+    int8_t row[C > 0 ? C : 1];
     memset(wq, 0, linear_i8_weight_bytes(C, OC));
     for (int o = 0; o < P * LQ_PANEL; o++) {
-        if (o >= OC) {
-            ws[o] = 0;
-            wsum[o] = 0;
+        ws[o] = 0;
+        wsum[o] = 0;
+        if (o >= OC)
             continue;
-        }
-        float sc;
-        quantize_rows_s8(row, &sc, weight + (size_t)o * C, 1, C, Cp);
-        ws[o] = sc;
-        int32_t s = 0;
-        int p = o / LQ_PANEL, j = o % LQ_PANEL;
-        for (int c = 0; c < Cp; c++) {
-            s += row[c];
-            wq[(((size_t)p * (Cp / 4) + c / 4) * LQ_PANEL + j) * 4 + c % 4] = row[c];
-        }
-        wsum[o] = 128 * s;
+        quantize_rows_s8(row, &ws[o], weight + (size_t)o * C, 1, C, C);
+        wsum[o] = 128 * pack_i8_row(wq, Cp, o, row, C);
     }
 }
 

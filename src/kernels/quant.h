@@ -62,6 +62,12 @@ size_t linear_i8_panel_floats(int OC);
 /* Quantizes and packs weight [OC, C]. wq: linear_i8_weight_bytes
  * ws, wsum: linear_i8_panel_floats(OC) each */
 void linear_i8_pack(int8_t *wq, float *ws, int32_t *wsum, const float *weight, int C, int OC);
+/* The same from weights already quantized by the scheme above (q: [OC, C]
+ * row-major, scale: [OC]), e.g. read from a quantized checkpoint: nothing
+ * is re-quantized, so the packing equals linear_i8_pack of the weights q
+ * came from. */
+void linear_i8_pack_quantized(int8_t *wq, float *ws, int32_t *wsum, const int8_t *q, const float *scale, int C,
+                              int OC);
 
 /* Bytes of the scratch linear_i8_forward needs for N rows (64-aligned
  * pointer not required). */

@@ -13,9 +13,10 @@
  * by the source's beams through src_row; never copied.
  *
  * Every linear layer of a step multiplies few rows (the running
- * hypotheses) by a weight: the weights are packed for linear_packed_forward
- * (kernels/linear_packed.h) instead of being repacked by the BLAS on every
- * call. The packed weights are their own object (model_decoder_weights),
+ * hypotheses) by a weight: the weights are packed for qlinear_forward
+ * (kernels/qlinear.h: float32 panels, or int8 / bf16 for the lower compute
+ * types) instead of being repacked by the BLAS on every call. The packed
+ * weights are their own object (model_decoder_weights),
  * immutable once made, so one packing serves every cache and thread of a
  * translator; a cache made without one packs its own. Same block structure
  * as model.c (pre- or post-norm, residuals, optional final norm), without
@@ -26,19 +27,20 @@
 #include <string.h>
 
 #include "base/status.h"
-#include "kernels/linear_packed.h"
+#include "kernels/qlinear.h"
 #include "model/layers.h"
 
-/* A decoder layer's weights, packed. */
+/* A decoder layer's weights, packed in the weights' compute type. */
 typedef struct {
-    float *self_qkv, *self_out, *cross_q, *cross_kv, *cross_out, *fc1, *fc2;
+    qlinear self_qkv, self_out, cross_q, cross_kv, cross_out, fc1, fc2;
 } packed_layer;
 
 struct model_decoder_weights {
     const qkv_model *m;
-    float *packed;    /* every packed weight, one allocation */
-    packed_layer *pl; /* per decoder layer, into packed */
-    float *out_packed; /* output projection [V, C], packed */
+    qlinear_type type;
+    packed_layer *pl;   /* per decoder layer */
+    qlinear out_packed; /* output projection [V, C] */
+    size_t bytes;       /* what the packed weights hold */
 };
 
 /* Packings done in this process (model_decoder_pack_count). */
@@ -57,6 +59,7 @@ struct model_decoder_cache {
     int *pend;                  /* [max_B]: what par[len] will be (selections since the last step) */
     int *hist;                  /* [max_B, max_T]: slot row of each position of each row, this step */
     int *src_row, *src_len, *rows_tmp; /* [max_B]: source of each row, its length */
+    void *qscratch;             /* the int8 / bf16 products' scratch (NULL for float32) */
     /* one step's scratch: [B, C] unless noted */
     float *x, *a, *res, *qkv /* [B, 3C] */, *q, *atty, *h, *mean, *rstd;
     float *ff_pre, *ff_act; /* [B, F] */
@@ -95,6 +98,7 @@ void model_cache_free(model_decoder_cache *c)
     free(c->src_len);
     free(c->rows_tmp);
     model_decoder_weights_free(c->own_w);
+    free(c->qscratch);
     float *bufs[] = {c->x,  c->a,    c->res,    c->qkv,    c->q,      c->atty,
                      c->h,  c->mean, c->rstd,   c->ff_pre, c->ff_act, c->logits, c->kv_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -106,55 +110,104 @@ void model_decoder_weights_free(model_decoder_weights *w)
 {
     if (!w)
         return;
-    free(w->packed);
+    for (int l = 0; w->pl && l < w->m->cfg.decoder_layers; l++) {
+        packed_layer *pl = &w->pl[l];
+        qlinear *q[] = {&pl->self_qkv, &pl->self_out, &pl->cross_q, &pl->cross_kv, &pl->cross_out, &pl->fc1, &pl->fc2};
+        for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+            qlinear_free(q[i]);
+    }
+    qlinear_free(&w->out_packed);
     free(w->pl);
     free(w);
 }
 
 long model_decoder_pack_count(void) { return atomic_load(&pack_count); }
 
-/* Packs every decoder weight a step multiplies by. */
-qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out)
+int model_decoder_weights_type(const model_decoder_weights *w) { return (int)w->type; }
+
+size_t model_decoder_weights_bytes(const model_decoder_weights *w) { return w->bytes; }
+
+int model_decoder_product_count(const qkv_model *m) { return 6 * m->cfg.decoder_layers + 1; }
+
+/* keep in sync with pack_weights' order */
+void model_decoder_product_tensors(const qkv_model *m, model_product_tensor *out)
+{
+    const qkv_model_config *cfg = &m->cfg;
+    int C = cfg->d_model, F = cfg->decoder_d_ff, V = cfg->tgt_vocab_size, n = 0;
+    for (int l = 0; l < cfg->decoder_layers; l++) {
+        const layer_offsets *lo = &m->dec_layers[l];
+        out[n++] = (model_product_tensor){lo->self.qkv_w, 3 * C, C, 0};
+        out[n++] = (model_product_tensor){lo->self.out_w, C, C, 0};
+        out[n++] = (model_product_tensor){lo->cross.qkv_w, 3 * C, C, 0};
+        out[n++] = (model_product_tensor){lo->cross.out_w, C, C, 0};
+        out[n++] = (model_product_tensor){lo->fc1_w, F, C, 0};
+        out[n++] = (model_product_tensor){lo->fc2_w, C, F, 0};
+    }
+    out[n] = (model_product_tensor){m->out_w, V, C, m->out_w == m->dec_embed || m->out_w == m->enc_embed};
+}
+
+/* Packs rows [row0, row0 + out) of product tensor k (an [out, in] weight at
+ * params + off) into dst: from the int8 tensors when given, else from the
+ * float32 parameters in type t. */
+static int pack_one(model_decoder_weights *dw, qlinear *dst, const model_i8_tensor *i8, int k, size_t off, int row0,
+                    int in, int out)
+{
+    qlinear_type t = dw->type;
+    dw->bytes += qlinear_bytes(in, out, t);
+    if (i8)
+        return qlinear_make_i8(dst, i8[k].q + (size_t)row0 * in, i8[k].scale + row0, in, out);
+    return qlinear_make(dst, dw->m->params + off + (size_t)row0 * in, in, out, t);
+}
+
+/* Packs every decoder weight a step multiplies by, in the compute type. */
+static qkv_status pack_weights(const qkv_model *m, qlinear_type t, const model_i8_tensor *i8,
+                               model_decoder_weights **out)
 {
     *out = NULL;
     const qkv_model_config *cfg = &m->cfg;
-    const float *P = m->params;
     int L = cfg->decoder_layers, C = cfg->d_model, F = cfg->decoder_d_ff, V = cfg->tgt_vocab_size;
-    size_t per_layer = linear_packed_floats(C, 3 * C) + 3 * linear_packed_floats(C, C) +
-                       linear_packed_floats(C, 2 * C) + linear_packed_floats(C, F) + linear_packed_floats(F, C);
     model_decoder_weights *dw = calloc(1, sizeof *dw);
     if (dw) {
         dw->m = m;
-        dw->packed = alloc_floats(per_layer * L + linear_packed_floats(C, V));
+        dw->type = t;
         dw->pl = calloc((size_t)L, sizeof *dw->pl);
     }
-    if (!dw || !dw->packed || !dw->pl) {
+    int ok = dw && dw->pl;
+    for (int l = 0; ok && l < L; l++) {
+        const layer_offsets *lo = &m->dec_layers[l];
+        packed_layer *pl = &dw->pl[l];
+        int k = 6 * l;
+        ok = pack_one(dw, &pl->self_qkv, i8, k, lo->self.qkv_w, 0, C, 3 * C) &&
+             pack_one(dw, &pl->self_out, i8, k + 1, lo->self.out_w, 0, C, C) &&
+             pack_one(dw, &pl->cross_q, i8, k + 2, lo->cross.qkv_w, 0, C, C) &&      /* the q rows of [3C, C] */
+             pack_one(dw, &pl->cross_kv, i8, k + 2, lo->cross.qkv_w, C, C, 2 * C) && /* k and v rows */
+             pack_one(dw, &pl->cross_out, i8, k + 3, lo->cross.out_w, 0, C, C) &&
+             pack_one(dw, &pl->fc1, i8, k + 4, lo->fc1_w, 0, C, F) &&
+             pack_one(dw, &pl->fc2, i8, k + 5, lo->fc2_w, 0, F, C);
+    }
+    ok = ok && pack_one(dw, &dw->out_packed, i8, 6 * L, m->out_w, 0, C, V);
+    if (!ok) {
         model_decoder_weights_free(dw);
         return qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate the decoder's packed weights");
     }
-    float *w = dw->packed;
-#define PACK(dst, src, in, out)                 \
-    do {                                        \
-        dst = w;                                \
-        linear_pack(w, P + (src), in, out);     \
-        w += linear_packed_floats(in, out);     \
-    } while (0)
-    for (int l = 0; l < L; l++) {
-        const layer_offsets *lo = &m->dec_layers[l];
-        packed_layer *pl = &dw->pl[l];
-        PACK(pl->self_qkv, lo->self.qkv_w, C, 3 * C);
-        PACK(pl->self_out, lo->self.out_w, C, C);
-        PACK(pl->cross_q, lo->cross.qkv_w, C, C);                           /* the q rows of [3C, C] */
-        PACK(pl->cross_kv, lo->cross.qkv_w + (size_t)C * C, C, 2 * C); /* k and v rows */
-        PACK(pl->cross_out, lo->cross.out_w, C, C);
-        PACK(pl->fc1, lo->fc1_w, C, F);
-        PACK(pl->fc2, lo->fc2_w, F, C);
-    }
-    PACK(dw->out_packed, m->out_w, C, V);
-#undef PACK
     atomic_fetch_add(&pack_count, 1);
     *out = dw;
     return QKV_OK;
+}
+
+qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out)
+{
+    return pack_weights(m, QLIN_F32, NULL, out);
+}
+
+qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_decoder_weights **out)
+{
+    return pack_weights(m, (qlinear_type)wtype, NULL, out);
+}
+
+qkv_status model_decoder_weights_new_i8(const qkv_model *m, const model_i8_tensor *t, model_decoder_weights **out)
+{
+    return pack_weights(m, QLIN_INT8, t, out);
 }
 
 qkv_status model_cache_new_shared(const model_decoder_weights *w, int max_B, int max_S, int max_T,
@@ -211,6 +264,12 @@ qkv_status model_cache_new_shared(const model_decoder_weights *w, int max_B, int
     c->ff_act = alloc_floats(B * F);
     c->logits = alloc_floats(B * (size_t)cfg->tgt_vocab_size);
     c->kv_tmp = alloc_floats(2 * cross_n);
+    if (w->type != QLIN_F32) { /* rows: the cross keys' max_B * max_S, or a step's max_B of up to F or C */
+        size_t s1 = qlinear_scratch_bytes(w->type, (int)(B * max_S), (int)C),
+               s2 = qlinear_scratch_bytes(w->type, max_B, (int)(F > C ? F : C));
+        c->qscratch = malloc(s1 > s2 ? s1 : s2);
+        ok = ok && c->qscratch;
+    }
     ok = ok && c->par && c->pend && c->hist && c->src_row && c->src_len && c->rows_tmp && c->x && c->a && c->res &&
          c->qkv && c->q && c->atty && c->h && c->mean && c->rstd && c->ff_pre && c->ff_act && c->logits && c->kv_tmp;
     if (!ok) {
@@ -274,7 +333,7 @@ qkv_status model_cache_start_beams(model_decoder_cache *c, const float *enc, con
     for (int l = 0; l < cfg->decoder_layers; l++) {
         const attn_offsets *o = &m->dec_layers[l].cross;
         /* keys and values once per source, shared by its beams */
-        linear_packed_forward(c->kv_tmp, enc, c->w->pl[l].cross_kv, P + o->qkv_b + C, n * S, C, 2 * C);
+        qlinear_forward(c->kv_tmp, enc, &c->w->pl[l].cross_kv, P + o->qkv_b + C, n * S, c->qscratch);
         heads_split_forward(c->k_cross[l], c->kv_tmp, n, S, H, D, 2 * C);
         heads_split_forward(c->v_cross[l], c->kv_tmp + C, n, S, H, D, 2 * C);
     }
@@ -351,27 +410,27 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
         const packed_layer *pl = &c->w->pl[l];
         /* self-attention over the cached positions and this one */
         const float *in = step_in(c, c->x, L->ln[0]);
-        linear_packed_forward(c->qkv, in, pl->self_qkv, P + L->self.qkv_b, B, C, 3 * C);
+        qlinear_forward(c->qkv, in, &pl->self_qkv, P + L->self.qkv_b, B, c->qscratch);
         float *ks = c->k_self[l] + (size_t)t * Bm * C, *vs = c->v_self[l] + (size_t)t * Bm * C;
         for (int b = 0; b < B; b++) {
             memcpy(ks + (size_t)b * C, c->qkv + (size_t)b * 3 * C + C, C * sizeof(float));
             memcpy(vs + (size_t)b * C, c->qkv + (size_t)b * 3 * C + 2 * C, C * sizeof(float));
         }
         attention_step_self(c->atty, c->qkv, c->k_self[l], c->v_self[l], c->hist, B, H, D, Tm, Bm, t);
-        linear_packed_forward(c->h, c->atty, pl->self_out, P + L->self.out_b, B, C, C);
+        qlinear_forward(c->h, c->atty, &pl->self_out, P + L->self.out_b, B, c->qscratch);
         step_out(c, L->ln[0]);
         /* cross-attention over the cached source keys and values */
         in = step_in(c, c->x, L->ln[1]);
-        linear_packed_forward(c->q, in, pl->cross_q, P + L->cross.qkv_b, B, C, C);
+        qlinear_forward(c->q, in, &pl->cross_q, P + L->cross.qkv_b, B, c->qscratch);
         attention_step_cross(c->atty, c->p_cross[l], c->q, c->k_cross[l], c->v_cross[l], c->src_row, c->src_len, B,
                              H, D, S);
-        linear_packed_forward(c->h, c->atty, pl->cross_out, P + L->cross.out_b, B, C, C);
+        qlinear_forward(c->h, c->atty, &pl->cross_out, P + L->cross.out_b, B, c->qscratch);
         step_out(c, L->ln[1]);
         /* feed-forward */
         in = step_in(c, c->x, L->ln[2]);
-        linear_packed_forward(c->ff_pre, in, pl->fc1, P + L->fc1_b, B, C, F);
+        qlinear_forward(c->ff_pre, in, &pl->fc1, P + L->fc1_b, B, c->qscratch);
         activation_forward(c->ff_act, c->ff_pre, (size_t)B * F, (activation_kind)cfg->activation);
-        linear_packed_forward(c->h, c->ff_act, pl->fc2, P + L->fc2_b, B, F, C);
+        qlinear_forward(c->h, c->ff_act, &pl->fc2, P + L->fc2_b, B, c->qscratch);
         step_out(c, L->ln[2]);
     }
     const float *y = c->x;
@@ -380,7 +439,7 @@ qkv_status model_decode_step(model_decoder_cache *c, const int *tokens, const fl
                           cfg->layer_norm_eps);
         y = c->a;
     }
-    linear_packed_forward(c->logits, y, c->w->out_packed, m->out_b != NO_PARAM ? P + m->out_b : NULL, B, C, V);
+    qlinear_forward(c->logits, y, &c->w->out_packed, m->out_b != NO_PARAM ? P + m->out_b : NULL, B, c->qscratch);
     c->len = t + 1;
     *logits = c->logits;
     return QKV_OK;

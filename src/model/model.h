@@ -184,6 +184,39 @@ typedef struct model_decoder_cache model_decoder_cache;
  * one. The model must outlive it. */
 typedef struct model_decoder_weights model_decoder_weights;
 qkv_status model_decoder_weights_new(const qkv_model *m, model_decoder_weights **out);
+/* The same in a compute type (wtype: a qlinear_type of kernels/qlinear.h:
+ * float32 panels, int8 or bf16 weights). */
+qkv_status model_decoder_weights_new_typed(const qkv_model *m, int wtype, model_decoder_weights **out);
+
+/* The weights the incremental decoder multiplies by, as whole tensors of
+ * the parameter buffer: per decoder layer self-attention qkv [3C, C] and out
+ * [C, C], cross-attention qkv [3C, C] and out [C, C], fc1 [F, C], fc2 [C, F];
+ * then the output projection [V, C]. fp32_too: a float32 path of
+ * translation reads it as well (the output projection tied to an embedding
+ * table), so a quantized checkpoint keeps its float32 copy. */
+typedef struct {
+    size_t offset;
+    int rows, cols, fp32_too;
+} model_product_tensor;
+/* 6 * decoder_layers + 1. */
+int model_decoder_product_count(const qkv_model *m);
+/* Fills out[model_decoder_product_count(m)] in the order above. */
+void model_decoder_product_tensors(const qkv_model *m, model_product_tensor *out);
+/* Tensors already quantized to int8 (kernels/quant.h's scheme): q [rows,
+ * cols] row-major, scale [rows]; one per model_decoder_product_tensors
+ * entry, in its order. */
+typedef struct {
+    const int8_t *q;
+    const float *scale;
+} model_i8_tensor;
+/* int8 decoder weights from such tensors (a quantized checkpoint): packed,
+ * not re-quantized. */
+qkv_status model_decoder_weights_new_i8(const qkv_model *m, const model_i8_tensor *t,
+                                        model_decoder_weights **out);
+/* The compute type w was packed in (a qlinear_type). */
+int model_decoder_weights_type(const model_decoder_weights *w);
+/* Bytes the packed weights hold. */
+size_t model_decoder_weights_bytes(const model_decoder_weights *w);
 void model_decoder_weights_free(model_decoder_weights *w);
 /* Packings done in this process so far (model_decoder_weights_new calls,
  * including those model_cache_new makes): benchmarks and tests read it to

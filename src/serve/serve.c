@@ -116,7 +116,8 @@ static int can_share(const job *a, const job *b)
            x->no_repeat_ngram_size == y->no_repeat_ngram_size && x->repetition_penalty == y->repetition_penalty &&
            x->forced_eos == y->forced_eos && x->temperature == y->temperature && x->top_k == y->top_k &&
            x->top_p == y->top_p && x->seed == y->seed && x->num_samples == y->num_samples &&
-           x->batch_size == y->batch_size && x->attention == y->attention;
+           x->batch_size == y->batch_size && x->attention == y->attention &&
+           !strcmp(x->compute_type ? x->compute_type : "", y->compute_type ? y->compute_type : "");
 }
 
 static void job_finish(serve_server *s, job *j, qkv_status st)
@@ -651,6 +652,7 @@ static enum MHD_Result handle_lt_translate(struct MHD_Connection *c, request *rq
     j.kind = JOB_TRANSLATE;
     j.model = m;
     j.opt = qkv_translator_default_options(s->models[m].t);
+    j.opt.compute_type = s->o.compute_type;
     if (alts > 0) {
         if (j.opt.beam_size < alts + 1)
             j.opt.beam_size = alts + 1;
@@ -846,6 +848,7 @@ static enum MHD_Result handle_v1_translate(struct MHD_Connection *c, request *rq
     int *bad = NULL;
     enum MHD_Result ret;
     j.opt = qkv_translator_default_options(s->models[m].t);
+    j.opt.compute_type = s->o.compute_type;
     static const char *const extra[] = {"q", "model"};
     if (read_options(in, &j.opt, &bad, err, sizeof err, extra, 2)) {
         ret = send_error(c, rq, 400, "%s", err);
@@ -965,6 +968,7 @@ static enum MHD_Result handle_v1_attention(struct MHD_Connection *c, request *rq
     int *bad = NULL;
     enum MHD_Result ret;
     j.opt = qkv_translator_default_options(s->models[m].t);
+    j.opt.compute_type = s->o.compute_type;
     static const char *const extra[] = {"q", "model", "target", "layer", "head"};
     if (read_options(in, &j.opt, &bad, err, sizeof err, extra, 5)) {
         ret = send_error(c, rq, 400, "%s", err);

@@ -38,6 +38,7 @@ typedef struct {
     const char *web_dir;   /* directory of index.html, app.js, style.css; NULL: no explorer */
     const char *api_keys;  /* NULL: api_key ignored; else comma-separated accepted keys */
     FILE *log;             /* NULL: silent */
+    const char *compute_type; /* NULL: each model's own; else as qkv_translate_options.compute_type */
     int start_paused;      /* 0; 1: workers take no job until serve_resume (tests fill the queue) */
 } serve_options;
 

@@ -47,8 +47,8 @@ qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vo
         free(f);
         return s;
     }
-    const ckpt_section *cs = ckpt_find(f, "config"), *ps = ckpt_find(f, "params");
-    if (!cs || !ps) {
+    const ckpt_section *cs = ckpt_find(f, "config"), *ps = ckpt_find(f, "params"), *qs = ckpt_find(f, "quant");
+    if (!cs || (!ps && !qs)) {
         s = qkv_fail(QKV_ERR_FORMAT, "%s: checkpoint lacks the '%s' section", path, cs ? "params" : "config");
         goto fail;
     }
@@ -69,12 +69,16 @@ qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vo
     if ((s = qkv_model_new(&cfg, 0, model)) != QKV_OK)
         goto fail;
     size_t want = qkv_model_num_params(*model) * sizeof(float);
-    if (ps->nbytes != want) {
+    if (qs) {
+        if ((s = model_io_fill_quantized(path, f, *model)) != QKV_OK)
+            goto fail;
+    } else if (ps->nbytes != want) {
         s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'params' has %zu bytes, the config needs %zu", path, ps->nbytes,
                      want);
         goto fail;
+    } else {
+        memcpy(qkv_model_params(*model), ps->data, want);
     }
-    memcpy(qkv_model_params(*model), ps->data, want);
     const ckpt_section *sv = ckpt_find(f, "src_vocab"), *tv = ckpt_find(f, "tgt_vocab");
     if (sv) {
         vocab->src = sv->data;

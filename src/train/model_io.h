@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "qkv.h"
+#include "model/model.h"
 #include "train/checkpoint.h"
 
 /* Vocabulary files stored in checkpoints: SentencePiece .model bytes. */
@@ -26,6 +27,25 @@ void qkv_checkpoint_release(void *file_handle);
 
 /* Writes a model-only checkpoint (config, vocabularies, params). */
 qkv_status qkv_checkpoint_save_model(const char *path, const qkv_model *m, const qkv_vocab_blobs *vocab);
+
+/* A checkpoint whose decoder product weights are stored in compute_type
+ * ("int8" or "bfloat16"; train/model_quant.c draws the sections). */
+qkv_status qkv_checkpoint_save_quantized(const char *path, const qkv_model *m, const qkv_vocab_blobs *vocab,
+                                         const char *compute_type);
+/* Reads the qkv checkpoint in_path and writes it quantized to out_path
+ * (compute_type int8, int8_float32, int8_bfloat16: int8; bfloat16). */
+qkv_status qkv_checkpoint_quantize(const char *in_path, const char *out_path, const char *compute_type);
+/* "float32", or the type of a quantized checkpoint (file_handle from
+ * qkv_checkpoint_load_model). */
+const char *qkv_checkpoint_compute_type(const void *file_handle);
+/* For an int8 checkpoint, the stored int8 tensors for
+ * model_decoder_weights_new_i8 (q points into the file: keep it; the
+ * scales are copied into *scales); *out NULL for other checkpoints. Free
+ * *out and *scales. */
+qkv_status qkv_checkpoint_i8_tensors(const void *file_handle, const qkv_model *m, model_i8_tensor **out,
+                                     float **scales);
+/* Internal to the loader: fills m's parameters from a quantized file. */
+qkv_status model_io_fill_quantized(const char *path, const ckpt_file *f, qkv_model *m);
 
 /* Appends the vocabulary sections of vocab to sec[n..] and returns the new
  * count (at most 2 more). */
