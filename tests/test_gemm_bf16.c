@@ -166,6 +166,13 @@ static void test_native(void)
         return;
     }
     CHECK(strstr(linear_bf16_path(), "vdpbf16ps") != NULL, "native bf16 expected, path is %s", linear_bf16_path());
+    CHECK(!strcmp(gemm_bf16_path_name(0, 1, 512, 512, 512), "onednn"), "with native bf16 gemm_bf16 picks %s",
+          gemm_bf16_path_name(0, 1, 512, 512, 512));
+    /* AMX-BF16 is oneDNN's to use (qkv has no AMX kernel of its own): the
+     * cases above ran on it where the CPU has it */
+    const cpu_features *f = cpu_get_features();
+    if (!(f->amx_bf16 && f->amx_granted))
+        printf("skip gemm_bf16 on AMX-BF16: this CPU has none (or the OS did not grant tile state)\n");
 }
 
 static const test_case cases[] = {
