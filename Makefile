@@ -24,7 +24,7 @@ WARN    := -Wall -Wextra -Wno-unused-parameter
 DEPFLAGS = -MMD -MP
 BLAS_INC := -I/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) $(WARN) -fopenmp -g -Iinclude -Isrc $(BLAS_INC) $(EXTRA_CFLAGS)
-LDLIBS  := -fopenmp -lopenblas -lcjson -lmicrohttpd -lm -lpthread
+LDLIBS  := -fopenmp -lopenblas -ldnnl -lcjson -lmicrohttpd -lm -lpthread
 
 SAN_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(ARCH) $(WARN) -fopenmp -Iinclude -Isrc $(BLAS_INC) \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -90,7 +90,7 @@ build-san/tests/%: tests/%.c $(TEST_LIB) build-san/libqkv.a
 
 build/bench/%: bench/%.c build/libqkv.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< build/libqkv.a $(LDLIBS) -ldnnl
+	$(CC) $(CFLAGS) -o $@ $< build/libqkv.a $(LDLIBS)
 
 tests: $(TEST_BIN)
 san-tests: $(SAN_TEST_BIN)

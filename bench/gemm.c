@@ -5,6 +5,7 @@
  * peak of the machine for scale. Not a test: run by hand.
  *
  *     make bench && build/bench/gemm [repeats [only]]
+ *     build/bench/gemm bf16 [repeats [only]]
  *
  * (only: run just the products whose label contains that word, e.g. attn,
  * or "interleaved" for the last measure alone)
@@ -17,7 +18,14 @@
  * the batch (its own threading then stays serial, as OpenMP does not nest by
  * default); also single-threaded OpenBLAS in an OpenMP loop. Last, a GEMM
  * followed by an OpenMP layer norm, repeated, as a training step runs them:
- * there the two pools of OpenBLAS-with-pthreads and OpenMP meet. */
+ * there the two pools of OpenBLAS-with-pthreads and OpenMP meet.
+ *
+ * "bf16": the training products (not the attention ones, which stay fp32)
+ * through qkv's gemm (fp32) and gemm_bf16 with each of its two kernels
+ * forced (own vdpbf16ps microkernel, oneDNN matmul), on a qkv context of 1
+ * and 2 threads, conversions to bf16 included; the kernel gemm_bf16 picks
+ * by itself is shown last. This is the measurement behind gemm_bf16.c's
+ * choice. */
 #include <cblas.h>
 #include <dnnl.h>
 #include <math.h>
@@ -28,6 +36,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "base/context.h"
 
 void openblas_set_num_threads(int n);
 
@@ -52,6 +61,21 @@ static const shape shapes[] = {
     {"attn Q K^T   (512x)    ", 0, 1, 64, 64, 64, 512},
     {"attn P V     (512x)    ", 0, 0, 64, 64, 64, 512},
     {"attn dP^T dO (512x)    ", 1, 0, 64, 64, 64, 512},
+};
+
+/* bf16 mode adds the demo/small presets' products (d_model 256, d_ff 1024,
+ * ~1500 tokens a batch, 4000-piece vocabulary) and the tiny preset's
+ * (d_model 64, ~1000 tokens) */
+static const shape small_shapes[] = {
+    {"demo qkv fwd      X W^T", 0, 1, 1500, 768, 256, 1},
+    {"demo ffn up fwd   X W^T", 0, 1, 1500, 1024, 256, 1},
+    {"demo ffn dn fwd   X W^T", 0, 1, 1500, 256, 1024, 1},
+    {"demo vocab fwd    X E^T", 0, 1, 1500, 4000, 256, 1},
+    {"demo ffn bwd dX   dY W ", 0, 0, 1500, 256, 1024, 1},
+    {"demo ffn bwd dW  dY^T X", 1, 0, 1024, 256, 1500, 1},
+    {"demo proj bwd dW dY^T X", 1, 0, 256, 256, 1500, 1},
+    {"tiny proj fwd     X W^T", 0, 1, 1000, 64, 64, 1},
+    {"tiny ffn bwd dW  dY^T X", 1, 0, 256, 64, 1000, 1},
 };
 
 static double now(void)
@@ -176,8 +200,81 @@ static double interleaved_ms(int lib, const float *A, const float *B, float *C, 
     return best;
 }
 
+/* best GFLOP/s of fn-style product `which` (0 fp32 gemm, 1 bf16 own, 2 bf16
+ * oneDNN) on the bound context */
+static double gflops_q(int which, const shape *s, const float *A, const float *B, float *C, int repeats)
+{
+    int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N, ldc = s->N;
+    double flop = 2.0 * s->M * s->N * s->K, best = 0;
+    if (which)
+        gemm_bf16_force(which == 1 ? GEMM_BF16_OWN : GEMM_BF16_ONEDNN);
+    for (int r = -1; r < repeats; r++) {
+        int iters = 0;
+        double t0 = now(), t;
+        do {
+            if (which)
+                gemm_bf16(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+            else
+                gemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+            iters++;
+            t = now() - t0;
+        } while (t < 0.2);
+        double g = flop * iters / t / 1e9;
+        if (r >= 0) /* r = -1: warm-up (buffers, oneDNN's kernels) */
+            best = g > best ? g : best;
+    }
+    gemm_bf16_force(-1);
+    return best;
+}
+
+static int bf16_main(int repeats, const char *only)
+{
+    size_t mx = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t a = (size_t)shapes[i].M * shapes[i].K, b = (size_t)shapes[i].K * shapes[i].N,
+               c = (size_t)shapes[i].M * shapes[i].N;
+        mx = a > mx ? a : mx, mx = b > mx ? b : mx, mx = c > mx ? c : mx;
+    }
+    float *A = fill(mx), *B = fill(mx), *C = fill(mx);
+    char info[2048];
+    qkv_system_info(info, sizeof info);
+    printf("%sbest of %d runs >= 0.2 s, conversions to bf16 included\n", info, repeats);
+    for (int threads = 1; threads <= 2; threads++) {
+        qkv_context_options co = qkv_context_default_options();
+        co.threads = threads;
+        qkv_context *ctx;
+        if (qkv_context_new(&co, &ctx) != QKV_OK)
+            return 1;
+        qkv_context *prev = ctx_bind(ctx);
+        printf("\n%d thread%s\n%-24s %5s %5s %5s  %9s %9s %9s  %s\n", threads, threads > 1 ? "s" : "",
+               "product (GFLOP/s)", "M", "N", "K", "fp32", "bf16 own", "bf16 dnnl", "picked");
+        double t32 = 0, town = 0, tdn = 0;
+        size_t n_big = sizeof shapes / sizeof shapes[0], n_small = sizeof small_shapes / sizeof small_shapes[0];
+        for (size_t i = 0; i < n_big + n_small; i++) {
+            const shape *s = i < n_big ? &shapes[i] : &small_shapes[i - n_big];
+            if (s->count > 1 || (only && !strstr(s->what, only)))
+                continue;
+            double flop = 2.0 * s->M * s->N * s->K;
+            double g0 = gflops_q(0, s, A, B, C, repeats), g1 = gflops_q(1, s, A, B, C, repeats),
+                   g2 = gflops_q(2, s, A, B, C, repeats);
+            t32 += flop / g0, town += flop / g1, tdn += flop / g2;
+            printf("%-24s %5d %5d %5d  %9.1f %9.1f %9.1f  %s\n", s->what, s->M, s->N, s->K, g0, g1, g2,
+                   gemm_bf16_path_name(s->ta, s->tb, s->M, s->N, s->K));
+            fflush(stdout);
+        }
+        printf("%-24s %17s  %8.3fs %8.3fs %8.3fs  (seconds for one of each)\n", "total", "", t32 / 1e9,
+               town / 1e9, tdn / 1e9);
+        ctx_bind(prev);
+        qkv_context_free(ctx);
+    }
+    free(A), free(B), free(C);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "bf16"))
+        return bf16_main(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? argv[3] : NULL);
     int repeats = argc > 1 ? atoi(argv[1]) : 3;
     const char *only = argc > 2 ? argv[2] : NULL;
     size_t maxa = 0, maxb = 0, maxc = 0;

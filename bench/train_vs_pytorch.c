@@ -7,11 +7,15 @@
  *       to FILE, the format below, so PyTorch trains on exactly these.
  *   train_vs_pytorch train --batches FILE --model small|base --threads T
  *                    --warmup W --steps N [--seed 1] [--dropout 0.1] [--init-out FILE]
+ *                    [--precision fp32|bf16]
  *       builds the model, writes its initial parameters to --init-out (the
- *       PyTorch side starts from them), measures a 2048^3 sgemm through
- *       gemm() at T threads, then trains W untimed + N timed steps the way
- *       the trainer does (forward, backward, global-norm clipping, Adam,
- *       inverse-sqrt schedule) and prints one JSON object on stdout.
+ *       PyTorch side starts from them), measures a 2048^3 product at T
+ *       threads in fp32 (gemm) and in bf16 (gemm_bf16) - the peaks MFU is
+ *       taken against, that of the precision in use - then trains W
+ *       untimed + N timed steps the way the trainer does (forward,
+ *       backward, global-norm clipping, Adam, inverse-sqrt schedule; bf16:
+ *       the linear layers' products with bf16 operands, as qkv train
+ *       --precision bf16) and prints one JSON object on stdout.
  *
  * Batch file (little-endian int32 throughout):
  *   "QKVTB001", n_batches, src_vocab, tgt_vocab, pad, bos, eos, decoder_start,
@@ -276,8 +280,10 @@ static int write_params(const char *path, qkv_model *m)
  * machine the wall rate moves with the load; the CPU-time rate much less.
  * Called before and after training, keeping the better of each: a peak
  * taken while another process held the core would flatter the MFU. */
-static double gemm_peak_gflops(double *per_cpu_s)
+static double gemm_peak_gflops(int bf16, double *per_cpu_s)
 {
+    void (*g)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int) =
+        bf16 ? gemm_bf16 : gemm;
     int n = 2048;
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
           *c = malloc((size_t)n * n * sizeof(float));
@@ -285,11 +291,11 @@ static double gemm_peak_gflops(double *per_cpu_s)
         a[i] = (float)(i % 7) * 0.01f;
         b[i] = (float)(i % 5) * 0.01f;
     }
-    gemm(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    g(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = now(), c0 = cpu_now();
-        gemm(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        g(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         double t = now() - t0, tc = cpu_now() - c0;
         best = t < best ? t : best;
         best_cpu = tc < best_cpu ? tc : best_cpu;
@@ -340,7 +346,7 @@ static int model_config(const char *name, const int head[7], qkv_model_config *c
 static int cmd_train(int argc, char **argv)
 {
     static const char *const known[] = {"--batches", "--model", "--init-out", "--threads", "--warmup",
-                                        "--steps", "--seed", "--dropout", NULL};
+                                        "--steps", "--seed", "--dropout", "--precision", NULL};
     if (check_args(argc, argv, known))
         return 2;
     const char *path = arg(argc, argv, "--batches", NULL), *name = arg(argc, argv, "--model", "small");
@@ -349,6 +355,17 @@ static int cmd_train(int argc, char **argv)
     int warmup = atoi(arg(argc, argv, "--warmup", "2")), steps = atoi(arg(argc, argv, "--steps", "10"));
     uint64_t seed = strtoull(arg(argc, argv, "--seed", "1"), NULL, 10);
     float dropout = (float)atof(arg(argc, argv, "--dropout", "0.1"));
+    const char *precision = arg(argc, argv, "--precision", "fp32");
+    int bf16 = !strcmp(precision, "bf16");
+    const char *why;
+    if (!bf16 && strcmp(precision, "fp32")) {
+        fprintf(stderr, "train_vs_pytorch: --precision: expected fp32 or bf16, got '%s'\n", precision);
+        return 2;
+    }
+    if (bf16 && !qkv_bf16_native(&why)) {
+        fprintf(stderr, "train_vs_pytorch: --precision bf16: no native bf16 products here (%s)\n", why);
+        return 3;
+    }
     if (!path || threads <= 0 || warmup < 0 || steps <= 0) {
         fprintf(stderr, "usage: train_vs_pytorch train --batches FILE --model small|base --threads T --warmup W "
                         "--steps N [--seed 1] [--dropout 0.1] [--init-out FILE]\n");
@@ -371,6 +388,7 @@ static int cmd_train(int argc, char **argv)
     co.threads = threads;
     if (qkv_context_new(&co, &ctx) != QKV_OK)
         return fail("creating the context");
+    ctx->bf16 = bf16; /* what the trainer's context view does under --precision bf16 */
     ctx_bind(ctx);
     qkv_model *m = NULL;
     if (qkv_model_new(&cfg, seed, &m) != QKV_OK)
@@ -394,7 +412,9 @@ static int cmd_train(int argc, char **argv)
     size_t n = qkv_model_num_params(m);
     float *mom = calloc(n, sizeof(float)), *vel = calloc(n, sizeof(float)), *grads = model_grads(s);
     float *params = qkv_model_params(m);
-    double peak_cpu, peak = gemm_peak_gflops(&peak_cpu);
+    /* both peaks, in the same process; MFU against the one in use */
+    double peak_cpu_other, peak_other = gemm_peak_gflops(!bf16, &peak_cpu_other);
+    double peak_cpu, peak = gemm_peak_gflops(bf16, &peak_cpu);
     double peak_wall_before = peak;
 
     qkv_schedule_options sch = qkv_schedule_default_options();
@@ -445,15 +465,19 @@ static int cmd_train(int argc, char **argv)
             flops_done += 3.0 * (model_forward_flops(&cfg, b->B, b->S, b->T) -
                                  2.0 * (double)unlabelled * cfg.d_model * cfg.tgt_vocab_size);
         }
-        fprintf(stderr, "  qkv %s t=%d step %lld: B=%d S=%d T=%d loss %.4f %.3f s%s\n", name, threads,
+        fprintf(stderr, "  qkv %s %s t=%d step %lld: B=%d S=%d T=%d loss %.4f %.3f s%s\n", name, precision, threads,
                 (long long)step, b->B, b->S, b->T, (double)loss, dt, i < warmup ? " (warm-up)" : "");
     }
-    double peak_cpu2, peak2 = gemm_peak_gflops(&peak_cpu2);
+    double peak_cpu2, peak2 = gemm_peak_gflops(bf16, &peak_cpu2);
     peak = peak2 > peak ? peak2 : peak;
     peak_cpu = peak_cpu2 > peak_cpu ? peak_cpu2 : peak_cpu;
+    double peak_cpu_other2, peak_other2 = gemm_peak_gflops(!bf16, &peak_cpu_other2);
+    peak_other = peak_other2 > peak_other ? peak_other2 : peak_other;
+    peak_cpu_other = peak_cpu_other2 > peak_cpu_other ? peak_cpu_other2 : peak_cpu_other;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "impl", "qkv");
     cJSON_AddStringToObject(o, "model", name);
+    cJSON_AddStringToObject(o, "precision", precision);
     cJSON_AddNumberToObject(o, "threads", qkv_context_threads(ctx_current()));
     cJSON_AddNumberToObject(o, "params", (double)n);
     cJSON_AddNumberToObject(o, "warmup", warmup);
@@ -469,6 +493,10 @@ static int cmd_train(int argc, char **argv)
     cJSON_AddNumberToObject(o, "gemm_peak_gflops_before", peak_wall_before);
     cJSON_AddNumberToObject(o, "gemm_peak_gflops_after", peak2);
     cJSON_AddNumberToObject(o, "gemm_peak_gflops_per_cpu_s", peak_cpu);
+    cJSON_AddNumberToObject(o, bf16 ? "gemm_peak_gflops_fp32" : "gemm_peak_gflops_bf16", peak_other);
+    cJSON_AddNumberToObject(o, bf16 ? "gemm_peak_gflops_bf16" : "gemm_peak_gflops_fp32", peak);
+    cJSON_AddNumberToObject(o, bf16 ? "gemm_peak_gflops_per_cpu_s_fp32" : "gemm_peak_gflops_per_cpu_s_bf16",
+                            peak_cpu_other);
     cJSON_AddNumberToObject(o, "mfu", flops_timed / t_timed / 1e9 / peak);
     cJSON_AddNumberToObject(o, "mfu_cpu", flops_timed / cpu_timed / 1e9 / peak_cpu);
     cJSON_AddNumberToObject(o, "flops_done", flops_done);

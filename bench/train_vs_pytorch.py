@@ -2,6 +2,7 @@
 
     /usr/bin/python3 bench/train_vs_pytorch.py train --batches FILE --init FILE
         --model small|base --threads T --warmup W --steps N [--seed 1] [--dropout 0.1]
+        [--precision fp32|bf16]
     /usr/bin/python3 bench/train_vs_pytorch.py table RESULTS.jsonl
     /usr/bin/python3 bench/train_vs_pytorch.py check RESULTS.jsonl
 
@@ -19,6 +20,13 @@ made with --dropout 0 (then both sides compute the same function on the same
 batches from the same parameters, so the losses must agree to float32
 rounding: a check that the comparison is of like with like); it exits 1 when
 a step differs by more than its tolerance.
+
+--precision bf16: the forward (and so the backward) under
+torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's bf16 mixed precision:
+its linear layers and matmuls take bf16 operands, the parameters, gradients
+and Adam state stay fp32; the logits are cast to fp32 for the loss, as qkv's
+loss is fp32. Any python with torch and numpy runs this file (Debian's
+/usr/bin/python3 with python3-torch 1.13, or a venv with PyPI's torch).
 """
 import json
 import math
@@ -151,7 +159,7 @@ def forward_train(ref, F, c, P, pos, b, eps, p):
     L = Layers(ref, F, c, P, pos, p)
     logits = L.decode(L.encode(src, src_len), src_len, tgt_in, tgt_len)
     V = c["tgt_vocab_size"]
-    return F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=c["pad_id"],
+    return F.cross_entropy(logits.float().reshape(-1, V), labels.reshape(-1), ignore_index=c["pad_id"],
                            label_smoothing=eps)
 
 
@@ -172,7 +180,8 @@ def freeze_pad_rows(c, P):
 
 def cmd_train(argv):
     a = dict(zip(argv[::2], argv[1::2]))
-    known = {"--batches", "--init", "--model", "--threads", "--warmup", "--steps", "--seed", "--dropout"}
+    known = {"--batches", "--init", "--model", "--threads", "--warmup", "--steps", "--seed", "--dropout",
+             "--precision"}
     if len(argv) % 2 or set(a) - known or not {"--batches", "--init"} <= set(a):
         sys.exit(f"train: expected pairs of {sorted(known)} with --batches and --init, got {argv}")
     if a.get("--model", "small") not in SIZES:
@@ -180,6 +189,10 @@ def cmd_train(argv):
     threads, warmup, steps = int(a.get("--threads", 1)), int(a.get("--warmup", 2)), int(a.get("--steps", 10))
     model, seed = a.get("--model", "small"), int(a.get("--seed", 1))
     dropout = float(a.get("--dropout", 0.1))
+    precision = a.get("--precision", "fp32")
+    if precision not in ("fp32", "bf16"):
+        sys.exit(f"train: --precision: expected fp32 or bf16, got {precision!r}")
+    import contextlib
     import torch
     import torch.nn.functional as F
     import model as ref
@@ -209,7 +222,9 @@ def cmd_train(argv):
         for g in opt.param_groups:
             g["lr"] = lr_at(i + 1)
         opt.zero_grad(set_to_none=True)
-        loss = forward_train(ref, F, c, P, pos, b, 0.1, dropout)
+        amp = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext())
+        with amp:
+            loss = forward_train(ref, F, c, P, pos, b, 0.1, dropout)
         loss.backward()
         freeze_pad_rows(c, P)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -224,9 +239,10 @@ def cmd_train(argv):
             cpu_timed += dc
             tok_timed += int(b[3].sum())
         B, S = b[0].shape
-        print(f"  torch {model} t={threads} step {i + 1}: B={B} S={S} T={b[2].shape[1]} loss {lv:.4f} {dt:.3f} s"
+        print(f"  torch {torch.__version__} {model} {precision} t={threads} step {i + 1}: B={B} S={S} T={b[2].shape[1]} loss {lv:.4f} {dt:.3f} s"
               + (" (warm-up)" if i < warmup else ""), file=sys.stderr)
-    out = dict(impl="torch", torch_version=torch.__version__, model=model, threads=torch.get_num_threads(),
+    out = dict(impl="torch", torch_version=torch.__version__, model=model, precision=precision,
+               threads=torch.get_num_threads(),
                params=sum(p.numel() for p in params), warmup=warmup, steps=steps, dropout=dropout, seconds=t_timed,
                cpu_seconds=cpu_timed, tgt_tokens=tok_timed, tok_per_s=tok_timed / t_timed,
                rss_after_warmup_mb=rss_warm,
@@ -236,9 +252,15 @@ def cmd_train(argv):
 
 
 def load(path):
+    """qkv rows by (model, threads, precision); torch rows by the same key
+    and the torch version (several torches may have run)."""
     rows = [json.loads(line) for line in open(path) if line.startswith("{")]
-    q = {(r["model"], r["threads"]): r for r in rows if r["impl"] == "qkv"}
-    t = {(r["model"], r["threads"]): r for r in rows if r["impl"] == "torch"}
+    key = lambda r: (r["model"], r["threads"], r.get("precision", "fp32"))  # noqa: E731
+    q = {key(r): r for r in rows if r["impl"] == "qkv"}
+    t = {}
+    for r in rows:
+        if r["impl"] == "torch":
+            t.setdefault(key(r), {})[r.get("torch_version", "?")] = r
     return q, t
 
 
@@ -253,35 +275,49 @@ def cmd_table(path):
     print("cpu/wall: CPU-seconds per second of the timed steps (the threads asked for, when the cores are free);")
     print("ratio/cpu: the tokens per CPU-second of qkv over torch's (steadier on a shared machine; at 2 threads")
     print("it counts the CPU time threads spend waiting, if they spin).")
+    print("prec: fp32, or bf16 (qkv --precision bf16 beside torch.autocast bf16); the peak is the 2048^3 product")
+    print("of that precision (gemm, or gemm_bf16 on oneDNN), both measured in every qkv process (peaks line below).")
     print()
-    print("model  thr steps |  tok/s qkv  torch  ratio ratio/cpu | GFLOP/step peak GF/s |  MFU qkv  torch | MFU/cpu qkv  torch"
-          " | peak RSS MB qkv torch | last loss qkv   torch | cpu/wall qkv torch")
-    for key in sorted(q, key=lambda k: (k[0] != "small", k[1])):
-        a, b = q[key], t.get(key)
-        if b is None:
-            print(f"{key[0]:5} {key[1]:4} {a['steps']:5} | {a['tok_per_s']:10.0f}  (torch run missing)")
+    print("model prec thr steps torch   |  tok/s qkv  torch  ratio ratio/cpu | GFLOP/step peak GF/s |  MFU qkv  torch "
+          "| MFU/cpu qkv  torch | peak RSS MB qkv torch | last loss qkv   torch | cpu/wall qkv torch")
+    order = lambda k: (k[0] != "small", k[2] != "fp32", k[1])  # noqa: E731
+    for key in sorted(q, key=order):
+        a = q[key]
+        if not t.get(key):
+            print(f"{key[0]:5} {key[2]:4} {key[1]:3} {a['steps']:5} {'-':7} | {a['tok_per_s']:10.0f}  (torch run missing)")
             continue
-        mfu_t = a["flops_timed"] / b["seconds"] / 1e9 / a["gemm_peak_gflops"]
-        mfu_tc = a["flops_timed"] / b["cpu_seconds"] / 1e9 / a["gemm_peak_gflops_per_cpu_s"]
-        print(f"{key[0]:5} {key[1]:4} {a['steps']:5} | {a['tok_per_s']:10.0f} {b['tok_per_s']:6.0f} "
-              f"{a['tok_per_s'] / b['tok_per_s']:5.2f}x "
-              f"{(a['tgt_tokens'] / a['cpu_seconds']) / (b['tgt_tokens'] / b['cpu_seconds']):8.2f}x | "
-              f"{a['flops_per_step'] / 1e9:10.1f} "
-              f"{a['gemm_peak_gflops']:10.1f} | {100 * a['mfu']:7.1f}% {100 * mfu_t:5.1f}% "
-              f"| {100 * a['mfu_cpu']:10.1f}% {100 * mfu_tc:5.1f}% "
-              f"| {a['peak_rss_mb']:15.0f} {b['peak_rss_mb']:5.0f} | {a['last_loss']:13.4f} {b['last_loss']:7.4f}"
-              f" | {a['cpu_seconds'] / a['seconds']:12.2f} {b['cpu_seconds'] / b['seconds']:5.2f}")
-    for key in sorted(q, key=lambda k: (k[0] != "small", k[1])):
+        for ver, b in sorted(t[key].items()):
+            table_row(key, a, ver, b)
+    for key in sorted(q, key=order):
+        a = q[key]
+        if "gemm_peak_gflops_fp32" in a:
+            print(f"{key[0]:5} {key[2]:4} {key[1]}: peaks fp32 {a['gemm_peak_gflops_fp32']:.1f}, bf16 "
+                  f"{a['gemm_peak_gflops_bf16']:.1f} GFLOP/s (2048^3, same process)")
+    for key in sorted(q, key=order):
         if "mfu_cpu_done" in q[key]:
-            print(f"{key[0]:5} {key[1]:4}: qkv MFU/cpu on the FLOPs done {100 * q[key]['mfu_cpu_done']:.1f}% "
+            print(f"{key[0]:5} {key[2]:4} {key[1]}: qkv MFU/cpu on the FLOPs done {100 * q[key]['mfu_cpu_done']:.1f}% "
                   f"({q[key]['flops_done'] / q[key]['flops_timed']:.3f} of the count)")
+
+
+def table_row(key, a, ver, b):
+    """One line of the table: qkv run a beside torch run b (version ver)."""
+    mfu_t = a["flops_timed"] / b["seconds"] / 1e9 / a["gemm_peak_gflops"]
+    mfu_tc = a["flops_timed"] / b["cpu_seconds"] / 1e9 / a["gemm_peak_gflops_per_cpu_s"]
+    print(f"{key[0]:5} {key[2]:4} {key[1]:3} {a['steps']:5} {ver[:7]:7} | {a['tok_per_s']:10.0f} {b['tok_per_s']:6.0f} "
+          f"{a['tok_per_s'] / b['tok_per_s']:5.2f}x "
+          f"{(a['tgt_tokens'] / a['cpu_seconds']) / (b['tgt_tokens'] / b['cpu_seconds']):8.2f}x | "
+          f"{a['flops_per_step'] / 1e9:10.1f} "
+          f"{a['gemm_peak_gflops']:10.1f} | {100 * a['mfu']:7.1f}% {100 * mfu_t:5.1f}% "
+          f"| {100 * a['mfu_cpu']:10.1f}% {100 * mfu_tc:5.1f}% "
+          f"| {a['peak_rss_mb']:15.0f} {b['peak_rss_mb']:5.0f} | {a['last_loss']:13.4f} {b['last_loss']:7.4f}"
+          f" | {a['cpu_seconds'] / a['seconds']:12.2f} {b['cpu_seconds'] / b['seconds']:5.2f}")
 
 
 def cmd_check(path):
     q, t = load(path)
     bad = 0
     for key in sorted(q):
-        a, b = q[key], t.get(key)
+        a, b = q[key], next(iter(t.get(key, {}).values()), None)
         if b is None or a["dropout"] != 0 or b["dropout"] != 0:
             print(f"check {key}: needs a qkv and a torch run with --dropout 0")
             bad += 1

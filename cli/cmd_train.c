@@ -4,7 +4,7 @@
  *             [--preset tiny|small|base | --config FILE.json]
  *             [--src-vocab M.model --tgt-vocab M.model] [--time-budget MINUTES]
  *             [--max-steps N] [--batch-tokens N] [--threads N] [--seed N] [--resume]
- *             [--snapshot-minutes 10,20,30]
+ *             [--snapshot-minutes 10,20,30] [--precision auto|fp32|bf16]
  *             and the finer options listed by --help. */
 #include <errno.h>
 #include <math.h>
@@ -61,11 +61,21 @@ static const char usage[] =
     "  --max-len N                   drop pairs longer than N tokens (default 128)\n"
     "  --valid-every N --patience N  validation interval (steps), early stopping\n"
     "  --threads N --seed N --resume\n"
+    "  --precision auto|fp32|bf16    bf16: the linear layers' products (forward and backward, output layer\n"
+    "                                included) take bf16 operands with fp32 sums; weights, gradients, Adam\n"
+    "                                moments, softmax, layer norm and the loss stay fp32. Needs native bf16\n"
+    "                                products (AVX512-BF16 or AMX-BF16), else an error. fp32: the default.\n"
+    "                                auto: fp32 without native bf16; with it, the model's feed-forward\n"
+    "                                products (forward, input and weight gradients) are timed\n"
+    "                                in both precisions before the first step and bf16 is taken if at least\n"
+    "                                10% faster. A resumed auto run keeps the checkpoint's precision. The\n"
+    "                                choice is printed and logged (log.jsonl, checkpoint.qkv)\n"
     "  under mpirun (data parallel: N ranks = --accum N on one process, see README):\n"
     "  --overlap 0|1                 reduce a layer's gradients while the backward goes on (default 1)\n";
 
 typedef struct {
     const char *src, *tgt, *valid_src, *valid_tgt, *out, *preset, *config, *src_vocab, *tgt_vocab, *schedule;
+    const char *precision;
     double snapshot_minutes[QKV_TRAIN_MAX_SNAPSHOTS];
     int n_snapshots;
     double time_budget_min, lr, clip, weight_decay, label_smoothing, dropout;
@@ -144,6 +154,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--src-vocab")) sp = &a->src_vocab;
         else if (!strcmp(o, "--tgt-vocab")) sp = &a->tgt_vocab;
         else if (!strcmp(o, "--schedule")) sp = &a->schedule;
+        else if (!strcmp(o, "--precision")) sp = &a->precision;
         if (sp) {
             *sp = v;
             continue;
@@ -183,6 +194,12 @@ static int parse_args(int argc, char **argv, train_args *a)
         return cli_error("--src-vocab and --tgt-vocab go together");
     if (a->preset && a->config)
         return cli_error("--preset and --config exclude each other");
+    if (a->precision && strcmp(a->precision, "auto") && strcmp(a->precision, "fp32") && strcmp(a->precision, "bf16"))
+        return cli_error("--precision: expected auto, fp32 or bf16, got '%s'", a->precision);
+    const char *why;
+    if (a->precision && !strcmp(a->precision, "bf16") && !qkv_bf16_native(&why))
+        return cli_error("--precision bf16: this CPU has no native bf16 products (%s); bf16 training needs "
+                         "AVX512-BF16 or AMX-BF16: use --precision fp32 or auto", why);
     return 0;
 }
 
@@ -532,6 +549,10 @@ static int train_on(const train_args *args, int argc, char **argv, qkv_dist *dis
     qkv_train_options to = qkv_train_default_options();
     to.context = ctx;
     to.seed = seed;
+    to.precision = !a.precision || !strcmp(a.precision, "fp32") ? QKV_PRECISION_FP32
+                   : !strcmp(a.precision, "bf16")              ? QKV_PRECISION_BF16
+                                                               : QKV_PRECISION_AUTO;
+
     to.schedule.warmup_steps = a.warmup >= 0 ? a.warmup : pr->warmup;
     to.schedule.peak_lr = a.lr > 0 ? a.lr
                           : pr->lr > 0 ? pr->lr
@@ -619,6 +640,14 @@ static int train_on(const train_args *args, int argc, char **argv, qkv_dist *dis
         qkv_dist_set_hooks(dist, &hooks);
         qkv_dist_set_overlap(dist, &hooks, a.overlap != 0);
     }
+    qkv_precision used;
+    const char *why;
+    if (qkv_trainer_precision(tr, &hooks, &used, &why) != QKV_OK) {
+        cli_error("%s", qkv_last_error());
+        goto done;
+    }
+    if (!quiet)
+        fprintf(stderr, "qkv train: precision %s (%s)\n", qkv_precision_name(used), why);
     qkv_status s = qkv_trainer_run(tr, &hooks);
     qkv_dev_scorer_free(ds);
     if (pg.tty)

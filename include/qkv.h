@@ -62,6 +62,24 @@ const char *qkv_kernels_isa(void);
  * semantics: returns the length it needed). */
 int qkv_system_info(char *buf, size_t size);
 
+/* ---- precision of training's large products (src/train/precision.c) ------ */
+
+/* fp32: every product in fp32. bf16: the operands of the large products
+ * (the linear layers' GEMMs, forward and backward, the output projection
+ * included) are rounded to bfloat16 and summed in fp32; master weights,
+ * gradients, Adam moments, softmax, layer norm and the loss stay fp32.
+ * auto: bf16 where the CPU has native bf16 products and they measure
+ * faster on the model's shapes, else fp32 (qkv_train_options.precision). */
+typedef enum { QKV_PRECISION_AUTO = 0, QKV_PRECISION_FP32 = 1, QKV_PRECISION_BF16 = 2 } qkv_precision;
+
+/* "auto", "fp32", "bf16" ("?" for another value). */
+const char *qkv_precision_name(qkv_precision p);
+
+/* 1 when the kernel path in use has native bf16 products (AVX512-BF16
+ * vdpbf16ps, or AMX-BF16), else 0 with *why (if not NULL) naming what is
+ * missing. $QKV_ISA below avx512 turns them off (QKV_ISA=avx2: none). */
+int qkv_bf16_native(const char **why);
+
 /* ---- execution context (src/base/context.c) ------------------------------ */
 
 /* What a computation runs on: for now its thread count and a thread pool of

@@ -224,6 +224,44 @@ static void test_separate_vocabs_without_pad(void)
     }
 }
 
+/* --precision: bf16 where the CPU has native bf16 products, recorded in the
+ * log and the checkpoint; without them (QKV_ISA=avx2 caps the path below
+ * AVX-512, so also here) a clear error before anything is written, and
+ * auto says it took fp32. */
+static void test_precision(void)
+{
+    char cmd[2048], ck[600], *out = NULL;
+    CMD(cmd, "QKV_ISA=avx2 " TRAIN "--out %s/p16x --max-steps 2 --precision bf16 2>&1", dir, dir, vocab, vocab,
+        dir);
+    CMD(ck, "%s/p16x/checkpoint.qkv", dir);
+    expect_error("--precision bf16 without native bf16", cmd, "no native bf16 products", ck);
+    CMD(cmd, TRAIN "--out %s/pbad --max-steps 2 --precision fp16 2>&1", dir, dir, vocab, vocab, dir);
+    expect_error("unknown --precision", cmd, "expected auto, fp32 or bf16", NULL);
+    CMD(cmd, "QKV_ISA=avx2 " TRAIN "--out %s/pauto --max-steps 2 --precision auto 2>&1", dir, dir, vocab, vocab,
+        dir);
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "precision fp32 (auto: fp32 (no native bf16"), "auto under QKV_ISA=avx2: exit %d: %s",
+          rc, out);
+    free(out);
+    const char *why;
+    if (!qkv_bf16_native(&why)) {
+        printf("skip test_train_cli/test_precision bf16 run: no native bf16 products here (%s)\n", why);
+        return;
+    }
+    CMD(cmd, TRAIN "--out %s/p16 --max-steps 3 --precision bf16 2>&1", dir, dir, vocab, vocab, dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "precision bf16 (bf16 as asked)"), "bf16 run: exit %d: %s", rc, out);
+    free(out);
+    CMD(cmd, "grep -c '\"precision\": \"bf16\"' %s/p16/log.jsonl", dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && atoi(out) == 1, "log.jsonl: %d precision lines: %s", rc, out);
+    free(out);
+    CMD(cmd, "./qkv info %s/p16/checkpoint.qkv 2>&1", dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "\"precision\":\t\"bf16\""), "info lacks the precision: exit %d: %s", rc, out);
+    free(out);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -237,6 +275,7 @@ static const test_case cases[] = {
     TEST(test_snapshot_minutes),
     TEST(test_counted_handling),
     TEST(test_separate_vocabs_without_pad),
+    TEST(test_precision),
     TEST(test_cleanup),
 };
 

@@ -4,7 +4,8 @@
  * killed rank ends the job with a message naming it, the last checkpoint
  * stays loadable and --resume finishes; bad launches (other options, other
  * data, an unreachable host) end with a clear message instead of a hang;
- * three ranks on three hosts (network namespaces) equal --accum 3.
+ * three ranks on three hosts (network namespaces) equal --accum 3; in bf16
+ * (native bf16 only) -np 2 equals --accum 2 too.
  * Needs ./qkv and mpirun (scripts/install-deps installs openmpi-bin). */
 #include <signal.h>
 #include <stdio.h>
@@ -123,7 +124,7 @@ static void test_ranks_equal_accum(void)
         snprintf(b, sizeof b, "%s/np%d_seq/checkpoint.qkv", dir, np);
         check_same_params(a, b);
     }
-    /* rank 0 alone writes the log: 4 step lines, not 4 per rank */
+    /* rank 0 alone writes the log: the precision line and 4 step lines, not 4 per rank */
     snprintf(a, sizeof a, "%s/np3/log.jsonl", dir);
     FILE *f = fopen(a, "r");
     int lines = 0, c;
@@ -131,7 +132,32 @@ static void test_ranks_equal_accum(void)
         lines += c == '\n';
     if (f)
         fclose(f);
-    CHECK(lines == 4, "%s: %d lines, want 4 (one per step, from rank 0 only)", a, lines);
+    CHECK(lines == 5, "%s: %d lines, want 5 (the precision, one per step; from rank 0 only)", a, lines);
+}
+
+/* bf16 (where the CPU has native bf16 products): -np 2 equals --accum 2 bit
+ * for bit as in fp32; under auto the ranks take rank 0's choice. */
+static void test_bf16_ranks(void)
+{
+    const char *why;
+    if (!qkv_bf16_native(&why)) {
+        printf("skip test_train_mpi bf16 ranks: no native bf16 products here (%s)\n", why);
+        return;
+    }
+    char cmd[4096], a[600], b[600];
+    CMD(cmd, TRAIN "--out %s/one2_bf16 --accum 2 --max-steps 3 --precision bf16 2>&1", dir, dir, vocab, vocab, dir);
+    if (!run_ok("one process bf16", cmd))
+        return;
+    CMD(cmd, MPIRUN "-np 2 " TRAIN "--out %s/np2_bf16 --max-steps 3 --precision bf16 2>&1", dir, dir, vocab, vocab,
+        dir);
+    if (!run_ok("mpirun bf16", cmd))
+        return;
+    snprintf(a, sizeof a, "%s/one2_bf16/checkpoint.qkv", dir);
+    snprintf(b, sizeof b, "%s/np2_bf16/checkpoint.qkv", dir);
+    check_same_params(a, b);
+    CMD(cmd, MPIRUN "-np 2 " TRAIN "--out %s/np2_auto --max-steps 2 --precision auto 2>&1", dir, dir, vocab, vocab,
+        dir);
+    run_ok("mpirun auto", cmd);
 }
 
 static void test_resume_is_exact(void)
@@ -279,6 +305,7 @@ static void test_all(void)
 {
     setup();
     test_ranks_equal_accum();
+    test_bf16_ranks();
     test_resume_is_exact();
     test_killed_rank();
     test_bad_launches();

@@ -29,6 +29,11 @@ qkv_pool *ctx_pool(void)
     return ctx_cur ? ctx_cur->pool : NULL;
 }
 
+int ctx_bf16(void)
+{
+    return ctx_cur ? ctx_cur->bf16 : 0;
+}
+
 qkv_status ctx_default_threads(int *threads)
 {
     const char *env = getenv("QKV_THREADS");

@@ -21,6 +21,10 @@
 struct qkv_context {
     int threads;    /* >= 1 */
     qkv_pool *pool; /* threads threads, the caller included */
+    /* 1: the large products (gemm_mixed: the linear layers) take bf16
+     * operands with fp32 sums. Set by the trainer on its own copy of the
+     * caller's context (same pool), never on the caller's. */
+    int bf16;
 };
 
 /* Makes c (may be NULL) the calling thread's current context and returns
@@ -30,6 +34,8 @@ qkv_context *ctx_bind(qkv_context *c);
 qkv_context *ctx_current(void);
 /* The current context's pool, NULL (serial) when none is bound. */
 qkv_pool *ctx_pool(void);
+/* Whether the current context asks for bf16 products (0 when none is bound). */
+int ctx_bf16(void);
 
 /* The default thread count: $QKV_THREADS if set (QKV_ERR_CONFIG when it is
  * not an integer in 1..1024), else the number of CPUs this process may run

@@ -73,6 +73,20 @@ qkv_status qkv_kernels_check(void)
 
 const char *qkv_kernels_isa(void) { return cpu_isa_name(kern->isa); }
 
+int qkv_bf16_native(const char **why)
+{
+    const cpu_features *f = cpu_get_features();
+    const char *miss = NULL;
+    if (kern->isa < ISA_AVX512)
+        miss = cpu_isa_supported(ISA_AVX512, NULL) ? "the avx512 kernel path is capped off by $QKV_ISA"
+                                                    : "no usable AVX-512";
+    else if (!kern_extras.bf16 && !(f->amx_bf16 && f->amx_granted))
+        miss = "neither avx512_bf16 nor amx_bf16";
+    if (why)
+        *why = miss;
+    return miss == NULL;
+}
+
 /* From OpenBLAS; declared here and in gemm.c only. */
 char *openblas_get_corename(void);
 char *openblas_get_config(void);

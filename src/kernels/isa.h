@@ -194,6 +194,11 @@ typedef struct {
     const uint16_t *wb; /* packed */
     const float *bias;
     int N, Cp2, OC;
+    /* out[n, o] at out + n * ldc + o; out = alpha sum (+ out when accum)
+     * (+ bias): linear_bf16_forward has ldc = OC, alpha 1, accum 0, and
+     * gemm_bf16 uses the rest */
+    int ldc, accum;
+    float alpha;
 } lb_args;
 
 /* rows of activations to int8 (quant.h): q: [N, ldq], scale: [N], x: [N, C];
@@ -205,11 +210,11 @@ typedef struct {
     int C, ldq, flip;
 } qr_args;
 
-/* rows of activations to bf16: q: [N, ldq], x: [N, C] */
+/* rows of activations to bf16: q: [N, ldq], x: [N, C] (row stride ldx) */
 typedef struct {
     uint16_t *q;
     const float *x;
-    int C, ldq;
+    int C, ldq, ldx;
 } br_args;
 
 typedef struct {

@@ -47,6 +47,31 @@ void gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, co
                   size_t stride_a, const float *B, int ldb, size_t stride_b, float beta, float *C,
                   int ldc, size_t stride_c, int count);
 
+/* The same product with bf16 operands (gemm_bf16.c): op(A) and op(B) are
+ * rounded to bfloat16 (nearest even), their products (exact in fp32) are
+ * summed in fp32. Against the exact product of the fp32 operands,
+ *   |C - C_exact| <= (2^-8 + K 2^-23) sum_k |op(A)[i,k]| |op(B)[k,j]|
+ * (each operand's rounding is at most 2^-9 relative). Bits do not depend
+ * on the thread count. Which kernel runs (own AVX512-BF16 microkernel or
+ * oneDNN's matmul) is chosen per shape inside. Unlike the other kernels it
+ * allocates: bf16 copies of the operands in buffers of the calling thread,
+ * grown to the largest product seen and freed when the thread ends (out of
+ * memory: the fp32 gemm instead). */
+void gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
+/* gemm_bf16 when the bound context asks for bf16 (the trainer's, under
+ * --precision bf16), else gemm. The linear layers use it. */
+void gemm_mixed(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Tests and benchmarks: GEMM_BF16_OWN or GEMM_BF16_ONEDNN for every
+ * product, -1: by shape (the default). Not while products run. */
+enum { GEMM_BF16_OWN = 0, GEMM_BF16_ONEDNN = 1 };
+void gemm_bf16_force(int path);
+/* "own" or "onednn": the kernel gemm_bf16 runs for this shape. */
+const char *gemm_bf16_path_name(int trans_a, int trans_b, int M, int N, int K);
+
 /* ---- linear layer (PyTorch layout: weight [OC, C]) ---------------------- */
 
 /* out: [N, OC]   inp: [N, C]   weight: [OC, C]   bias: [OC] or NULL */

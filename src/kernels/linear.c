@@ -34,7 +34,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
         kpar_for(N, (double)N * OC, PAR_MIN, bias_rows, &a);
     }
     /* out[N, OC] = inp[N, C] weight[OC, C]^T (+ out holding the bias) */
-    gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+    gemm_mixed(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -42,9 +42,9 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
 {
     /* dinp[N, C] += dout[N, OC] weight[OC, C] */
     if (dinp)
-        gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+        gemm_mixed(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     /* dweight[OC, C] += dout^T[OC, N] inp[N, C] */
-    gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    gemm_mixed(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias)
         column_sums_add(dbias, dout, N, OC);
 }

@@ -167,17 +167,35 @@ int linear_bf16_cp(int C) { return (C + 1) & ~1; }
 
 size_t linear_bf16_weight_elems(int C, int OC) { return (size_t)panels(OC) * LQ_PANEL * (size_t)linear_bf16_cp(C); }
 
-void linear_bf16_pack(uint16_t *wb, const float *weight, int C, int OC)
+typedef struct {
+    uint16_t *wb;
+    const float *src;
+    int ld, kn, K, N;
+} pack_args;
+
+/* items: panels */
+static void pack_panels(void *arg, long p0, long p1)
 {
-    int P = panels(OC), Cp = linear_bf16_cp(C);
-    for (int p = 0; p < P; p++)
-        for (int c = 0; c < Cp; c++)
+    const pack_args *a = arg;
+    int Kp = linear_bf16_cp(a->K);
+    for (long p = p0; p < p1; p++)
+        for (int c = 0; c < Kp; c++)
             for (int j = 0; j < LQ_PANEL; j++) {
-                int o = p * LQ_PANEL + j;
-                float v = o < OC && c < C ? weight[(size_t)o * C + c] : 0.0f;
-                wb[(((size_t)p * (Cp / 2) + c / 2) * LQ_PANEL + j) * 2 + c % 2] = bf16_of(v);
+                int o = (int)p * LQ_PANEL + j;
+                float v = 0.0f;
+                if (o < a->N && c < a->K)
+                    v = a->kn ? a->src[(size_t)c * a->ld + o] : a->src[(size_t)o * a->ld + c];
+                a->wb[(((size_t)p * (Kp / 2) + c / 2) * LQ_PANEL + j) * 2 + c % 2] = bf16_of(v);
             }
 }
+
+void bf16_pack_panels(uint16_t *wb, const float *src, int ld, int kn, int K, int N)
+{
+    pack_args a = {wb, src, ld, kn, K, N};
+    kpar_for(panels(N), (double)N * K, PAR_MIN, pack_panels, &a);
+}
+
+void linear_bf16_pack(uint16_t *wb, const float *weight, int C, int OC) { bf16_pack_panels(wb, weight, C, 0, C, OC); }
 
 size_t linear_bf16_scratch_bytes(int N, int C) { return (size_t)N * (size_t)linear_bf16_cp(C) * 2 + 64; }
 
@@ -188,9 +206,9 @@ void linear_bf16_forward(float *out, const float *inp, const uint16_t *wb, const
         return;
     int Cp = linear_bf16_cp(C);
     uint16_t *xb = scratch;
-    br_args r = {xb, inp, C, Cp};
+    br_args r = {xb, inp, C, Cp, C};
     kpar_for(N, (double)N * C, PAR_MIN, kernq->bf16_rows, &r);
-    lb_args a = {out, xb, wb, bias, N, Cp, OC};
+    lb_args a = {out, xb, wb, bias, N, Cp, OC, OC, 0, 1.0f};
     kpar_for(kernq->linear_bf16_groups(N, OC), (double)N * C * OC, LQ_PAR_MIN, kernq->linear_bf16, &a);
 }
 

@@ -88,6 +88,11 @@ void linear_i8_forward_ref(float *out, const float *inp, const float *weight, co
 int linear_bf16_cp(int C); /* C rounded up to 2 */
 size_t linear_bf16_weight_elems(int C, int OC);
 void linear_bf16_pack(uint16_t *wb, const float *weight, int C, int OC);
+/* The same packing of W [N, K] (K as C, N as OC) read with a row stride:
+ * W[n, k] = src[n * ld + k], or src[k * ld + n] when kn (src is then
+ * [K, N], as gemm's untransposed B). wb: linear_bf16_weight_elems(K, N).
+ * Threaded by panels on the bound context. */
+void bf16_pack_panels(uint16_t *wb, const float *src, int ld, int kn, int K, int N);
 size_t linear_bf16_scratch_bytes(int N, int C);
 
 /* out: [N, OC]   inp: [N, C]   wb: from linear_bf16_pack   bias: [OC] or NULL */

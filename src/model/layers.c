@@ -11,7 +11,7 @@ void linear_backward_set(float *dinp, float *dweight, float *dbias, const float 
                          const float *weight, int N, int C, int OC)
 {
     /* dinp[N, C] = dout[N, OC] weight[OC, C] */
-    gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+    gemm_mixed(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
     linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 

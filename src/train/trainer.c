@@ -18,7 +18,9 @@
 #include "kernels/vec_add.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/precision.h"
 #include "train/recipe.h"
+#include "train/trainer_impl.h"
 
 qkv_train_options qkv_train_default_options(void)
 {
@@ -37,6 +39,7 @@ qkv_train_options qkv_train_default_options(void)
     o.seed = 1;
     o.rank = 0;
     o.world = 1;
+    o.precision = QKV_PRECISION_FP32;
     return o;
 }
 
@@ -77,29 +80,7 @@ qkv_status qkv_train_validate_options(const qkv_train_options *o)
     return QKV_OK;
 }
 
-struct qkv_trainer {
-    qkv_train_options opt;
-    qkv_model *model;
-    model_state *state;
-    float *m, *v; /* Adam moments, mirroring the parameter buffer */
-    float *acc;   /* [n_params] the sum of this rank's micro-batch gradients (accum > 1) */
-    qkv_batch *micro; /* [world * accum] one update's micro-batches */
-    float *losses;    /* [world * accum] their mean losses */
-    int root;         /* rank 0: writes files and validates */
-    size_t n_params;
-    qkv_batcher *train_b, *dev_b;
-    const qkv_parallel *dev;
-    qkv_vocab_blobs vocab;
-    char *dir;
-    FILE *log;
-    int64_t step;        /* updates done */
-    int64_t tgt_tokens;  /* target tokens trained on */
-    double elapsed_prev; /* training seconds of earlier runs (resume) */
-    double best_score;   /* higher is better: 100 x dev chrF - dev loss (see validate) */
-    int64_t best_step;
-    int bad_validations;
-    int64_t last_epoch;
-};
+
 
 static double now_s(void)
 {
@@ -116,6 +97,7 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
 {
     *out = NULL;
     QKV_TRY(qkv_train_validate_options(opt));
+    QKV_TRY(train_precision_check(opt->precision));
     QKV_TRY(qkv_make_dirs(out_dir));
     qkv_trainer *t = calloc(1, sizeof *t);
     if (!t)
@@ -127,6 +109,11 @@ qkv_status qkv_trainer_new(qkv_trainer **out, qkv_model *model, const qkv_parall
     t->n_params = qkv_model_num_params(model);
     t->best_score = -INFINITY;
     t->best_step = -1;
+    t->view = opt->context ? *opt->context : (qkv_context){.threads = 1};
+    t->view.bf16 = opt->precision == QKV_PRECISION_BF16;
+    t->used = opt->precision;
+    snprintf(t->why, sizeof t->why, "%s as asked", qkv_precision_name(opt->precision));
+    t->batch_tokens = batching->batch_tokens;
     qkv_status s = QKV_OK;
     t->dir = strdup(out_dir);
     t->root = opt->rank == 0;
@@ -209,203 +196,6 @@ void qkv_trainer_free(qkv_trainer *t)
 int64_t qkv_trainer_step(const qkv_trainer *t) { return t->step; }
 
 void qkv_trainer_data_position(const qkv_trainer *t, qkv_data_position *pos) { qkv_batcher_tell(t->train_b, pos); }
-
-/* ---- checkpoints ---------------------------------------------------------- */
-
-static char *hex_encode(const unsigned char *b, size_t n)
-{
-    char *s = malloc(2 * n + 1);
-    if (!s)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        sprintf(s + 2 * i, "%02x", b[i]);
-    return s;
-}
-
-static int hex_decode(unsigned char *b, size_t n, const char *s)
-{
-    if (!s || strlen(s) != 2 * n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return 0;
-        b[i] = (unsigned char)v;
-    }
-    return 1;
-}
-
-/* The "train" section: everything besides tensors that resuming needs.
- * positions: [world] every rank's encoded data position (they are equal:
- * every rank walks the same plan; kept per rank so that resuming checks it).
- * keep in sync with qkv_trainer_resume. */
-static char *train_state_json(const qkv_trainer *t, double elapsed, const unsigned char *positions)
-{
-    int world = t->opt.world;
-    char *hex = hex_encode(positions, QKV_DATA_POSITION_BYTES);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *ranks = cJSON_CreateArray();
-    char *out = NULL;
-    int ok = hex && o && ranks;
-    for (int r = 0; ok && r < world; r++) {
-        char *h = hex_encode(positions + (size_t)r * QKV_DATA_POSITION_BYTES, QKV_DATA_POSITION_BYTES);
-        cJSON *e = h ? cJSON_CreateString(h) : NULL;
-        free(h);
-        if (!e)
-            ok = 0;
-        else
-            cJSON_AddItemToArray(ranks, e);
-    }
-    if (ok) {
-        cJSON_AddNumberToObject(o, "step", (double)t->step);
-        cJSON_AddNumberToObject(o, "tgt_tokens", (double)t->tgt_tokens);
-        cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
-        cJSON_AddNumberToObject(o, "best_score", isfinite(t->best_score) ? t->best_score : -1e300);
-        cJSON_AddNumberToObject(o, "best_step", (double)t->best_step);
-        cJSON_AddNumberToObject(o, "bad_validations", t->bad_validations);
-        char seed[32];
-        snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->opt.seed);
-        cJSON_AddStringToObject(o, "seed", seed);
-        cJSON_AddStringToObject(o, "data_position", hex);
-        cJSON_AddNumberToObject(o, "world", world);
-        cJSON_AddNumberToObject(o, "accum", t->opt.accum);
-        cJSON_AddItemToObject(o, "rank_data_positions", ranks);
-        ranks = NULL;
-        out = cJSON_PrintUnformatted(o);
-    }
-    cJSON_Delete(ranks);
-    cJSON_Delete(o);
-    free(hex);
-    return out;
-}
-
-/* Called on every rank (the data positions are gathered); rank 0 writes. */
-static qkv_status save_training_checkpoint(qkv_trainer *t, const qkv_train_hooks *h, double elapsed)
-{
-    int world = t->opt.world;
-    unsigned char mine[QKV_DATA_POSITION_BYTES];
-    qkv_data_position pos;
-    qkv_batcher_tell(t->train_b, &pos);
-    qkv_data_position_encode(mine, &pos);
-    unsigned char *all = malloc((size_t)world * QKV_DATA_POSITION_BYTES);
-    if (!all)
-        return qkv_fail(QKV_ERR_NOMEM, "out of memory");
-    qkv_status s = QKV_OK;
-    if (world > 1)
-        s = h->allgather(h->dist_ctx, mine, sizeof mine, all);
-    else
-        memcpy(all, mine, sizeof mine);
-    for (int r = 1; s == QKV_OK && r < world; r++)
-        if (memcmp(all + (size_t)r * sizeof mine, all, sizeof mine) != 0)
-            s = qkv_fail(QKV_ERR_ARG, "step %lld: rank %d is at another data position than rank 0 (different "
-                                      "corpus or batching options?)", (long long)t->step, r);
-    if (s != QKV_OK || !t->root) {
-        free(all);
-        return s;
-    }
-    char *cfg = NULL, *state = NULL, *path = qkv_path_join(t->dir, "checkpoint.qkv");
-    s = qkv_config_to_json(qkv_model_get_config(t->model), &cfg);
-    if (s == QKV_OK && !(state = train_state_json(t, elapsed, all)))
-        s = qkv_fail(QKV_ERR_NOMEM, "out of memory writing the training state");
-    if (s == QKV_OK && !path)
-        s = qkv_fail(QKV_ERR_NOMEM, "out of memory");
-    if (s == QKV_OK) {
-        ckpt_section sec[7];
-        int n = 0;
-        size_t pb = t->n_params * sizeof(float);
-        sec[n++] = (ckpt_section){"config", cfg, strlen(cfg)};
-        n = ckpt_add_vocab_sections(sec, n, &t->vocab);
-        sec[n++] = (ckpt_section){"params", t->model->params, pb};
-        sec[n++] = (ckpt_section){"adam_m", t->m, pb};
-        sec[n++] = (ckpt_section){"adam_v", t->v, pb};
-        sec[n++] = (ckpt_section){"train", state, strlen(state)};
-        s = ckpt_write(path, sec, n);
-    }
-    free(all);
-    free(cfg);
-    free(state);
-    free(path);
-    return s;
-}
-
-qkv_status qkv_trainer_resume(qkv_trainer *t, const char *path)
-{
-    ckpt_file f;
-    QKV_TRY(ckpt_read(path, &f));
-    qkv_status s = QKV_OK;
-    size_t pb = t->n_params * sizeof(float);
-    const ckpt_section *ms = ckpt_find(&f, "adam_m"), *vs = ckpt_find(&f, "adam_v"), *ts = ckpt_find(&f, "train");
-    const ckpt_section *ps = ckpt_find(&f, "params");
-    cJSON *o = NULL;
-    if (!ms || !vs || !ts || !ps) {
-        s = qkv_fail(QKV_ERR_FORMAT, "%s: not a training checkpoint (needs params, adam_m, adam_v and train)", path);
-        goto done;
-    }
-    if (ms->nbytes != pb || vs->nbytes != pb || ps->nbytes != pb) {
-        s = qkv_fail(QKV_ERR_FORMAT, "%s: tensors of %zu/%zu/%zu bytes, the model has %zu", path, ps->nbytes,
-                     ms->nbytes, vs->nbytes, pb);
-        goto done;
-    }
-    o = cJSON_ParseWithLength(ts->data, ts->nbytes);
-    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
-    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "data_position");
-    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
-    qkv_data_position dp;
-    unsigned char enc[QKV_DATA_POSITION_BYTES];
-    if (!cJSON_IsNumber(step) || !cJSON_IsString(pos) || !cJSON_IsString(seed) ||
-        !hex_decode(enc, sizeof enc, pos->valuestring)) {
-        s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'train' lacks a valid step, seed or data_position", path);
-        goto done;
-    }
-    if (strtoull(seed->valuestring, NULL, 10) != t->opt.seed) {
-        s = qkv_fail(QKV_ERR_CONFIG, "%s: the run used --seed %s, this one %llu: resume with the same seed", path,
-                     seed->valuestring, (unsigned long long)t->opt.seed);
-        goto done;
-    }
-    {
-        /* a checkpoint without these fields comes from one process */
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "world");
-        const cJSON *ac = cJSON_GetObjectItemCaseSensitive(o, "accum");
-        int saved_world = cJSON_IsNumber(w) ? w->valueint : 1;
-        if (saved_world != t->opt.world || (cJSON_IsNumber(ac) && ac->valueint != t->opt.accum)) {
-            s = qkv_fail(QKV_ERR_CONFIG, "%s: the run had %d process(es) with --accum %d, this one %d with --accum %d: "
-                                         "resume on the same number of ranks with the same --accum", path,
-                         saved_world, cJSON_IsNumber(ac) ? ac->valueint : t->opt.accum, t->opt.world, t->opt.accum);
-            goto done;
-        }
-        const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rank_data_positions");
-        const cJSON *mine = cJSON_IsArray(rp) ? cJSON_GetArrayItem(rp, t->opt.rank) : NULL;
-        if (mine && (!cJSON_IsString(mine) || !hex_decode(enc, sizeof enc, mine->valuestring))) {
-            s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'train': rank %d's data position is not valid", path,
-                         t->opt.rank);
-            goto done;
-        }
-    }
-    if ((s = qkv_data_position_decode(&dp, enc)) != QKV_OK ||
-        (s = qkv_batcher_seek(t->train_b, &dp)) != QKV_OK) {
-        qkv_fail_context(s, "%s: cannot restore the data position (same corpus and batching options?)", path);
-        goto done;
-    }
-    memcpy(t->model->params, ps->data, pb);
-    memcpy(t->m, ms->data, pb);
-    memcpy(t->v, vs->data, pb);
-    t->step = (int64_t)step->valuedouble;
-    const cJSON *x;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "tgt_tokens")) && cJSON_IsNumber(x))
-        t->tgt_tokens = (int64_t)x->valuedouble;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "elapsed_s")) && cJSON_IsNumber(x))
-        t->elapsed_prev = x->valuedouble;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "best_score")) && cJSON_IsNumber(x))
-        t->best_score = x->valuedouble <= -1e299 ? -INFINITY : x->valuedouble;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "best_step")) && cJSON_IsNumber(x))
-        t->best_step = (int64_t)x->valuedouble;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bad_validations")) && cJSON_IsNumber(x))
-        t->bad_validations = (int)x->valuedouble;
-done:
-    cJSON_Delete(o);
-    ckpt_free(&f);
-    return s;
-}
 
 /* ---- the loop ------------------------------------------------------------- */
 
@@ -597,11 +387,47 @@ static model_forward_options train_forward_options(const qkv_trainer *t, int64_t
 
 static qkv_status train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_train_report *r);
 
-/* Both entry points run on the options' context, bound to this thread. */
+/* Resolves auto (on the bound view, in fp32 until chosen); with world > 1
+ * rank 0's choice is broadcast (every rank calls this at the same point). */
+static qkv_status resolve_precision(qkv_trainer *t, const qkv_train_hooks *hooks)
+{
+    if (t->used != QKV_PRECISION_AUTO)
+        return QKV_OK;
+    const qkv_model_config *c = qkv_model_get_config(t->model);
+    QKV_TRY(train_precision_auto(c->d_model, c->encoder_d_ff, t->batch_tokens, &t->used, t->why, sizeof t->why));
+    if (t->opt.world > 1) {
+        if (!hooks || !hooks->broadcast_flags)
+            return qkv_fail(QKV_ERR_ARG, "trainer: world %d needs the broadcast_flags hook", t->opt.world);
+        int flag = (int)t->used;
+        QKV_TRY(hooks->broadcast_flags(hooks->dist_ctx, &flag));
+        if (flag != (int)t->used)
+            snprintf(t->why, sizeof t->why, "%s, as rank 0 chose", qkv_precision_name((qkv_precision)flag));
+        t->used = (qkv_precision)flag;
+    }
+    t->view.bf16 = t->used == QKV_PRECISION_BF16;
+    return QKV_OK;
+}
+
+qkv_status qkv_trainer_precision(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_precision *used,
+                                 const char **why)
+{
+    qkv_context *prev = ctx_bind(&t->view);
+    qkv_status s = resolve_precision(t, hooks);
+    ctx_bind(prev);
+    *used = t->used;
+    if (why)
+        *why = t->why;
+    return s;
+}
+
+/* Both entry points run on the options' context (its precision view),
+ * bound to this thread. */
 qkv_status qkv_trainer_train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_train_report *r)
 {
-    qkv_context *prev = ctx_bind(t->opt.context);
-    qkv_status s = train_step(t, hooks, r);
+    qkv_context *prev = ctx_bind(&t->view);
+    qkv_status s = resolve_precision(t, hooks);
+    if (s == QKV_OK)
+        s = train_step(t, hooks, r);
     ctx_bind(prev);
     return s;
 }
@@ -692,8 +518,10 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks);
 
 qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
 {
-    qkv_context *prev = ctx_bind(t->opt.context);
-    qkv_status s = trainer_run(t, hooks);
+    qkv_context *prev = ctx_bind(&t->view);
+    qkv_status s = resolve_precision(t, hooks);
+    if (s == QKV_OK)
+        s = trainer_run(t, hooks);
     ctx_bind(prev);
     return s;
 }
@@ -708,6 +536,11 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
     double start = now_s();
     qkv_status s = QKV_OK;
     int64_t first_step = t->step;
+    if (t->root) { /* the plot reads numbers only: this line adds no curve */
+        fprintf(t->log, "{\"step\": %lld, \"precision\": \"%s\", \"precision_choice\": \"%s\"}\n",
+                (long long)t->step, qkv_precision_name(t->used), t->why);
+        fflush(t->log);
+    }
     double last_save = start;
     /* marks an earlier run (resumed from) has passed are done */
     int next_snapshot = 0;
@@ -731,7 +564,7 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         if (o->world > 1 && (s = hooks->broadcast_flags(hooks->dist_ctx, &flags)) != QKV_OK)
             break;
         if (flags & FLAG_SAVE) {
-            if ((s = save_training_checkpoint(t, hooks, elapsed)) != QKV_OK)
+            if ((s = trainer_save_checkpoint(t, hooks, elapsed)) != QKV_OK)
                 break;
             last_save = now_s();
         }
@@ -760,7 +593,7 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
             if (t->root && (s = validate(t, hooks, score_ctx, elapsed, &v)) != QKV_OK)
                 break;
             /* a crash after this loses at most one validation interval */
-            if ((s = save_training_checkpoint(t, hooks, elapsed)) != QKV_OK)
+            if ((s = trainer_save_checkpoint(t, hooks, elapsed)) != QKV_OK)
                 break;
             last_save = now_s();
             if (t->root) {
@@ -784,7 +617,7 @@ static qkv_status trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks)
         if (hooks && hooks->on_report)
             hooks->on_report(hooks->ctx, &v);
     }
-    QKV_TRY(save_training_checkpoint(t, hooks, elapsed));
+    QKV_TRY(trainer_save_checkpoint(t, hooks, elapsed));
     /* model.qkv: the best on dev when validating, else the last. */
     if (t->root && t->best_step < 0) {
         char *p = qkv_path_join(t->dir, "model.qkv");

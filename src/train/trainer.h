@@ -61,6 +61,17 @@ typedef struct {
     int rank, world;
     qkv_context *context; /* NULL: kernels run on the calling thread alone; else what the
                              trainer's computation runs on (borrowed, outlives the trainer) */
+    /* QKV_PRECISION_FP32 (default: auto's choice hangs on a timing, and two
+     * runs compared bit for bit must not differ by it), _AUTO or _BF16
+     * (qkv.h). bf16 on a CPU
+     * without native bf16 products is refused by qkv_trainer_new
+     * (QKV_ERR_CONFIG). auto: fp32 there; else the model's feed-forward
+     * products (forward, input and weight gradients, at the batch's token
+     * count) are timed on the context in both precisions before the first
+     * step, and bf16 is taken when it is faster by 10% or more; a resumed
+     * auto run keeps the checkpoint's precision (resume is bit-exact within
+     * a precision). With world > 1, rank 0's choice holds for all. */
+    qkv_precision precision;
 } qkv_train_options;
 
 qkv_train_options qkv_train_default_options(void);
@@ -136,6 +147,13 @@ qkv_status qkv_trainer_resume(qkv_trainer *t, const char *checkpoint_path);
 qkv_status qkv_trainer_run(qkv_trainer *t, const qkv_train_hooks *hooks);
 
 int64_t qkv_trainer_step(const qkv_trainer *t);
+
+/* The precision the trainer runs in (fp32 or bf16), resolving auto now
+ * (the measurement) if no step has run yet; why (if not NULL) receives a
+ * line saying how it was chosen. Binds the options' context while it
+ * measures. QKV_OK, or an error from a collective when world > 1. */
+qkv_status qkv_trainer_precision(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_precision *used,
+                                 const char **why);
 
 /* The training batcher's position (the same on every rank). */
 void qkv_trainer_data_position(const qkv_trainer *t, qkv_data_position *pos);

@@ -97,10 +97,13 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
                     STORE_ROW(m, 0);                                                              \
                 }                                                                                 \
             } else {                                                                              \
-                for (int m0 = 0; m0 < N; m0 += MANY_R) {                                          \
-                    int m = N - m0 < MANY_R ? N - MANY_R : m0;                                    \
-                    BLK(tmp, xb + (size_t)m * ldx, ldx, w, ps, K4, MANY_R, 1);                    \
-                    for (int r = 0; r < MANY_R; r++)                                              \
+                for (int m = 0; m < N; m += MANY_R) {                                             \
+                    int R = N - m < MANY_R ? N - m : MANY_R; /* a row's sums do not depend on R */ \
+                    if (R == MANY_R)                                                              \
+                        BLK(tmp, xb + (size_t)m * ldx, ldx, w, ps, K4, MANY_R, 1);                \
+                    else                                                                          \
+                        BLK(tmp, xb + (size_t)m * ldx, ldx, w, ps, K4, R, 1);                     \
+                    for (int r = 0; r < R; r++)                                                   \
                         STORE_ROW(m + r, r);                                                      \
                 }                                                                                 \
             }                                                                                     \
@@ -109,7 +112,8 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
 
 #define I8_ROW(n, r) \
     lq_store(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->xs[n], a->ws + o0, NULL, a->bias ? a->bias + o0 : NULL, width)
-#define BF_ROW(n, r) lb_store(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->bias ? a->bias + o0 : NULL, width)
+#define BF_ROW(n, r) \
+    lb_store(a->out + (size_t)(n) * a->ldc + o0, tmp + (r) * 128, a->bias ? a->bias + o0 : NULL, width, a->alpha, a->accum)
 #define Cp4 Cp / 4
 #define Cp2h Cp2 / 2
 

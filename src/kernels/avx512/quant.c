@@ -53,11 +53,15 @@ static inline void lq_store_512(float *out, const int32_t *acc, float xs, const 
     }
 }
 
-static inline void lb_store_512(float *out, const float *acc, const float *bias, int w)
+static inline void lb_store_512(float *out, const float *acc, const float *bias, int w, float alpha, int accum)
 {
     for (int j = 0; j < w; j += 16) {
         __mmask16 k = w - j >= 16 ? 0xffff : (__mmask16)((1u << (w - j)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(k, acc + j);
+        if (alpha != 1.0f)
+            v = _mm512_mul_ps(_mm512_set1_ps(alpha), v);
+        if (accum)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, out + j), v);
         if (bias)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
         _mm512_mask_storeu_ps(out + j, k, v);
@@ -128,8 +132,8 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
 }
 
 /* One range function per variant: groups of panels; rows in blocks of
- * MANY_R (the last block overlapping the one before: its outputs are
- * recomputed to the same bits) or one at a time below MANY_R. */
+ * MANY_R (the last one shorter: each output is stored once, as
+ * gemm_bf16's accumulating stores need) or one at a time below MANY_R. */
 #define RANGE_FN(name, BLK, T, ATTR, ARGS, XBYTES, KSTEP, STORE_ROW)                                          \
     ATTR static void name(void *arg, long g0, long g1)                                                        \
     {                                                                                                          \
@@ -154,15 +158,18 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
                     STORE_ROW(m, 0);                                                                           \
                 }                                                                                              \
             } else {                                                                                           \
-                for (int m0 = 0; m0 < N; m0 += MANY_R) {                                                       \
-                    int m = N - m0 < MANY_R ? N - MANY_R : m0;                                                 \
+                for (int m = 0; m < N; m += MANY_R) {                                                          \
                     const uint8_t *x = xb + (size_t)m * ldx;                                                   \
-                    if (n_p == MANY_P)                                                                         \
+                    int R = N - m < MANY_R ? N - m : MANY_R; /* a row's sums do not depend on R */             \
+                    if (R == MANY_R && n_p == MANY_P)                                                          \
                         BLK(tmp, x, ldx, w, ps, K4, MANY_R, MANY_P);                                           \
-                    else                                                                                       \
+                    else if (R == MANY_R)                                                                      \
                         for (int q = 0; q < n_p; q++)                                                          \
                             BLK(tmp + q * 16, x, ldx, w + q * ps, ps, K4, MANY_R, 1);                          \
-                    for (int r = 0; r < MANY_R; r++)                                                           \
+                    else                                                                                       \
+                        for (int q = 0; q < n_p; q++)                                                          \
+                            BLK(tmp + q * 16, x, ldx, w + q * ps, ps, K4, R, 1);                               \
+                    for (int r = 0; r < R; r++)                                                                \
                         STORE_ROW(m + r, r);                                                                   \
                 }                                                                                              \
             }                                                                                                  \
@@ -171,7 +178,8 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
 
 #define I8_ROW(n, r) \
     lq_store_512(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->xs[n], a->ws + o0, WSUM, a->bias ? a->bias + o0 : NULL, width)
-#define BF_ROW(n, r) lb_store_512(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->bias ? a->bias + o0 : NULL, width)
+#define BF_ROW(n, r) \
+    lb_store_512(a->out + (size_t)(n) * a->ldc + o0, tmp + (r) * 128, a->bias ? a->bias + o0 : NULL, width, a->alpha, a->accum)
 
 /* int8: K steps of 4 bytes; bf16: K steps of 2 bf16 (4 bytes): Cp / 4 and
  * Cp2 / 2 */

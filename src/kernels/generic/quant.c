@@ -67,7 +67,7 @@ static void lb_generic(void *arg, long g0, long g1)
                         acc[j] += x1 * f_of(wk[2 * j + 1]);
                     }
                 }
-                lb_store(a->out + (size_t)n * OC + o0, acc, a->bias ? a->bias + o0 : NULL, width);
+                lb_store(a->out + (size_t)n * a->ldc + o0, acc, a->bias ? a->bias + o0 : NULL, width, a->alpha, a->accum);
             }
         }
 }

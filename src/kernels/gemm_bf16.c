@@ -1,0 +1,322 @@
+/* GEMM with bfloat16 operands and fp32 accumulation (kernels.h: gemm_bf16),
+ * and gemm_mixed, which picks it or gemm() from the bound context.
+ *
+ * Both operands are rounded to bf16 (nearest even) into buffers of this
+ * thread, then one of two products runs, chosen per shape (choose_path;
+ * bench/gemm.c "bf16" measured both):
+ *   - own: the bf16 linear layer's microkernel (quant.h: vdpbf16ps with
+ *     AVX512-BF16, pairs widened to fp32 elsewhere) on op(A) as rows and
+ *     op(B)^T packed into panels of 16 columns; threads take groups of
+ *     panels, each over all rows;
+ *   - oneDNN: dnnl_matmul (bf16 source and weights, f32 destination; it
+ *     dispatches to AVX512-BF16 or AMX-BF16 itself) on blocks of C cut as
+ *     gemm() cuts them, each block run by one thread (oneDNN's OpenMP team
+ *     held at one thread while it runs).
+ * Either way every element of C is computed by one thread in an order
+ * fixed by the shape, so the bits do not depend on the thread count.
+ * bf16 x bf16 products are exact in fp32; the paths differ only in the
+ * order of the fp32 additions. */
+#include <dnnl.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/context.h"
+#include "kernels/isa.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "qkv.h"
+
+/* Blocks of C for oneDNN: as gemm.c's (keep in sync with it). */
+#define BF_SPLIT_MIN 1048576.0
+#define BF_BLOCK_MIN 256
+#define BF_MAX_BLOCKS 8
+
+/* ---- per-thread buffers (freed when the thread ends) ---- */
+
+enum { BUF_A, BUF_B, BUF_SCRATCH, N_BUF };
+typedef struct {
+    void *p[N_BUF];
+    size_t n[N_BUF];
+    dnnl_stream_t stream;
+} tls_bufs;
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine;
+static int engine_ok;
+
+static void tls_free(void *v)
+{
+    tls_bufs *t = v;
+    for (int i = 0; i < N_BUF; i++)
+        free(t->p[i]);
+    if (t->stream)
+        dnnl_stream_destroy(t->stream);
+    free(t);
+}
+
+static void tls_init(void)
+{
+    pthread_key_create(&tls_key, tls_free);
+    engine_ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+static tls_bufs *tls(void)
+{
+    pthread_once(&tls_once, tls_init);
+    tls_bufs *t = pthread_getspecific(tls_key);
+    if (!t && (t = calloc(1, sizeof *t)) && pthread_setspecific(tls_key, t) != 0) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/* A buffer of at least bytes (64-aligned), grown as needed; NULL when out
+ * of memory. */
+static void *buf(tls_bufs *t, int i, size_t bytes)
+{
+    if (!t)
+        return NULL;
+    if (t->n[i] < bytes) {
+        free(t->p[i]);
+        size_t n = (bytes + 4095) / 4096 * 4096;
+        t->p[i] = aligned_alloc(64, n);
+        t->n[i] = t->p[i] ? n : 0;
+    }
+    return t->p[i];
+}
+
+/* ---- the path ---- */
+
+static int forced = -1;
+
+void gemm_bf16_force(int path) { forced = path; }
+
+/* bench/gemm.c bf16 on an AMD EPYC (Zen 4: AVX512-BF16, no AMX), 1 thread,
+ * conversions included, GFLOP/s own / oneDNN: base-model shapes 47/81
+ * (X W^T 4096x512x512), 29/71 (dY^T X 512x512x4096), 69/93 (dY E
+ * 4096x512x8000); demo-model shapes 121/174, 21/56; the tiny model's
+ * 1000x64x64 42/39 (within the noise of a shared machine). oneDNN wins
+ * every training shape, by 1.3x to 2.7x, so it runs them all where the CPU
+ * has native bf16 products. The own kernel runs where it does not (its
+ * widened-pair fallback: only tests get there, since the trainer refuses
+ * bf16 on such CPUs) and when oneDNN has no engine. */
+static int choose_path(int trans_a, int trans_b, int M, int N, int K)
+{
+    (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K;
+    if (forced >= 0)
+        return forced;
+    if (!engine_ok || !qkv_bf16_native(NULL))
+        return GEMM_BF16_OWN;
+    return GEMM_BF16_ONEDNN;
+}
+
+const char *gemm_bf16_path_name(int trans_a, int trans_b, int M, int N, int K)
+{
+    pthread_once(&tls_once, tls_init);
+    return choose_path(trans_a, trans_b, M, N, K) == GEMM_BF16_ONEDNN ? "onednn" : "own";
+}
+
+/* ---- own path ---- */
+
+/* xb[m, k] = bf16(A[k, m]) for op(A) = A^T: A [K, M] (lda), xb [M, Kp].
+ * Items: blocks of 16 rows m, columns k in tiles of 64 (cache). */
+typedef struct {
+    uint16_t *xb;
+    const float *A;
+    int lda, M, K, Kp;
+} tconv_args;
+
+static void conv_transposed(void *arg, long b0, long b1)
+{
+    const tconv_args *a = arg;
+    for (long b = b0; b < b1; b++) {
+        int m0 = (int)b * 16, m1 = m0 + 16 < a->M ? m0 + 16 : a->M;
+        for (int k0 = 0; k0 < a->Kp; k0 += 64)
+            for (int m = m0; m < m1; m++) {
+                uint16_t *row = a->xb + (size_t)m * a->Kp;
+                int k1 = k0 + 64 < a->Kp ? k0 + 64 : a->Kp;
+                for (int k = k0; k < k1; k++) {
+                    float v = k < a->K ? a->A[(size_t)k * a->lda + m] : 0.0f;
+                    float_to_bf16(row + k, &v, 1);
+                }
+            }
+    }
+}
+
+static int own_product(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc)
+{
+    tls_bufs *t = tls();
+    int Kp = linear_bf16_cp(K);
+    uint16_t *xb = buf(t, BUF_A, (size_t)M * Kp * 2);
+    uint16_t *wb = buf(t, BUF_B, linear_bf16_weight_elems(K, N) * 2);
+    if (!xb || !wb)
+        return 0;
+    if (trans_a) {
+        tconv_args c = {xb, A, lda, M, K, Kp};
+        kpar_for((M + 15) / 16, (double)M * K, PAR_MIN, conv_transposed, &c);
+    } else {
+        br_args r = {xb, A, K, Kp, lda};
+        kpar_for(M, (double)M * K, PAR_MIN, kernq->bf16_rows, &r);
+    }
+    bf16_pack_panels(wb, B, ldb, !trans_b, K, N);
+    int accum = beta != 0.0f;
+    if (accum && beta != 1.0f)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] *= beta;
+    lb_args a = {C, xb, wb, NULL, M, Kp, N, ldc, accum, alpha};
+    kpar_for(kernq->linear_bf16_groups(M, N), (double)M * N * K, BF_SPLIT_MIN / 4, kernq->linear_bf16, &a);
+    return 1;
+}
+
+/* ---- oneDNN path ---- */
+
+typedef struct {
+    int trans_a, trans_b, M, N, K;
+    float alpha, beta;
+    const uint16_t *A; /* op(A) storage, bf16, rows of ca */
+    const uint16_t *B; /* op(B) storage, bf16, rows of cb */
+    int ca, cb;
+    float *C;
+    int ldc, split_m, bs, len;
+    const float *Af, *Bf; /* the fp32 operands (lda, ldb): a block oneDNN refuses runs on them */
+    int lda, ldb;
+} dnnl_args;
+
+/* C[m, n] block = alpha op(A) op(B) (+ beta C) on this thread alone. */
+static int dnnl_block(const dnnl_args *g, int m, int n, const uint16_t *A, const uint16_t *B, float *C)
+{
+    tls_bufs *t = tls();
+    if (!t || !engine_ok)
+        return 0;
+    int prev = omp_get_max_threads();
+    omp_set_num_threads(1);
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_dims_t ad = {m, g->K}, bd = {g->K, n}, cd = {m, n};
+    dnnl_dims_t as = {g->trans_a ? 1 : g->ca, g->trans_a ? g->ca : 1};
+    dnnl_dims_t bs = {g->trans_b ? 1 : g->cb, g->trans_b ? g->cb : 1};
+    dnnl_dims_t cs = {g->ldc, 1};
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
+    dnnl_matmul_desc_t md;
+    int ok = dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success &&
+             dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+    if (ok && g->alpha != 1.0f)
+        ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &g->alpha) == dnnl_success;
+    if (ok && g->beta != 0.0f)
+        ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, g->beta) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    /* the primitive itself comes from oneDNN's primitive cache after the
+     * first call of a shape */
+    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success &&
+         dnnl_primitive_create(&prim, pd) == dnnl_success;
+    const dnnl_memory_desc_t *smd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    void *sp = sbytes ? buf(t, BUF_SCRATCH, sbytes) : NULL;
+    ok = ok && (!sbytes || sp);
+    if (ok && !t->stream)
+        ok = dnnl_stream_create(&t->stream, engine, dnnl_stream_default_flags) == dnnl_success;
+    ok = ok && dnnl_memory_create(&ma, &amd, engine, (void *)A) == dnnl_success &&
+         dnnl_memory_create(&mb, &bmd, engine, (void *)B) == dnnl_success &&
+         dnnl_memory_create(&mc, &cmd, engine, C) == dnnl_success &&
+         (!sbytes || dnnl_memory_create(&ms, smd, engine, sp) == dnnl_success);
+    if (ok) {
+        dnnl_exec_arg_t args[4] = {
+            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
+        ok = dnnl_primitive_execute(prim, t->stream, sbytes ? 4 : 3, args) == dnnl_success &&
+             dnnl_stream_wait(t->stream) == dnnl_success;
+    }
+    dnnl_memory_destroy(ma), dnnl_memory_destroy(mb), dnnl_memory_destroy(mc), dnnl_memory_destroy(ms);
+    dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    omp_set_num_threads(prev);
+    return ok;
+}
+
+static void dnnl_blocks(void *arg, long b0, long b1)
+{
+    dnnl_args *g = arg;
+    for (long blk = b0; blk < b1; blk++) {
+        int i0 = (int)blk * g->bs, n = g->len - i0 < g->bs ? g->len - i0 : g->bs;
+        /* rows i0.. of op(A) and C, or columns i0.. of op(B) and C */
+        int m = g->split_m ? n : g->M, nn = g->split_m ? g->N : n;
+        size_t ao = g->split_m ? (g->trans_a ? (size_t)i0 : (size_t)i0 * g->ca) : 0;
+        size_t bo = g->split_m ? 0 : g->trans_b ? (size_t)i0 * g->cb : (size_t)i0;
+        float *C = g->C + (g->split_m ? (size_t)i0 * g->ldc : (size_t)i0);
+        if (dnnl_block(g, m, nn, g->A + ao, g->B + bo, C))
+            continue;
+        /* refused (out of memory): this block in fp32, deterministically so;
+         * the fp32 operands have strides lda, ldb instead of ca, cb */
+        size_t afo = g->split_m ? (g->trans_a ? (size_t)i0 : (size_t)i0 * g->lda) : 0;
+        size_t bfo = g->split_m ? 0 : g->trans_b ? (size_t)i0 * g->ldb : (size_t)i0;
+        gemm(g->trans_a, g->trans_b, m, nn, g->K, g->alpha, g->Af + afo, g->lda, g->Bf + bfo, g->ldb, g->beta, C,
+             g->ldc);
+    }
+}
+
+static int dnnl_product(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc)
+{
+    tls_bufs *t = tls();
+    int ra = trans_a ? K : M, ca = trans_a ? M : K, rb = trans_b ? N : K, cb = trans_b ? K : N;
+    uint16_t *ab = buf(t, BUF_A, (size_t)ra * ca * 2), *bb = buf(t, BUF_B, (size_t)rb * cb * 2);
+    if (!ab || !bb || !engine_ok)
+        return 0;
+    br_args r = {ab, A, ca, ca, lda};
+    kpar_for(ra, (double)ra * ca, PAR_MIN, kernq->bf16_rows, &r);
+    br_args s = {bb, B, cb, cb, ldb};
+    kpar_for(rb, (double)rb * cb, PAR_MIN, kernq->bf16_rows, &s);
+    int split_m = M >= N, len = split_m ? M : N, bsz = len, blocks = 1;
+    if ((double)M * N * K >= BF_SPLIT_MIN && len >= 2 * BF_BLOCK_MIN) {
+        bsz = (len + BF_MAX_BLOCKS - 1) / BF_MAX_BLOCKS;
+        bsz = bsz < BF_BLOCK_MIN ? BF_BLOCK_MIN : (bsz + 15) / 16 * 16;
+        blocks = (len + bsz - 1) / bsz;
+    }
+    dnnl_args g = {trans_a, trans_b, M, N, K, alpha, beta, ab, bb, ca, cb, C, ldc, split_m, bsz, len,
+                   A, B, lda, ldb};
+    kpar_dynamic(blocks, 2.0 * BF_SPLIT_MIN, BF_SPLIT_MIN, dnnl_blocks, &g);
+    return 1;
+}
+
+void gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    pthread_once(&tls_once, tls_init);
+    int path = choose_path(trans_a, trans_b, M, N, K);
+    if (path == GEMM_BF16_ONEDNN &&
+        dnnl_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    if (own_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    /* out of memory for the bf16 copies: the fp32 product, which needs none */
+    gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_mixed(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (ctx_bf16())
+        gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
