@@ -507,7 +507,11 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, 
  * exactly once in each output: a repeated sentinel is dropped after its first
  * occurrence, a sentinel the source does not have is dropped, and a missing
  * one is inserted before the target token whose cross-attention to it
- * (summed over layers and heads, by forced decoding) is highest. */
+ * (summed over layers and heads, by forced decoding) is highest; a
+ * placeholder or tag that the model spelled out as text is dropped. When the
+ * source's printf arguments (%s, %d, not positional) come out in another
+ * order, they are written positionally ("%2$s ... %1$s"), as a translator
+ * would, so that each argument still goes where the source sends it. */
 typedef struct {
     long lines;       /* lines with at least one protected span */
     long spans;       /* protected spans in those lines */
@@ -517,6 +521,9 @@ typedef struct {
     long inserted;    /* missing sentinels inserted by cross-attention */
     long malformed;   /* malformed candidates left as text ("%z", unbalanced tags) */
     long overflow;    /* spans past the 32 sentinels, left as text */
+    long literals;    /* placeholders or tags the model wrote as text, dropped */
+    long reordered;   /* hypotheses whose printf arguments were reordered,
+                         written positionally (%2$s ... %1$s) */
 } qkv_protect_stats;
 
 /* 1 when t is a qkv checkpoint whose vocabularies hold the sentinel pieces
