@@ -118,40 +118,6 @@ static qkv_status insert_missing(const qkv_translator *t, const char *src, const
     return QKV_OK;
 }
 
-/* Drops from the masked hypothesis m, in place, the placeholders and tags the
- * model wrote as plain text ("%1$s" spelled out in pieces instead of a
- * sentinel): they are not the source's, and a catalog whose translation has
- * an extra %s fails msgfmt --check or crashes the program. The same parser
- * that found the source's spans finds them, so text it leaves to the source
- * (malformed "%z", unpaired "<b>") is left here too. One of two spaces around
- * a dropped span goes with it. Returns how many were dropped. */
-static int drop_literals(char *m)
-{
-    protect_spans lit;
-    size_t len = strlen(m), at = 0, w = 0;
-    protect_find(m, len, &lit);
-    if (lit.overflow)
-        return 0; /* more than PROTECT_MAX: leave the line as the model wrote it */
-    for (int k = 0; k < lit.n; k++) {
-        size_t a = lit.span[k].start, b = a + lit.span[k].len;
-        memmove(m + w, m + at, a - at);
-        w += a - at;
-        int kept = 0; /* a sentinel inside ("<a title=\uE001>") stays */
-        for (size_t j = a; j + 2 < b; j++)
-            if (protect_sentinel_at(m + j) >= 0) {
-                memmove(m + w, m + j, 3);
-                w += 3;
-                j += 2;
-                kept = 1;
-            }
-        if (!kept && w > 0 && m[w - 1] == ' ' && (b >= len || m[b] == ' '))
-            w--;
-        at = b;
-    }
-    memmove(m + w, m + at, len - at + 1);
-    return lit.n;
-}
-
 /* Repairs and unmasks one hypothesis of text (masked: src). */
 static qkv_status repair(const qkv_translator *t, const char *text, const char *src, const protect_spans *sp,
                          const qkv_translate_options *o, const int *sid, qkv_hypothesis *h, qkv_protect_stats *st)
@@ -186,7 +152,7 @@ static qkv_status repair(const qkv_translator *t, const char *text, const char *
     if (s == QKV_OK)
         s = translator_decode_target(t, ids, n_ids, &masked);
     if (s == QKV_OK) {
-        lit = drop_literals(masked);
+        lit = protect_drop_literals(masked);
         st->literals += lit;
         if (!(plain = protect_unmask_args(masked, text, sp, &reordered)))
             s = qkv_fail(QKV_ERR_NOMEM, "out of memory");

@@ -461,6 +461,33 @@ char *protect_unmask_args(const char *masked, const char *text, const protect_sp
     return o;
 }
 
+int protect_drop_literals(char *m)
+{
+    protect_spans lit;
+    size_t len = strlen(m), at = 0, w = 0;
+    protect_find(m, len, &lit);
+    if (lit.overflow)
+        return 0; /* more than PROTECT_MAX: leave the line as the model wrote it */
+    for (int k = 0; k < lit.n; k++) {
+        size_t a = lit.span[k].start, b = a + lit.span[k].len;
+        memmove(m + w, m + at, a - at);
+        w += a - at;
+        int kept = 0; /* a sentinel inside ("<a title=\uE001>") stays */
+        for (size_t j = a; j + 2 < b; j++)
+            if (protect_sentinel_at(m + j) >= 0) {
+                memmove(m + w, m + j, 3);
+                w += 3;
+                j += 2;
+                kept = 1;
+            }
+        if (!kept && w > 0 && m[w - 1] == ' ' && (b >= len || m[b] == ' '))
+            w--;
+        at = b;
+    }
+    memmove(m + w, m + at, len - at + 1);
+    return lit.n;
+}
+
 int protect_mask_pair(const char *src, const char *tgt, char **src_out, char **tgt_out, int *matched)
 {
     protect_spans s, t;

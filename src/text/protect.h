@@ -98,6 +98,16 @@ int protect_span_key(const char *text, const protect_span *span, int argi, char 
  * malloc'ed, NULL when out of memory. */
 char *protect_unmask_args(const char *masked, const char *text, const protect_spans *sp, int *reordered);
 
+/* Drops from a masked translation m, in place, the placeholders and tags
+ * written as plain text ("%1$s" spelled out in pieces instead of a sentinel):
+ * they are not the source's, and a translation with an extra %s fails
+ * msgfmt --check or crashes the program. The parser that found the source's
+ * spans finds them, so what it leaves to the source as text (malformed "%z",
+ * an unpaired "<b>") stays here too; sentinels inside a dropped span stay;
+ * one of two spaces around a dropped span goes with it. Nothing is dropped
+ * when m holds more than PROTECT_MAX spans. Returns how many were dropped. */
+int protect_drop_literals(char *m);
+
 /* Masks a training pair: the source as protect_mask; each span of the
  * target whose text equals a not yet used source span gets that span's
  * sentinel (first match in order), and so does a positional "%N$rest" of the
