@@ -44,48 +44,6 @@ static int read_line(FILE *f, char **buf, size_t *cap)
     return 0;
 }
 
-static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The keys of s's protected spans (protect_span_key: printf arguments by
- * number), or with bad set of its malformed candidates' text, sorted and
- * joined by '\n' (malloc'ed, NULL when out of memory); *n their count. */
-static char *key_set(const char *s, int bad, int *n)
-{
-    protect_spans sp;
-    protect_find(s, strlen(s), &sp);
-    int argi[PROTECT_MAX] = {0}, m = bad ? sp.n_bad : sp.n;
-    if (!bad)
-        protect_printf_args(s, &sp, argi);
-    char *v[PROTECT_MAX];
-    size_t total = 1;
-    for (int k = 0; k < m; k++) {
-        const protect_span *x = bad ? &sp.bad[k] : &sp.span[k];
-        size_t cap = x->len + 16;
-        if ((v[k] = malloc(cap)) && protect_span_key(s, x, bad ? 0 : argi[k], v[k], cap) != 0)
-            v[k][0] = 0;
-        total += cap + 1;
-    }
-    qsort(v, (size_t)m, sizeof v[0], key_cmp);
-    char *o = malloc(total);
-    int ok = o != NULL;
-    if (o)
-        o[0] = 0;
-    for (int k = 0; k < m; k++) {
-        ok = ok && v[k];
-        if (ok) {
-            strcat(o, v[k]);
-            strcat(o, "\n");
-        }
-        free(v[k]);
-    }
-    *n = m;
-    if (!ok) {
-        free(o);
-        return NULL;
-    }
-    return o;
-}
-
 /* Is the set of s1 (n1 entries) that of s2? Shows the line when not. */
 static int same_set(const char *what, long line, const char *hyp, const char *s1, int n1, const char *s2, int n2,
                     int show)
@@ -124,7 +82,7 @@ static int kept(const char *src, const char *hyp, int show)
         }
         for (int b = 0; b < 2 && !rc; b++) {
             int n1, n2;
-            char *s1 = key_set(b1, b, &n1), *s2 = key_set(b2, b, &n2);
+            char *s1 = protect_keys(b1, b, &n1), *s2 = protect_keys(b2, b, &n2);
             if (!s1 || !s2)
                 rc = cli_error("out of memory");
             if (n1 > 0 && !rc) {

@@ -508,7 +508,10 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, 
  * occurrence, a sentinel the source does not have is dropped, and a missing
  * one is inserted before the target token whose cross-attention to it
  * (summed over layers and heads, by forced decoding) is highest; a
- * placeholder or tag that the model spelled out as text is dropped. When the
+ * placeholder or tag that the model spelled out as text is dropped, paired
+ * tags that come out crossed are put back in nesting order, and the result
+ * is checked: where the model's text ran into a span ("%" before "%1") its
+ * '%', '{', '<', '&' are removed. When the
  * source's printf arguments (%s, %d, not positional) come out in another
  * order, they are written positionally ("%2$s ... %1$s"), as a translator
  * would, so that each argument still goes where the source sends it. */
@@ -524,6 +527,10 @@ typedef struct {
     long literals;    /* placeholders or tags the model wrote as text, dropped */
     long reordered;   /* hypotheses whose printf arguments were reordered,
                          written positionally (%2$s ... %1$s) */
+    long nested;      /* hypotheses whose crossed tags were put in nesting order */
+    long scrubbed;    /* hypotheses whose text ran into a span ("%" + "%1"):
+                         '%', '{', '<', '&' of the model's text removed */
+    long unverified;  /* hypotheses still without the source's spans (a bug) */
 } qkv_protect_stats;
 
 /* 1 when t is a qkv checkpoint whose vocabularies hold the sentinel pieces

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "test.h"
 #include "text/protect.h"
 
@@ -231,6 +232,89 @@ static void test_drop_literals(void)
     CHECK(protect_drop_literals(m4) == 1 && !strcmp(m4, ""), "\"%s\"", m4);
 }
 
+#define S3 "\xee\x80\x83"
+
+/* protect_finish on masked (copied) for the source text: want the output */
+static void expect_finish(const char *text, const char *masked, const char *want, int nested, int scrubbed)
+{
+    protect_spans sp;
+    protect_find(text, strlen(text), &sp);
+    char *m = strdup(masked);
+    protect_finish_info fi;
+    char *u = m ? protect_finish(m, text, &sp, &fi) : NULL;
+    CHECK(u && !strcmp(u, want), "\"%s\": \"%s\", want \"%s\"", text, u ? u : "(null)", want);
+    CHECK(u && fi.nested == nested && fi.scrubbed == scrubbed && !fi.unverified,
+          "\"%s\": nested %d scrubbed %d unverified %d, want %d %d 0", text, fi.nested, fi.scrubbed, fi.unverified,
+          nested, scrubbed);
+    free(m);
+    free(u);
+}
+
+static void test_finish(void)
+{
+    /* inverted and crossed tags are put back in nesting order */
+    expect_finish("<b>bold</b> and %1", S1 "粗" S0 " 和 " S2, "<b>粗</b> 和 %1", 1, 0);
+    expect_finish("<b><i>x</i></b>", S0 S1 S3 S2, "<b><i></i></b>", 1, 0);
+    /* another order that nests is the translator's choice */
+    expect_finish("<b>a</b> <i>b</i>", S2 "乙" S3 S0 "甲" S1, "<i>乙</i><b>甲</b>", 0, 0);
+    /* the model's text ran into a span: "%" + "%1" + "2" */
+    expect_finish("Copy %1 files", "复制 %" S0 "2 个", "复制 %1 个", 0, 1);
+    expect_finish("%PRODUCTNAME", S0 "X", "%PRODUCTNAME", 0, 1);
+    expect_finish("Copy %1 files", "复制 " S0 "$s<2 个", "复制 %1 个", 0, 1);
+    /* a '<' that makes no span is the model's text, and stays */
+    expect_finish("<b>%s</b>", "<" S0 S1 S2, "<<b>%s</b>", 0, 0);
+    /* written as text, dropped; reordered, made positional */
+    expect_finish("%s of %d", S1 " 的 %s " S0, "%2$d 的 %1$s", 0, 0);
+}
+
+/* Whatever a model writes around the sentinels (noise from the characters
+ * that make spans, sentinels in any order), protect_finish gives exactly the
+ * source's spans. */
+static void test_finish_any_model(void)
+{
+    static const char *const src[] = {"Copy %s to %d", "<b>%1</b> of {n} &amp; %PRODUCTNAME", "%%s %-*s %1$s",
+                                      "<a href=\"x\"><i>%s</i></a>%2", "{0}{1}%L1 <br/> <!-- c -->"};
+    static const char *const noise[] = {"%", "{", "}", "<", ">", "/", "&", ";", "$", "1", "2", "s", "d", "b",
+                                        "i", "X", "_", " ", "字", "%s", "<b>", "</b>", "{x}", "&lt;", "%1$s"};
+    qkv_rng r;
+    qkv_rng_seed(&r, 17);
+    for (int trial = 0; trial < 4000; trial++) {
+        const char *text = src[trial % 5];
+        protect_spans sp;
+        protect_find(text, strlen(text), &sp);
+        int order[PROTECT_MAX];
+        for (int k = 0; k < sp.n; k++)
+            order[k] = k;
+        for (int k = sp.n - 1; k > 0; k--) {
+            int j = (int)qkv_rng_below(&r, (uint64_t)k + 1), x = order[k];
+            order[k] = order[j];
+            order[j] = x;
+        }
+        char m[512] = "";
+        for (int k = 0; k <= sp.n; k++) {
+            int w = (int)qkv_rng_below(&r, 4);
+            for (int j = 0; j < w; j++)
+                strcat(m, noise[qkv_rng_below(&r, sizeof noise / sizeof noise[0])]);
+            if (k < sp.n) {
+                char b[4];
+                protect_sentinel(order[k], b);
+                strcat(m, b);
+            }
+        }
+        protect_finish_info fi;
+        char *u = protect_finish(m, text, &sp, &fi);
+        int n1, n2;
+        char *a = protect_keys(text, 0, &n1), *b = u ? protect_keys(u, 0, &n2) : NULL;
+        CHECK(u && a && b && !strcmp(a, b) && !fi.unverified, "trial %d \"%s\": \"%s\" has other spans", trial, text,
+              u ? u : "(null)");
+        free(a);
+        free(b);
+        free(u);
+        if (test_failures() > 0)
+            return;
+    }
+}
+
 static void test_overflow(void)
 {
     char text[200] = "";
@@ -245,7 +329,7 @@ static const test_case cases[] = {
     TEST(test_printf),     TEST(test_qt),        TEST(test_brace),    TEST(test_tags_entities),
     TEST(test_adjacent_nested), TEST(test_malformed), TEST(test_mask_unmask), TEST(test_mask_pair),
     TEST(test_overflow),   TEST(test_variables),  TEST(test_malformed_text), TEST(test_printf_args),
-    TEST(test_reordered),  TEST(test_drop_literals),
+    TEST(test_reordered),  TEST(test_drop_literals), TEST(test_finish), TEST(test_finish_any_model),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, TEST_COUNT(cases)); }

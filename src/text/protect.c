@@ -488,6 +488,169 @@ int protect_drop_literals(char *m)
     return lit.n;
 }
 
+static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char *protect_keys(const char *text, int malformed, int *n)
+{
+    protect_spans sp;
+    protect_find(text, strlen(text), &sp);
+    int argi[PROTECT_MAX] = {0}, m = malformed ? sp.n_bad : sp.n, ok = 1;
+    if (!malformed)
+        protect_printf_args(text, &sp, argi);
+    char *v[PROTECT_MAX];
+    size_t total = 1;
+    for (int k = 0; k < m; k++) {
+        const protect_span *x = malformed ? &sp.bad[k] : &sp.span[k];
+        size_t cap = x->len + 16;
+        if ((v[k] = malloc(cap)) && protect_span_key(text, x, argi[k], v[k], cap) != 0)
+            v[k][0] = 0;
+        ok = ok && v[k];
+        total += cap + 1;
+    }
+    char *o = ok ? malloc(total) : NULL;
+    if (o) {
+        qsort(v, (size_t)m, sizeof v[0], key_cmp);
+        o[0] = 0;
+        for (int k = 0; k < m; k++) {
+            strcat(o, v[k]);
+            strcat(o, "\n");
+        }
+    }
+    for (int k = 0; k < m; k++)
+        free(v[k]);
+    *n = m;
+    return o;
+}
+
+/* 1 for an opening tag that pairs with a closing one ("<b>", not "<br>",
+ * "<x/>", "<!-- -->"), 2 for a closing tag, 0 for anything else */
+static int tag_side(const char *text, const protect_span *s)
+{
+    const char *t = text + s->start;
+    if (s->kind != PROTECT_TAG || s->len < 3 || t[1] == '!')
+        return 0;
+    if (t[1] == '/')
+        return 2;
+    if (t[s->len - 2] == '/')
+        return 0;
+    size_t e = 1;
+    while (e < s->len && (is_alnum(t[e]) || t[e] == ':' || t[e] == '_' || t[e] == '-'))
+        e++;
+    return void_element(t + 1, e - 1) ? 0 : 1;
+}
+
+/* Puts the paired tags' sentinels of masked back into a nesting order when
+ * the translation crossed or inverted them ("</b> x <b>", "<b><i></b></i>"):
+ * the slots they took stay, and they fill them in the source's order, which
+ * nests. A nesting order, even another than the source's, is left alone.
+ * Returns 1 when it reordered. */
+static int nest_tags(char *masked, const char *text, const protect_spans *sp)
+{
+    int partner[PROTECT_MAX], side[PROTECT_MAX], stack[PROTECT_MAX], sn = 0;
+    for (int k = 0; k < sp->n; k++) {
+        partner[k] = -1;
+        side[k] = tag_side(text, &sp->span[k]);
+        if (side[k] == 1)
+            stack[sn++] = k;
+        else if (side[k] == 2 && sn > 0) {
+            partner[k] = stack[--sn];
+            partner[stack[sn]] = k;
+        }
+    }
+    size_t at[PROTECT_MAX];
+    int seq[PROTECT_MAX], n = 0, nested = 1;
+    sn = 0;
+    for (size_t i = 0; masked[i]; i++) {
+        int k = protect_sentinel_at(masked + i);
+        if (k < 0 || k >= sp->n || partner[k] < 0)
+            continue;
+        if (n == PROTECT_MAX)
+            return 0; /* repeats: not this function's input */
+        at[n] = i;
+        seq[n++] = k;
+        if (side[k] == 1)
+            stack[sn++] = k;
+        else if (sn > 0 && stack[sn - 1] == partner[k])
+            sn--;
+        else
+            nested = 0;
+        i += 2;
+    }
+    if (nested && sn == 0)
+        return 0;
+    for (int a = 1; a < n; a++) /* insertion sort: at most 32 */
+        for (int b = a; b > 0 && seq[b - 1] > seq[b]; b--) {
+            int x = seq[b];
+            seq[b] = seq[b - 1];
+            seq[b - 1] = x;
+        }
+    for (int j = 0; j < n; j++) {
+        char b[4]; /* 3 bytes and a NUL that must not land in masked */
+        protect_sentinel(seq[j], b);
+        memcpy(masked + at[j], b, 3);
+    }
+    return 1;
+}
+
+/* The fallback when unmasking made text and spans run together ("%" before
+ * the sentinel of "%1" reads "%%1"; "%1" then "2" reads "%12"): every '%',
+ * '{', '<', '&' of the model's own text goes, and so do the letters, digits,
+ * '_' and '$' right after a Qt or LibreOffice sentinel. No span can then
+ * start in the text or grow past its sentinel. */
+static void scrub(char *m, const protect_spans *sp)
+{
+    size_t w = 0;
+    int after = 0; /* just after a Qt or variable sentinel */
+    for (size_t i = 0; m[i];) {
+        int k = protect_sentinel_at(m + i);
+        if (k >= 0) {
+            memmove(m + w, m + i, 3);
+            w += 3;
+            i += 3;
+            after = k < sp->n && (sp->span[k].kind == PROTECT_QT || sp->span[k].kind == PROTECT_VARIABLE);
+            continue;
+        }
+        char c = m[i++];
+        /* a removed character does not end the run: "%1" "<" "2" */
+        if (strchr("%{<&", c) || (after && (is_alnum(c) || c == '_' || c == '$')))
+            continue;
+        after = 0;
+        m[w++] = c;
+    }
+    m[w] = 0;
+}
+
+char *protect_finish(char *masked, const char *text, const protect_spans *sp, protect_finish_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!sp->overflow)
+        info->literals = protect_drop_literals(masked);
+    info->nested = nest_tags(masked, text, sp);
+    char *plain = protect_unmask_args(masked, text, sp, &info->reordered);
+    if (!plain || sp->overflow)
+        return plain;
+    int n1, n2;
+    char *want = protect_keys(text, 0, &n1), *got = protect_keys(plain, 0, &n2);
+    int same = want && got && !strcmp(want, got);
+    if (want && got && !same) {
+        scrub(masked, sp);
+        info->scrubbed = 1;
+        free(plain);
+        free(got);
+        plain = protect_unmask_args(masked, text, sp, &info->reordered);
+        got = plain ? protect_keys(plain, 0, &n2) : NULL;
+        same = got && !strcmp(want, got);
+        info->unverified = got && !same;
+    }
+    if (!want || (plain && !got)) { /* out of memory */
+        free(plain);
+        plain = NULL;
+    }
+    free(want);
+    free(got);
+    return plain;
+}
+
 int protect_mask_pair(const char *src, const char *tgt, char **src_out, char **tgt_out, int *matched)
 {
     protect_spans s, t;

@@ -108,6 +108,31 @@ char *protect_unmask_args(const char *masked, const char *text, const protect_sp
  * when m holds more than PROTECT_MAX spans. Returns how many were dropped. */
 int protect_drop_literals(char *m);
 
+/* The keys (protect_span_key) of text's protected spans, or with malformed
+ * set the text of its malformed candidates (bad[]), sorted, each followed by
+ * '\n'; *n their count. malloc'ed, NULL when out of memory. Two texts keep
+ * the same placeholders when their keys are equal. */
+char *protect_keys(const char *text, int malformed, int *n);
+
+typedef struct {
+    int literals;   /* placeholders written as text, dropped */
+    int nested;     /* 1: crossed or inverted tags put back in nesting order */
+    int reordered;  /* 1: printf arguments written positionally */
+    int scrubbed;   /* 1: text ran into the spans; the fallback ran */
+    int unverified; /* 1: still not the source's spans (not expected) */
+} protect_finish_info;
+
+/* Unmasks a repaired translation (masked: each sentinel of sp at most once;
+ * modified in place) into a malloc'ed text (NULL when out of memory) whose
+ * protected spans are exactly the source text's, as protect_keys compares
+ * them: drops placeholders written as text (protect_drop_literals), puts
+ * paired tags that cross back into nesting order, unmasks with
+ * protect_unmask_args, checks, and when text and spans ran together removes
+ * the '%', '{', '<', '&' of the model's text (and what follows a Qt or
+ * LibreOffice sentinel) and unmasks again. With sp->overflow, nothing is
+ * dropped or checked. */
+char *protect_finish(char *masked, const char *text, const protect_spans *sp, protect_finish_info *info);
+
 /* Masks a training pair: the source as protect_mask; each span of the
  * target whose text equals a not yet used source span gets that span's
  * sentinel (first match in order), and so does a positional "%N$rest" of the
