@@ -538,7 +538,8 @@ typedef struct {
 int qkv_translator_protects(const qkv_translator *t);
 
 /* qkv_translate with protected spans (t must protect). Hypothesis texts are
- * unmasked; ids are those of the repaired masked text; o->attention gives
+ * unmasked; ids are those of the masked text after the sentinel repairs
+ * (before the text-level rules: literals dropped, tags nested, scrubbing); o->attention gives
  * the cross-attention of the best hypothesis before repair. stats (may be
  * NULL) is added to. */
 qkv_status qkv_translate_protected(const qkv_translator *t, const char *const *texts, int n,
