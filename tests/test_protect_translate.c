@@ -271,6 +271,27 @@ static void test_translate_po_cli(void)
     free(msg);
 }
 
+/* qkv protect --kept: arguments by number, malformed spans apart, --show */
+static void test_kept_cli(void)
+{
+    CHECK(setup(), "could not write the test model");
+    if (!dir[0])
+        return;
+    const char *bin = getenv("QKV_BIN") ? getenv("QKV_BIN") : "./qkv";
+    char cmd[2048], *msg = NULL;
+    snprintf(cmd, sizeof cmd,
+             "printf 'Copy %%%%s to %%%%s\\nOpen <b>%%%%d</b>\\nStack <size> of %%%%PRODUCTNAME\\nno spans\\n' > %s/k.en && "
+             "printf '复制 %%%%2$s 到 %%%%1$s\\n打开 %%%%d\\n<size> 的 %%%%PRODUCTNAME\\nx\\n' > %s/k.zh && "
+             "%s protect --kept --src %s/k.en --hyp %s/k.zh --show 2>&1",
+             dir, dir, bin, dir, dir);
+    int rc = test_run(cmd, &msg);
+    CHECK(rc == 0 && msg && strstr(msg, "placeholders kept: 2 of 3 lines with protected spans (66.7%)") &&
+              strstr(msg, "malformed left as text: 1 in 1 lines, the same in 1 of them (100.0%)") &&
+              strstr(msg, "line 2: protected spans differ"),
+          "protect --kept (%d): %s", rc, msg ? msg : "");
+    free(msg);
+}
+
 static void cleanup(void)
 {
     if (dir[0])
@@ -278,7 +299,7 @@ static void cleanup(void)
 }
 
 static const test_case cases[] = {TEST(test_every_span_once), TEST(test_unprotected_model_refused),
-                                  TEST(test_translate_po_cli)};
+                                  TEST(test_translate_po_cli), TEST(test_kept_cli)};
 
 int main(int argc, char **argv)
 {
