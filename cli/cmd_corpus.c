@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "data/cedict.h"
 #include "data/corpus.h"
+#include "text/utf8.h"
 
 static const char usage[] =
     "usage: qkv corpus [--lang zh_CN|de] [--cache DIR] [--out DIR] [options]\n"
@@ -41,6 +42,9 @@ static const char usage[] =
     "                    (out/cache/cedict/cedict.txt, from scripts/fetch-cedict; never dev or\n"
     "                    test sources); rules counted in OUT/cedict.json\n"
     "  --cedict FILE     the same from another CC-CEDICT text file\n"
+    "  --cedict-all-characters  also entries whose headword has a character the corpus's\n"
+    "                    training targets lack (by default skipped: CC-CEDICT has some 5,500 of\n"
+    "                    them, more than a 4,000-piece vocabulary holds)\n"
     "  -q, --quiet       no progress lines\n"
     "\n"
     "Cleaning (each step counted in the report): drop the header and\n"
@@ -122,8 +126,21 @@ typedef struct {
     FILE *en, *zh;
     char **exclude; /* sorted dev and test sources */
     size_t n_exclude;
-    long excluded, written;
+    unsigned char *known; /* bitmap of the code points of the corpus's training targets */
+    long excluded, unknown_chars, written;
 } cedict_sink;
+
+/* 1 when every character of zh occurs in the corpus's training targets */
+static int known_chars(const cedict_sink *s, const char *zh)
+{
+    for (size_t i = 0, len = strlen(zh), n; i < len; i += n ? n : 1) {
+        int valid;
+        uint32_t cp = utf8_decode(zh + i, len - i, &n, &valid);
+        if (!valid || cp >= 0x110000 || !(s->known[cp >> 3] & (1u << (cp & 7))))
+            return 0;
+    }
+    return 1;
+}
 
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -132,6 +149,13 @@ static void cedict_emit(void *ctx, const char *en, const char *zh)
     cedict_sink *s = ctx;
     if (s->n_exclude && bsearch(&en, s->exclude, s->n_exclude, sizeof(char *), str_cmp)) {
         s->excluded++; /* a dev or test source: never trained on */
+        return;
+    }
+    /* A headword with a character the corpus never uses would force it into
+     * the target vocabulary: CC-CEDICT has some 5,500 such characters, more
+     * than the demo's 4,000 pieces hold (vocabulary training then fails). */
+    if (s->known && !known_chars(s, zh)) {
+        s->unknown_chars++;
         return;
     }
     fprintf(s->en, "%s\n", en);
@@ -160,7 +184,7 @@ static int load_lines(const char *path, char ***v, size_t *n)
     return 0;
 }
 
-int corpus_add_cedict(const char *cedict, const char *out, const char *lang)
+int corpus_add_cedict(const char *cedict, const char *out, const char *lang, int all_chars)
 {
     if (strncmp(lang, "zh", 2))
         return cli_error("corpus: --add-cedict gives Chinese headwords; --lang is %s", lang);
@@ -178,6 +202,24 @@ int corpus_add_cedict(const char *cedict, const char *out, const char *lang)
         return cli_error("corpus: %s", qkv_last_error());
     }
     qsort(s.exclude, s.n_exclude, sizeof(char *), str_cmp);
+    if (!all_chars) {
+        char *data = NULL;
+        size_t len = 0;
+        if (!(s.known = calloc(0x110000 / 8, 1)) || qkv_read_file(p_zh, &data, &len) != QKV_OK) {
+            for (size_t k = 0; k < s.n_exclude; k++)
+                free(s.exclude[k]);
+            free(s.exclude);
+            free(s.known);
+            return cli_error("corpus: %s", s.known ? qkv_last_error() : "out of memory");
+        }
+        for (size_t i = 0, n; i < len; i += n ? n : 1) {
+            int valid;
+            uint32_t cp = utf8_decode(data + i, len - i, &n, &valid);
+            if (valid && cp < 0x110000)
+                s.known[cp >> 3] |= (unsigned char)(1u << (cp & 7));
+        }
+        free(data);
+    }
     s.en = fopen(p_en, "ab");
     s.zh = fopen(p_zh, "ab");
     int rc = 0;
@@ -193,6 +235,7 @@ int corpus_add_cedict(const char *cedict, const char *out, const char *lang)
     for (size_t k = 0; k < s.n_exclude; k++)
         free(s.exclude[k]);
     free(s.exclude);
+    free(s.known);
     if (rc)
         return rc;
     char json[2048];
@@ -203,14 +246,17 @@ int corpus_add_cedict(const char *cedict, const char *out, const char *lang)
              "  \"reference_glosses_dropped\": %ld,\n  \"notes_removed\": %ld,\n"
              "  \"glosses_longer_than_4_words_dropped\": %ld,\n  \"entries_without_gloss_skipped\": %ld,\n"
              "  \"duplicate_glosses_dropped\": %ld,\n  \"pairs\": %ld,\n  \"dev_test_sources_excluded\": %ld,\n"
+             "  \"headwords_with_characters_not_in_corpus_skipped\": %ld,\n"
              "  \"pairs_appended_to_train\": %ld\n}\n",
              cedict, r.lines, r.comments, r.malformed, r.proper_nouns, r.not_han, r.too_long_headword,
              r.reference_glosses, r.notes_removed, r.long_glosses, r.no_gloss_left, r.duplicate_glosses, r.pairs,
-             s.excluded, s.written);
+             s.excluded, s.unknown_chars, s.written);
     if (qkv_write_file(p_rep, json, strlen(json)) != QKV_OK)
         return cli_error("corpus: %s", qkv_last_error());
-    fprintf(stderr, "  CC-CEDICT: %ld lines -> %ld pairs (%ld excluded as dev/test sources), %ld appended to %s; "
-            "rules counted in %s\n", r.lines, r.pairs, s.excluded, s.written, p_en, p_rep);
+    fprintf(stderr,
+            "  CC-CEDICT: %ld lines -> %ld pairs (%ld excluded as dev/test sources, %ld with characters the "
+            "corpus lacks), %ld appended to %s; rules counted in %s\n",
+            r.lines, r.pairs, s.excluded, s.unknown_chars, s.written, p_en, p_rep);
     return 0;
 }
 
@@ -218,14 +264,17 @@ int cmd_corpus(int argc, char **argv)
 {
     corpus_options o = corpus_default_options();
     const char *cache = "out/cache/debian", *out = NULL, *pkg_arg = NULL, *cedict = NULL;
+    int cedict_all_chars = 0;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 0;
+        } else if (!strcmp(a, "--cedict-all-characters")) {
+            cedict_all_chars = 1;
         } else if (!strcmp(a, "--add-cedict")) {
-            cedict = "out/cache/cedict/cedict.txt";
+            cedict = cedict ? cedict : "out/cache/cedict/cedict.txt";
         } else if (!strcmp(a, "--cedict") && v) {
             cedict = v, i++;
         } else if (!strcmp(a, "--no-download")) {
@@ -320,7 +369,7 @@ int cmd_corpus(int argc, char **argv)
     fprintf(stderr, "  wrote %s/{train,dev,test}.{en,...}, %s/labels.tsv ({train,dev,test}.labels.tsv) and "
             "%s/report.json\n", out, out, out);
     corpus_report_free(&r);
-    if (cedict && corpus_add_cedict(cedict, out, o.lang))
+    if (cedict && corpus_add_cedict(cedict, out, o.lang, cedict_all_chars))
         rc = 1;
 done:
     free(pkg_copy);

@@ -3,7 +3,9 @@
  *   --symbols                          the sentinel pieces, comma-separated,
  *                                      for qkv vocab train --user-defined-symbols
  *   --src A --tgt B --out-src X --out-tgt Y   masks a parallel corpus
- *   --kept --src A --hyp H             lines whose placeholders H keeps exactly */
+ *   --kept --src A --hyp H [--show]    lines whose placeholders H keeps exactly,
+ *                                      and those that keep the malformed ones
+ *                                      (left as text) as text */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +20,19 @@
 static const char usage[] =
     "usage: qkv protect --symbols\n"
     "       qkv protect --src A --tgt B --out-src X --out-tgt Y\n"
-    "       qkv protect --kept --src A --hyp H\n"
-    "Placeholders (printf %s %1$s %%, Qt %1, {name}) and XML/HTML tags and entities.\n"
+    "       qkv protect --kept --src A --hyp H [--show]\n"
+    "Placeholders (printf %s %1$s %%, Qt %1, {name}, LibreOffice %PRODUCTNAME) and XML/HTML tags\n"
+    "and entities.\n"
     "  --symbols     print the sentinel pieces for qkv vocab train --user-defined-symbols\n"
     "  --src/--tgt   mask a parallel corpus into --out-src/--out-tgt: each span of a source\n"
     "                becomes a sentinel; the same span in the target takes the same sentinel\n"
     "  --kept        count the lines of --src with protected spans and those whose --hyp line\n"
-    "                has exactly the same spans (as a multiset)\n";
+    "                has exactly the same spans (as a multiset; printf arguments by number, so\n"
+    "                \"%s %s\" and \"%2$s %1$s\" are the same, as msgfmt --check sees them); then\n"
+    "                the malformed candidates that protection leaves as text (\"%z\", \"<b\",\n"
+    "                an unpaired \"<b>\"; no guarantee covers them) and the lines whose --hyp\n"
+    "                has the same ones\n"
+    "  --show        with --kept: each line that differs, on stderr\n";
 
 static int read_line(FILE *f, char **buf, size_t *cap)
 {
@@ -36,35 +44,24 @@ static int read_line(FILE *f, char **buf, size_t *cap)
     return 0;
 }
 
-static int span_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The spans of s, sorted, joined by '\n' into out (malloc'ed). */
-static char *span_set(const char *s, int *n)
+/* Is the set of s1 (n1 entries) that of s2? Shows the line when not. */
+static int same_set(const char *what, long line, const char *hyp, const char *s1, int n1, const char *s2, int n2,
+                    int show)
 {
-    protect_spans sp;
-    protect_find(s, strlen(s), &sp);
-    char *v[PROTECT_MAX];
-    size_t total = 1;
-    for (int k = 0; k < sp.n; k++) {
-        v[k] = strndup(s + sp.span[k].start, sp.span[k].len);
-        total += sp.span[k].len + 1;
+    int ok = s1 && s2 && n1 == n2 && !strcmp(s1, s2);
+    if (!ok && show && s1 && s2) {
+        fprintf(stderr, "line %ld: %s differ: source {", line, what);
+        for (const char *p = s1; *p; p++)
+            fputs(*p == '\n' ? (p[1] ? " " : "") : (char[2]){*p, 0}, stderr);
+        fputs("} output {", stderr);
+        for (const char *p = s2; *p; p++)
+            fputs(*p == '\n' ? (p[1] ? " " : "") : (char[2]){*p, 0}, stderr);
+        fprintf(stderr, "}: %s\n", hyp);
     }
-    qsort(v, (size_t)sp.n, sizeof v[0], span_cmp);
-    char *o = malloc(total);
-    if (o)
-        o[0] = 0;
-    for (int k = 0; k < sp.n; k++) {
-        if (o && v[k]) {
-            strcat(o, v[k]);
-            strcat(o, "\n");
-        }
-        free(v[k]);
-    }
-    *n = sp.n;
-    return o;
+    return ok;
 }
 
-static int kept(const char *src, const char *hyp)
+static int kept(const char *src, const char *hyp, int show)
 {
     FILE *a = fopen(src, "rb"), *h = a ? fopen(hyp, "rb") : NULL;
     if (!a || !h) {
@@ -75,7 +72,7 @@ static int kept(const char *src, const char *hyp)
     }
     char *b1 = NULL, *b2 = NULL;
     size_t c1 = 0, c2 = 0;
-    long line = 0, with = 0, same = 0;
+    long line = 0, with = 0, same = 0, with_bad = 0, bad = 0, same_bad = 0;
     int rc = 0;
     while (read_line(a, &b1, &c1) == 0) {
         line++;
@@ -83,18 +80,26 @@ static int kept(const char *src, const char *hyp)
             rc = cli_error("%s: line %ld: missing (the source has more lines)", hyp, line);
             break;
         }
-        int n1, n2;
-        char *s1 = span_set(b1, &n1), *s2 = span_set(b2, &n2);
-        if (n1 > 0) {
-            with++;
-            same += s1 && s2 && !strcmp(s1, s2);
+        for (int b = 0; b < 2 && !rc; b++) {
+            int n1, n2;
+            char *s1 = protect_keys(b1, b, &n1), *s2 = protect_keys(b2, b, &n2);
+            if (!s1 || !s2)
+                rc = cli_error("out of memory");
+            if (n1 > 0 && !rc) {
+                int ok = same_set(b ? "malformed text" : "protected spans", line, b2, s1, n1, s2, n2, show);
+                with += !b, same += !b && ok;
+                with_bad += b, bad += b ? n1 : 0, same_bad += b && ok;
+            }
+            free(s1);
+            free(s2);
         }
-        free(s1);
-        free(s2);
     }
-    if (!rc)
+    if (!rc) {
         printf("placeholders kept: %ld of %ld lines with protected spans (%.1f%%)\n", same, with,
                with ? 100.0 * (double)same / (double)with : 100.0);
+        printf("malformed left as text: %ld in %ld lines, the same in %ld of them (%.1f%%)\n", bad, with_bad,
+               same_bad, with_bad ? 100.0 * (double)same_bad / (double)with_bad : 100.0);
+    }
     free(b1);
     free(b2);
     fclose(a);
@@ -171,7 +176,7 @@ int protect_mask_files(const char *src, const char *tgt, const char *out_src, co
 int cmd_protect(int argc, char **argv)
 {
     const char *src = NULL, *tgt = NULL, *out_src = NULL, *out_tgt = NULL, *hyp = NULL;
-    int symbols = 0, check = 0;
+    int symbols = 0, check = 0, show = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = !strcmp(a, "--src")       ? &src
@@ -187,6 +192,8 @@ int cmd_protect(int argc, char **argv)
             symbols = 1;
         } else if (!strcmp(a, "--kept")) {
             check = 1;
+        } else if (!strcmp(a, "--show")) {
+            show = 1;
         } else if (dst) {
             if (++i >= argc)
                 return cli_error("%s needs a file name", a);
@@ -203,7 +210,7 @@ int cmd_protect(int argc, char **argv)
     if (check) {
         if (!src || !hyp)
             return cli_error("protect --kept needs --src and --hyp");
-        return kept(src, hyp);
+        return kept(src, hyp, show);
     }
     if (!src || !tgt || !out_src || !out_tgt) {
         fputs(usage, stderr);

@@ -274,9 +274,12 @@ void translate_print_protect_stats(const qkv_protect_stats *p)
 {
     fprintf(stderr,
             "qkv: protected spans: %ld in %ld lines; hypotheses exact as generated %ld, repeats dropped %ld, "
-            "strays dropped %ld, missing inserted by attention %ld; malformed left as text %ld, over 32 left as "
-            "text %ld\n",
-            p->spans, p->lines, p->exact, p->duplicates, p->strays, p->inserted, p->malformed, p->overflow);
+            "strays dropped %ld, missing inserted by attention %ld, written as text dropped %ld, reordered "
+            "arguments made positional %ld, crossed tags nested %ld, text run into spans scrubbed %ld%s; "
+            "malformed left as text %ld, over 32 left as text %ld\n",
+            p->spans, p->lines, p->exact, p->duplicates, p->strays, p->inserted, p->literals, p->reordered,
+            p->nested, p->scrubbed, p->unverified ? " (and some still wrong: a bug)" : "", p->malformed,
+            p->overflow);
 }
 
 int cmd_translate(int argc, char **argv);

@@ -89,24 +89,26 @@ static int cjk_like(const char *lang)
     return 0;
 }
 
-/* The printf-family spans of s as a sorted multiset key (for c-format). */
+static int key_cmp(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+/* The printf arguments of s as a key (for c-format), as msgfmt --check sees
+ * them: each argument's number and conversion ("1$%s 2$%d"), sorted, so that
+ * "%s %d" and a reordered "%2$d %1$s" compare equal and "%d %s" does not. */
 static void printf_key(const char *s, char *out, size_t cap)
 {
     protect_spans sp;
     protect_find(s, strlen(s), &sp);
-    const char *v[PROTECT_MAX];
-    size_t l[PROTECT_MAX];
-    int n = 0;
+    int argi[PROTECT_MAX], n = 0;
+    char v[PROTECT_MAX][64];
+    protect_printf_args(s, &sp, argi);
     for (int k = 0; k < sp.n; k++)
-        if (sp.span[k].kind == PROTECT_PRINTF) {
-            v[n] = s + sp.span[k].start;
-            l[n++] = sp.span[k].len;
-        }
+        if (sp.span[k].kind == PROTECT_PRINTF && protect_span_key(s, &sp.span[k], argi[k], v[n], sizeof v[n]) == 0)
+            n++;
+    qsort(v, (size_t)n, sizeof v[0], key_cmp);
     out[0] = 0;
-    /* positional %1$s keeps its position; plain ones are in order, so compare in order */
     for (int k = 0; k < n; k++)
-        if (strlen(out) + l[k] + 2 < cap) {
-            strncat(out, v[k], l[k]);
+        if (strlen(out) + strlen(v[k]) + 2 < cap) {
+            strcat(out, v[k]);
             strcat(out, " ");
         }
 }

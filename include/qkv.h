@@ -528,7 +528,14 @@ qkv_status qkv_translate_score(const qkv_translator *t, const char *const *src, 
  * exactly once in each output: a repeated sentinel is dropped after its first
  * occurrence, a sentinel the source does not have is dropped, and a missing
  * one is inserted before the target token whose cross-attention to it
- * (summed over layers and heads, by forced decoding) is highest. */
+ * (summed over layers and heads, by forced decoding) is highest; a
+ * placeholder or tag that the model spelled out as text is dropped, paired
+ * tags that come out crossed are put back in nesting order, and the result
+ * is checked: where the model's text ran into a span ("%" before "%1") its
+ * '%', '{', '<', '&' are removed. When the
+ * source's printf arguments (%s, %d, not positional) come out in another
+ * order, they are written positionally ("%2$s ... %1$s"), as a translator
+ * would, so that each argument still goes where the source sends it. */
 typedef struct {
     long lines;       /* lines with at least one protected span */
     long spans;       /* protected spans in those lines */
@@ -538,6 +545,13 @@ typedef struct {
     long inserted;    /* missing sentinels inserted by cross-attention */
     long malformed;   /* malformed candidates left as text ("%z", unbalanced tags) */
     long overflow;    /* spans past the 32 sentinels, left as text */
+    long literals;    /* placeholders or tags the model wrote as text, dropped */
+    long reordered;   /* hypotheses whose printf arguments were reordered,
+                         written positionally (%2$s ... %1$s) */
+    long nested;      /* hypotheses whose crossed tags were put in nesting order */
+    long scrubbed;    /* hypotheses whose text ran into a span ("%" + "%1"):
+                         '%', '{', '<', '&' of the model's text removed */
+    long unverified;  /* hypotheses still without the source's spans (a bug) */
 } qkv_protect_stats;
 
 /* 1 when t is a qkv checkpoint whose vocabularies hold the sentinel pieces
@@ -545,7 +559,8 @@ typedef struct {
 int qkv_translator_protects(const qkv_translator *t);
 
 /* qkv_translate with protected spans (t must protect). Hypothesis texts are
- * unmasked; ids are those of the repaired masked text; o->attention gives
+ * unmasked; ids are those of the masked text after the sentinel repairs
+ * (before the text-level rules: literals dropped, tags nested, scrubbing); o->attention gives
  * the cross-attention of the best hypothesis before repair. stats (may be
  * NULL) is added to. */
 qkv_status qkv_translate_protected(const qkv_translator *t, const char *const *texts, int n,

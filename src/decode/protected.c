@@ -4,7 +4,13 @@
  *   text ─► protect_find/mask ─► qkv_translate ─► per hypothesis (ids):
  *     drop strays and repeats ─► missing? forced decoding with attention of
  *     the masked source and the kept text, insert each missing sentinel
- *     before the target token attending most to it ─► decode ─► unmask
+ *     before the target token attending most to it ─► decode ─►
+ *     protect_finish: drop placeholders written as text, put crossed tags
+ *     back in nesting order, unmask (positional %N$s when the printf
+ *     arguments were reordered), check, scrub text that ran into a span
+ *
+ * Every step is a rule on the ids and the text, so the guarantee holds for
+ * any model, good or bad: each span of the source exactly once, no other.
  *
  * Kept outside translator.c: it needs only the translator's public calls
  * and its text side (translator.h). */
@@ -142,18 +148,26 @@ static qkv_status repair(const qkv_translator *t, const char *text, const char *
     qkv_status s = QKV_OK;
     if (n_missing)
         s = insert_missing(t, src, o, sid, missing, n_missing, &ids, &n_ids, st);
-    if (sp->n)
-        st->exact += !bad && !n_missing;
     char *masked = NULL, *plain = NULL;
+    protect_finish_info fi = {0};
     if (s == QKV_OK)
         s = translator_decode_target(t, ids, n_ids, &masked);
-    if (s == QKV_OK && !(plain = protect_unmask(masked, text, sp, NULL, NULL)))
-        s = qkv_fail(QKV_ERR_NOMEM, "out of memory");
+    if (s == QKV_OK) {
+        if (!(plain = protect_finish(masked, text, sp, &fi)))
+            s = qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        st->literals += fi.literals;
+        st->nested += fi.nested;
+        st->reordered += fi.reordered;
+        st->scrubbed += fi.scrubbed;
+        st->unverified += fi.unverified;
+    }
     free(masked);
     if (s != QKV_OK) {
         free(ids);
         return s;
     }
+    if (sp->n)
+        st->exact += !bad && !n_missing && !fi.literals && !fi.nested && !fi.scrubbed;
     free(h->text);
     h->text = plain;
     free(h->ids);

@@ -1,6 +1,7 @@
 /* Protected spans: finding, masking, unmasking (see protect.h). */
 #include "text/protect.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,22 @@ static size_t dollar(const char *s, size_t n)
     while (i < n && is_digit(s[i]))
         i++;
     return i > 0 && i < n && s[i] == '$' && s[0] != '0' ? i + 1 : 0;
+}
+
+/* A LibreOffice variable at s[0] == '%': %PRODUCTNAME, %MOD1 (an upper-case
+ * letter, then at least two more of A-Z 0-9 _): its length, else 0. It comes
+ * before printf, whose %E, %X, %C would otherwise take its first letter. */
+static size_t scan_variable(const char *s, size_t n)
+{
+    if (n < 4 || !(s[1] >= 'A' && s[1] <= 'Z'))
+        return 0;
+    size_t i = 2;
+    while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || is_digit(s[i]) || s[i] == '_'))
+        i++;
+    /* "%Xh", "%Ests": a conversion followed by lower-case text, not a name */
+    if (i < 4 || (i < n && (s[i] >= 'a' && s[i] <= 'z')))
+        return 0;
+    return i;
 }
 
 /* A printf or Qt conversion starting at s[0] == '%': its length, 0 when
@@ -163,6 +180,14 @@ static int void_element(const char *name, size_t len)
     return 0;
 }
 
+/* Records a malformed candidate (the first PROTECT_MAX with their text). */
+static void add_bad(protect_spans *out, size_t start, size_t len)
+{
+    if (out->n_bad < PROTECT_MAX)
+        out->bad[out->n_bad++] = (protect_span){start, len, PROTECT_N_KINDS};
+    out->malformed++;
+}
+
 typedef struct {
     size_t start, len;
     protect_kind kind;
@@ -189,9 +214,16 @@ void protect_find(const char *text, size_t len, protect_spans *out)
         size_t n = len - i, l = 0;
         cand k = {0};
         if (*s == '%') {
-            l = scan_percent(s, n, &k.kind);
+            k.kind = PROTECT_VARIABLE;
+            l = scan_variable(s, n);
             if (!l)
-                out->malformed++;
+                l = scan_percent(s, n, &k.kind);
+            if (!l) {
+                size_t e = 1; /* "%", "%z", "%zz9": the '%' and the word it starts */
+                while (e < n && (is_alnum(s[e]) || s[e] == '_'))
+                    e++;
+                add_bad(out, i, e);
+            }
         } else if (*s == '{') {
             l = scan_brace(s, n);
             k.kind = PROTECT_BRACE;
@@ -201,7 +233,8 @@ void protect_find(const char *text, size_t len, protect_spans *out)
             int bad, self;
             l = scan_tag(s, n, &bad, &k.name, &k.name_len, &k.close, &self);
             k.kind = PROTECT_TAG;
-            out->malformed += bad;
+            if (bad) /* "<b never closes": the '<' and the name */
+                add_bad(out, i, k.name_len ? (size_t)(k.name + k.name_len - s) : 1);
             if (self || (k.name_len && void_element(k.name, k.name_len)))
                 k.name = NULL, k.name_len = 0;
         } else if (*s == '&') {
@@ -234,11 +267,12 @@ void protect_find(const char *text, size_t len, protect_spans *out)
             c[stack[--sp]].keep = 1;
         } else {
             c[j].keep = 0;
-            out->malformed++;
         }
     }
-    out->malformed += (int)sp;
+    /* every tag left unpaired is malformed */
     for (size_t j = 0; j < nc; j++) {
+        if (c[j].kind == PROTECT_TAG && !c[j].keep)
+            add_bad(out, c[j].start, c[j].len);
         if (!c[j].keep)
             continue;
         if (out->n == PROTECT_MAX) {
@@ -249,6 +283,48 @@ void protect_find(const char *text, size_t len, protect_spans *out)
     }
     free(c);
     free(stack);
+}
+
+int protect_printf_args(const char *text, const protect_spans *sp, int *argi)
+{
+    int next = 1, ok = 1;
+    for (int k = 0; k < sp->n; k++) {
+        argi[k] = 0;
+        const char *s = text + sp->span[k].start;
+        size_t l = sp->span[k].len;
+        /* %% and glibc's %m take no argument */
+        if (sp->span[k].kind != PROTECT_PRINTF || s[1] == '%' || s[l - 1] == 'm')
+            continue;
+        if (dollar(s + 1, l - 1) || memchr(s, '*', l))
+            ok = 0;
+        argi[k] = next++;
+    }
+    if (!ok)
+        memset(argi, 0, (size_t)sp->n * sizeof *argi);
+    return ok;
+}
+
+/* "%N$rest" at s (printf span of length l): N, and *rest the offset of rest
+ * (so that "%" + rest is the conversion without its position); else 0. */
+static int position_of(const char *s, size_t l, size_t *rest)
+{
+    size_t d = dollar(s + 1, l - 1);
+    if (!d || l < d + 2 || memchr(s + 1 + d, '$', l - 1 - d))
+        return 0;
+    *rest = 1 + d;
+    return atoi(s + 1);
+}
+
+int protect_span_key(const char *text, const protect_span *span, int argi, char *buf, size_t cap)
+{
+    const char *s = text + span->start;
+    size_t l = span->len, rest = 1;
+    int n = argi;
+    if (span->kind == PROTECT_PRINTF && !n)
+        n = position_of(s, l, &rest);
+    if (!n)
+        return snprintf(buf, cap, "%.*s", (int)l, s) < (int)cap ? 0 : -1;
+    return snprintf(buf, cap, "%d$%%%.*s", n, (int)(l - rest), s + rest) < (int)cap ? 0 : -1;
 }
 
 void protect_sentinel(int k, char buf[4])
@@ -338,6 +414,243 @@ char *protect_unmask(const char *masked, const char *text, const protect_spans *
     return o;
 }
 
+char *protect_unmask_args(const char *masked, const char *text, const protect_spans *sp, int *reordered)
+{
+    int argi[PROTECT_MAX], last = 0;
+    *reordered = 0;
+    if (protect_printf_args(text, sp, argi))
+        for (const char *m = masked; *m; m++) {
+            int k = protect_sentinel_at(m);
+            if (k < 0 || k >= sp->n || !argi[k])
+                continue;
+            if (argi[k] < last)
+                *reordered = 1;
+            last = argi[k];
+        }
+    if (!*reordered)
+        return protect_unmask(masked, text, sp, NULL, NULL);
+    /* each argument gets "N$" after its '%': at most 3 + 1 more bytes */
+    size_t need = 1;
+    for (const char *m = masked; *m; m++) {
+        int k = protect_sentinel_at(m);
+        need += k >= 0 && k < sp->n ? sp->span[k].len + 4 : 1;
+    }
+    char *o = malloc(need), *p = o;
+    if (!o)
+        return NULL;
+    for (const char *m = masked; *m;) {
+        int k = protect_sentinel_at(m);
+        if (k < 0) {
+            *p++ = *m++;
+            continue;
+        }
+        if (k < sp->n) {
+            const char *t = text + sp->span[k].start;
+            if (argi[k]) {
+                p += sprintf(p, "%%%d$", argi[k]);
+                memcpy(p, t + 1, sp->span[k].len - 1);
+                p += sp->span[k].len - 1;
+            } else {
+                memcpy(p, t, sp->span[k].len);
+                p += sp->span[k].len;
+            }
+        }
+        m += 3;
+    }
+    *p = 0;
+    return o;
+}
+
+int protect_drop_literals(char *m)
+{
+    protect_spans lit;
+    size_t len = strlen(m), at = 0, w = 0;
+    protect_find(m, len, &lit);
+    if (lit.overflow)
+        return 0; /* more than PROTECT_MAX: leave the line as the model wrote it */
+    for (int k = 0; k < lit.n; k++) {
+        size_t a = lit.span[k].start, b = a + lit.span[k].len;
+        memmove(m + w, m + at, a - at);
+        w += a - at;
+        int kept = 0; /* a sentinel inside ("<a title=\uE001>") stays */
+        for (size_t j = a; j + 2 < b; j++)
+            if (protect_sentinel_at(m + j) >= 0) {
+                memmove(m + w, m + j, 3);
+                w += 3;
+                j += 2;
+                kept = 1;
+            }
+        if (!kept && w > 0 && m[w - 1] == ' ' && (b >= len || m[b] == ' '))
+            w--;
+        at = b;
+    }
+    memmove(m + w, m + at, len - at + 1);
+    return lit.n;
+}
+
+static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char *protect_keys(const char *text, int malformed, int *n)
+{
+    protect_spans sp;
+    protect_find(text, strlen(text), &sp);
+    int argi[PROTECT_MAX] = {0}, m = malformed ? sp.n_bad : sp.n, ok = 1;
+    if (!malformed)
+        protect_printf_args(text, &sp, argi);
+    char *v[PROTECT_MAX];
+    size_t total = 1;
+    for (int k = 0; k < m; k++) {
+        const protect_span *x = malformed ? &sp.bad[k] : &sp.span[k];
+        size_t cap = x->len + 16;
+        if ((v[k] = malloc(cap)) && protect_span_key(text, x, argi[k], v[k], cap) != 0)
+            v[k][0] = 0;
+        ok = ok && v[k];
+        total += cap + 1;
+    }
+    char *o = ok ? malloc(total) : NULL;
+    if (o) {
+        qsort(v, (size_t)m, sizeof v[0], key_cmp);
+        o[0] = 0;
+        for (int k = 0; k < m; k++) {
+            strcat(o, v[k]);
+            strcat(o, "\n");
+        }
+    }
+    for (int k = 0; k < m; k++)
+        free(v[k]);
+    *n = m;
+    return o;
+}
+
+/* 1 for an opening tag that pairs with a closing one ("<b>", not "<br>",
+ * "<x/>", "<!-- -->"), 2 for a closing tag, 0 for anything else */
+static int tag_side(const char *text, const protect_span *s)
+{
+    const char *t = text + s->start;
+    if (s->kind != PROTECT_TAG || s->len < 3 || t[1] == '!')
+        return 0;
+    if (t[1] == '/')
+        return 2;
+    if (t[s->len - 2] == '/')
+        return 0;
+    size_t e = 1;
+    while (e < s->len && (is_alnum(t[e]) || t[e] == ':' || t[e] == '_' || t[e] == '-'))
+        e++;
+    return void_element(t + 1, e - 1) ? 0 : 1;
+}
+
+/* Puts the paired tags' sentinels of masked back into a nesting order when
+ * the translation crossed or inverted them ("</b> x <b>", "<b><i></b></i>"):
+ * the slots they took stay, and they fill them in the source's order, which
+ * nests. A nesting order, even another than the source's, is left alone.
+ * Returns 1 when it reordered. */
+static int nest_tags(char *masked, const char *text, const protect_spans *sp)
+{
+    int partner[PROTECT_MAX], side[PROTECT_MAX], stack[PROTECT_MAX], sn = 0;
+    for (int k = 0; k < sp->n; k++) {
+        partner[k] = -1;
+        side[k] = tag_side(text, &sp->span[k]);
+        if (side[k] == 1)
+            stack[sn++] = k;
+        else if (side[k] == 2 && sn > 0) {
+            partner[k] = stack[--sn];
+            partner[stack[sn]] = k;
+        }
+    }
+    size_t at[PROTECT_MAX];
+    int seq[PROTECT_MAX], n = 0, nested = 1;
+    sn = 0;
+    for (size_t i = 0; masked[i]; i++) {
+        int k = protect_sentinel_at(masked + i);
+        if (k < 0 || k >= sp->n || partner[k] < 0)
+            continue;
+        if (n == PROTECT_MAX)
+            return 0; /* repeats: not this function's input */
+        at[n] = i;
+        seq[n++] = k;
+        if (side[k] == 1)
+            stack[sn++] = k;
+        else if (sn > 0 && stack[sn - 1] == partner[k])
+            sn--;
+        else
+            nested = 0;
+        i += 2;
+    }
+    if (nested && sn == 0)
+        return 0;
+    for (int a = 1; a < n; a++) /* insertion sort: at most 32 */
+        for (int b = a; b > 0 && seq[b - 1] > seq[b]; b--) {
+            int x = seq[b];
+            seq[b] = seq[b - 1];
+            seq[b - 1] = x;
+        }
+    for (int j = 0; j < n; j++) {
+        char b[4]; /* 3 bytes and a NUL that must not land in masked */
+        protect_sentinel(seq[j], b);
+        memcpy(masked + at[j], b, 3);
+    }
+    return 1;
+}
+
+/* The fallback when unmasking made text and spans run together ("%" before
+ * the sentinel of "%1" reads "%%1"; "%1" then "2" reads "%12"): every '%',
+ * '{', '<', '&' of the model's own text goes, and so do the letters, digits,
+ * '_' and '$' right after a Qt or LibreOffice sentinel. No span can then
+ * start in the text or grow past its sentinel. */
+static void scrub(char *m, const protect_spans *sp)
+{
+    size_t w = 0;
+    int after = 0; /* just after a Qt or variable sentinel */
+    for (size_t i = 0; m[i];) {
+        int k = protect_sentinel_at(m + i);
+        if (k >= 0) {
+            memmove(m + w, m + i, 3);
+            w += 3;
+            i += 3;
+            after = k < sp->n && (sp->span[k].kind == PROTECT_QT || sp->span[k].kind == PROTECT_VARIABLE);
+            continue;
+        }
+        char c = m[i++];
+        /* a removed character does not end the run: "%1" "<" "2" */
+        if (strchr("%{<&", c) || (after && (is_alnum(c) || c == '_' || c == '$')))
+            continue;
+        after = 0;
+        m[w++] = c;
+    }
+    m[w] = 0;
+}
+
+char *protect_finish(char *masked, const char *text, const protect_spans *sp, protect_finish_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!sp->overflow)
+        info->literals = protect_drop_literals(masked);
+    info->nested = nest_tags(masked, text, sp);
+    char *plain = protect_unmask_args(masked, text, sp, &info->reordered);
+    if (!plain || sp->overflow)
+        return plain;
+    int n1, n2;
+    char *want = protect_keys(text, 0, &n1), *got = protect_keys(plain, 0, &n2);
+    int same = want && got && !strcmp(want, got);
+    if (want && got && !same) {
+        scrub(masked, sp);
+        info->scrubbed = 1;
+        free(plain);
+        free(got);
+        plain = protect_unmask_args(masked, text, sp, &info->reordered);
+        got = plain ? protect_keys(plain, 0, &n2) : NULL;
+        same = got && !strcmp(want, got);
+        info->unverified = got && !same;
+    }
+    if (!want || (plain && !got)) { /* out of memory */
+        free(plain);
+        plain = NULL;
+    }
+    free(want);
+    free(got);
+    return plain;
+}
+
 int protect_mask_pair(const char *src, const char *tgt, char **src_out, char **tgt_out, int *matched)
 {
     protect_spans s, t;
@@ -347,16 +660,28 @@ int protect_mask_pair(const char *src, const char *tgt, char **src_out, char **t
     *src_out = protect_mask(src, &s);
     /* target: spans that match a source span take its sentinel */
     protect_spans tm = {0};
-    int used[PROTECT_MAX] = {0}, which[PROTECT_MAX];
+    int used[PROTECT_MAX] = {0}, which[PROTECT_MAX], argi[PROTECT_MAX];
+    protect_printf_args(src, &s, argi);
     for (int j = 0; j < t.n; j++) {
-        for (int k = 0; k < s.n; k++)
-            if (!used[k] && s.span[k].len == t.span[j].len &&
-                !memcmp(src + s.span[k].start, tgt + t.span[j].start, t.span[j].len)) {
+        const char *ts = tgt + t.span[j].start;
+        size_t tl = t.span[j].len, rest = 0;
+        /* "%2$s" in a target that reorders the source's "%s ... %s" is
+         * its second argument: the sentinel's order carries the position,
+         * and unmasking writes it back (protect_unmask_args) */
+        int pos = t.span[j].kind == PROTECT_PRINTF ? position_of(ts, tl, &rest) : 0;
+        for (int k = 0; k < s.n; k++) {
+            const char *ss = src + s.span[k].start;
+            size_t sl = s.span[k].len;
+            int same = sl == tl && !memcmp(ss, ts, tl);
+            if (!same && pos && argi[k] == pos)
+                same = sl == tl - rest + 1 && !memcmp(ss + 1, ts + rest, sl - 1);
+            if (!used[k] && same) {
                 used[k] = 1;
                 which[tm.n] = k;
                 tm.span[tm.n++] = t.span[j];
                 break;
             }
+        }
     }
     *matched = tm.n;
     size_t len = strlen(tgt);

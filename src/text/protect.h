@@ -10,14 +10,18 @@
  *
  * Families: printf (%s, %-*s, %1$s, %ld, %%, %*2$d), Qt/KDE (%1, %L1), brace
  * fields ({name}, {0}, {0:>8}), XML/HTML tags (<b>, </b>, <br/>, <a href="x">,
- * <!-- -->) and entities (&amp;, &#38;, &#x26;). Accelerator markers (_File,
+ * <!-- -->), entities (&amp;, &#38;, &#x26;) and LibreOffice's variables
+ * (%PRODUCTNAME, %MOD1: '%', an upper-case letter and two or more of A-Z, 0-9,
+ * _, not followed by a lower-case letter). Accelerator markers (_File,
  * &File) are not protected: the corpus removes them before training
  * (src/data/corpus_clean.c), so no model learns to place them.
  *
  * Malformed ones pass through untouched and are counted: a '%' that starts
  * no conversion ("%", "%z", "100% "), a '<' + letter that never closes, and
  * tags whose open/close do not pair up ("<b>x", "x</i>", "<b><i></b></i>"
- * leaves the crossing pair unprotected).
+ * leaves the crossing pair unprotected). Their text is recorded in bad[], so
+ * that a check can see whether a translation kept them as text: a '%' with
+ * the word it starts ("%z"), a '<' with its name ("<b"), a whole unpaired tag.
  *
  * Sentinel k (0 <= k < PROTECT_MAX) is the private-use code point U+E000 + k,
  * one user-defined piece of the vocabulary (keep in sync with
@@ -35,6 +39,7 @@ typedef enum {
     PROTECT_BRACE,
     PROTECT_TAG,
     PROTECT_ENTITY,
+    PROTECT_VARIABLE, /* LibreOffice's %PRODUCTNAME, %MOD1 */
     PROTECT_N_KINDS
 } protect_kind;
 
@@ -48,6 +53,8 @@ typedef struct {
     protect_span span[PROTECT_MAX];
     int overflow;                  /* spans past PROTECT_MAX, left as text */
     int malformed;                 /* malformed candidates left as text */
+    int n_bad;                     /* the first PROTECT_MAX of them: */
+    protect_span bad[PROTECT_MAX]; /* "%z", "<b" (never closes), "<b>" (unpaired) */
 } protect_spans;
 
 /* Finds the protected spans of text[0..len), in order, non-overlapping. */
@@ -71,9 +78,66 @@ char *protect_mask(const char *text, const protect_spans *sp);
  * memory. */
 char *protect_unmask(const char *masked, const char *text, const protect_spans *sp, int *counts, int *stray);
 
+/* The printf arguments of text's spans: argi[k] (sp->n ints) = 1, 2, ... for
+ * each conversion that takes an argument, in order; 0 for others (%%, %m,
+ * other families). Returns 1, or 0 with every argi 0 when a conversion is
+ * positional ("%1$s") or has a '*' (then nothing is renumbered). */
+int protect_printf_args(const char *text, const protect_spans *sp, int *argi);
+
+/* A span as a comparison key into buf[cap] (0, or -1 when it does not fit):
+ * its text, except that a printf argument is "N$%rest" (argi = N from
+ * protect_printf_args, or the N of a positional "%N$rest" when argi is 0), so
+ * that "%s %s" and "%2$s %1$s" compare equal as sets, as msgfmt --check
+ * compares them. */
+int protect_span_key(const char *text, const protect_span *span, int argi, char *buf, size_t cap);
+
+/* protect_unmask, except when the printf arguments of text (protect_printf_args
+ * returns 1) come out of their source order: then each is written in its
+ * positional form ("%s" as "%2$s" for the second argument) so that the
+ * program's arguments still land where the source puts them; *reordered = 1.
+ * malloc'ed, NULL when out of memory. */
+char *protect_unmask_args(const char *masked, const char *text, const protect_spans *sp, int *reordered);
+
+/* Drops from a masked translation m, in place, the placeholders and tags
+ * written as plain text ("%1$s" spelled out in pieces instead of a sentinel):
+ * they are not the source's, and a translation with an extra %s fails
+ * msgfmt --check or crashes the program. The parser that found the source's
+ * spans finds them, so what it leaves to the source as text (malformed "%z",
+ * an unpaired "<b>") stays here too; sentinels inside a dropped span stay;
+ * one of two spaces around a dropped span goes with it. Nothing is dropped
+ * when m holds more than PROTECT_MAX spans. Returns how many were dropped. */
+int protect_drop_literals(char *m);
+
+/* The keys (protect_span_key) of text's protected spans, or with malformed
+ * set the text of its malformed candidates (bad[]), sorted, each followed by
+ * '\n'; *n their count. malloc'ed, NULL when out of memory. Two texts keep
+ * the same placeholders when their keys are equal. */
+char *protect_keys(const char *text, int malformed, int *n);
+
+typedef struct {
+    int literals;   /* placeholders written as text, dropped */
+    int nested;     /* 1: crossed or inverted tags put back in nesting order */
+    int reordered;  /* 1: printf arguments written positionally */
+    int scrubbed;   /* 1: text ran into the spans; the fallback ran */
+    int unverified; /* 1: still not the source's spans (not expected) */
+} protect_finish_info;
+
+/* Unmasks a repaired translation (masked: each sentinel of sp at most once;
+ * modified in place) into a malloc'ed text (NULL when out of memory) whose
+ * protected spans are exactly the source text's, as protect_keys compares
+ * them: drops placeholders written as text (protect_drop_literals), puts
+ * paired tags that cross back into nesting order, unmasks with
+ * protect_unmask_args, checks, and when text and spans ran together removes
+ * the '%', '{', '<', '&' of the model's text (and what follows a Qt or
+ * LibreOffice sentinel) and unmasks again. With sp->overflow, nothing is
+ * dropped or checked. */
+char *protect_finish(char *masked, const char *text, const protect_spans *sp, protect_finish_info *info);
+
 /* Masks a training pair: the source as protect_mask; each span of the
  * target whose text equals a not yet used source span gets that span's
- * sentinel (first match in order), others stay as text. *src_out, *tgt_out
+ * sentinel (first match in order), and so does a positional "%N$rest" of the
+ * target when the source's argument N is "%rest" (the target reorders); others
+ * stay as text. *src_out, *tgt_out
  * malloc'ed. Returns 0, or -1 when out of memory. *matched = target spans
  * masked. */
 int protect_mask_pair(const char *src, const char *tgt, char **src_out, char **tgt_out, int *matched);
