@@ -104,6 +104,40 @@ static void test_marian_encoder_mean(void)
     qkv_embedder_free(e);
 }
 
+/* Batches on several threads (each thread whole batches): the vectors are
+ * the one-thread ones to the bit, for a BERT and a translation encoder. */
+static void test_threads_equal_one_thread(void)
+{
+    const char *models[] = {"bert/tiny", "marian/opus_tiny"};
+    for (int m = 0; m < 2; m++) {
+        qkv_embedder *e;
+        CHECK(qkv_embedder_load(golden(models[m]), &e) == QKV_OK, "%s", qkv_last_error());
+        if (!e)
+            continue;
+        char *blob, *lines[MAX_LINES];
+        int n = read_lines(golden("bert/sentences.txt"), &blob, lines), d = qkv_embedder_dim(e);
+        float *a = malloc(sizeof(float) * n * d), *b = malloc(sizeof(float) * n * d);
+        for (int th = 2; th <= 3; th++) {
+            qkv_embed_options o = qkv_embed_default_options();
+            o.batch_size = 2;
+            o.threads = 1;
+            CHECK(qkv_embed(e, (const char *const *)lines, n, &o, a, NULL) == QKV_OK, "%s", qkv_last_error());
+            o.threads = th;
+            CHECK(qkv_embed(e, (const char *const *)lines, n, &o, b, NULL) == QKV_OK, "%s", qkv_last_error());
+            int bad = -1;
+            for (int i = 0; i < n * d && bad < 0; i++)
+                if (memcmp(&a[i], &b[i], sizeof(float)))
+                    bad = i;
+            CHECK(bad < 0, "%s, %d threads: element %d is %.9g, one thread %.9g", models[m], th, bad,
+                  bad >= 0 ? b[bad] : 0, bad >= 0 ? a[bad] : 0);
+        }
+        free(a);
+        free(b);
+        free(blob);
+        qkv_embedder_free(e);
+    }
+}
+
 static void test_empty_lines_give_zero_vectors(void)
 {
     qkv_embedder *e;
@@ -216,6 +250,7 @@ static void test_bad_directories(void)
 static const test_case cases[] = {
     TEST(test_bert_matches_sentence_transformers),
     TEST(test_marian_encoder_mean),
+    TEST(test_threads_equal_one_thread),
     TEST(test_empty_lines_give_zero_vectors),
     TEST(test_bad_directories),
 };

@@ -6,6 +6,7 @@
  * makes one when all are busy) and gives it back; at most
  * TRANSLATOR_KEEP_STATES are kept, the others freed when given back. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,7 @@ typedef struct {
     int cnt, B;
     search_result *out;
     qkv_status *st; /* per batch */
+    char (*msg)[256]; /* per batch: its error message (tasks run on other threads) */
 } batch_job;
 
 static void batch_range(void *arg, long b0, long b1)
@@ -148,6 +150,8 @@ static void batch_range(void *arg, long b0, long b1)
             for (int k = 0; k < nb; k++)
                 j->out[j->order[i0 + k]] = res[k]; /* the hypotheses move over */
         j->st[b] = st;
+        if (st != QKV_OK)
+            snprintf(j->msg[b], sizeof j->msg[b], "%s", qkv_last_error());
     }
 }
 
@@ -170,19 +174,26 @@ qkv_status translator_search(const qkv_translator *t, const search_params *p, co
     int cnt = order ? search_batch_order(src_len, n, order) : -1;
     int nbatch = cnt > 0 ? (cnt + p->batch_size - 1) / p->batch_size : 0;
     qkv_status *st = calloc((size_t)(nbatch > 0 ? nbatch : 1), sizeof *st);
-    if (cnt < 0 || !st) {
+    char(*msg)[256] = calloc((size_t)(nbatch > 0 ? nbatch : 1), sizeof *msg);
+    if (cnt < 0 || !st || !msg) {
         free(order);
         free(st);
+        free(msg);
         return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory");
     }
-    batch_job j = {t, p, src, src_len, order, cnt, p->batch_size, out, st};
+    batch_job j = {t, p, src, src_len, order, cnt, p->batch_size, out, st, msg};
     par_dynamic(pool, nbatch, 1, batch_range, &j);
     qkv_status r = QKV_OK;
+    int bad = 0;
     for (int b = 0; b < nbatch && r == QKV_OK; b++)
-        r = st[b];
-    if (r != QKV_OK)
+        if ((r = st[b]) != QKV_OK)
+            bad = b;
+    if (r != QKV_OK) {
         search_results_free(out, n);
+        qkv_fail(r, "%s", msg[bad]);
+    }
     free(order);
     free(st);
+    free(msg);
     return r;
 }

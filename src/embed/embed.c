@@ -1,6 +1,8 @@
 /* Sentence embeddings (qkv_embed* in qkv.h): a BERT-family directory or a
  * translation model's encoder, batched by length, pooled and optionally
  * normalised. */
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,6 +12,7 @@
 #include "decode/translator.h"
 #include "embed/bert_encoder.h"
 #include "formats/bert.h"
+#include "base/pool.h"
 #include "kernels/pooling.h"
 #include "model/model.h"
 #include "qkv.h"
@@ -83,6 +86,98 @@ static int by_length(const void *a, const void *b, void *ctx)
     return la != lb ? (la > lb ? -1 : 1) : (ia > ib) - (ia < ib); /* longest first, then input order */
 }
 
+/* One thread's share of an embedding call (embed_run): a workspace and
+ * the batch buffers. */
+typedef struct {
+    bert_workspace *ws;
+    model_state *ms;
+    int *ids, *len;
+    float *pooled;
+} embed_worker;
+
+typedef struct {
+    const qkv_embedder *e;
+    const tokens *tok;
+    const int *order;
+    int live, B, longest, dim;
+    pool_kind pool;
+    int normalize;
+    float *out;
+    embed_worker *w;
+    atomic_int next;   /* the next batch to take */
+    atomic_int failed; /* 1 once a task met an error; that task alone writes st and msg */
+    qkv_status st;
+    char msg[512];     /* its message: tasks run on other threads, whose qkv_last_error is their own */
+} embed_job;
+
+static qkv_status worker_new(const embed_job *j, embed_worker *w)
+{
+    int B = j->B;
+    w->ids = malloc((size_t)B * j->longest * sizeof *w->ids);
+    w->len = malloc((size_t)B * sizeof *w->len);
+    w->pooled = malloc((size_t)B * j->dim * sizeof *w->pooled);
+    if (!w->ids || !w->len || !w->pooled)
+        return qkv_fail(QKV_ERR_NOMEM, "embed: out of memory");
+    if (j->e->bert)
+        return bert_workspace_new(j->e->bert, B, j->longest, &w->ws);
+    return model_state_new(j->e->tr->model, B, j->longest, 1, 0, &w->ms);
+}
+
+static void worker_free(embed_worker *w)
+{
+    bert_workspace_free(w->ws);
+    model_state_free(w->ms);
+    free(w->ids);
+    free(w->len);
+    free(w->pooled);
+}
+
+/* Task k: batches taken one at a time, on worker k's buffers. */
+static void embed_task(void *arg, int k, int n_tasks)
+{
+    embed_job *j = arg;
+    embed_worker *w = &j->w[k];
+    const qkv_embedder *e = j->e;
+    int pad = e->bert ? (wp_pad_id(e->bert->tok) >= 0 ? wp_pad_id(e->bert->tok) : 0)
+                      : qkv_model_get_config(e->tr->model)->pad_id;
+    for (;;) {
+        int bi = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed), start = bi * j->B;
+        if (start >= j->live)
+            return;
+        int nb = j->live - start < j->B ? j->live - start : j->B;
+        int T = j->tok[j->order[start]].n; /* longest first */
+        for (int b = 0; b < nb; b++) {
+            const tokens *t = &j->tok[j->order[start + b]];
+            for (int c = 0; c < T; c++)
+                w->ids[(size_t)b * T + c] = c < t->n ? t->ids[c] : pad;
+            w->len[b] = t->n;
+        }
+        const float *hidden;
+        qkv_status s;
+        if (e->bert) {
+            s = bert_forward(e->bert, w->ws, w->ids, w->len, nb, T, &hidden);
+        } else {
+            s = model_encode(w->ms, w->ids, w->len, nb, T);
+            hidden = model_encoder_output(w->ms);
+        }
+        if (s != QKV_OK) {
+            int no = 0;
+            if (atomic_compare_exchange_strong(&j->failed, &no, 1)) {
+                j->st = s;
+                snprintf(j->msg, sizeof j->msg, "%s", qkv_last_error());
+            }
+            atomic_store_explicit(&j->next, j->live, memory_order_relaxed); /* the others stop too */
+            return;
+        }
+        pool_forward(w->pooled, hidden, w->len, nb, T, j->dim, j->pool);
+        if (j->normalize)
+            l2_normalize_forward(w->pooled, w->pooled, nb, j->dim);
+        for (int b = 0; b < nb; b++)
+            memcpy(j->out + (size_t)j->order[start + b] * j->dim, w->pooled + (size_t)b * j->dim,
+                   (size_t)j->dim * sizeof *j->out);
+    }
+}
+
 static qkv_status embed_run(const qkv_embedder *e, const char *const *texts, int n, const qkv_embed_options *o,
                             float *out, qkv_embed_stats *stats)
 {
@@ -151,49 +246,35 @@ static qkv_status embed_run(const qkv_embedder *e, const char *const *texts, int
         qsort_r(order, (size_t)live, sizeof *order, by_length, tok);
 
     int B = opt.batch_size < live ? opt.batch_size : (live ? live : 1);
-    bert_workspace *ws = NULL;
-    model_state *ms = NULL;
-    int *ids = malloc((size_t)B * longest * sizeof *ids), *len = malloc((size_t)B * sizeof *len);
-    float *pooled = malloc((size_t)B * dim * sizeof *pooled);
-    if (s == QKV_OK && (!ids || !len || !pooled))
+    int nbatch = live ? (live + B - 1) / B : 0;
+    /* Batches are independent: with several threads and batches, each
+     * thread takes whole batches on a workspace of its own, its kernels on
+     * that thread alone (no step is small enough to share well at sentence
+     * lengths); the batches and their results are the one-thread ones. */
+    qkv_pool *tp = ctx_pool();
+    int workers = pool_threads(tp) < nbatch ? pool_threads(tp) : nbatch;
+    if (workers < 1 || pool_in_task())
+        workers = 1;
+    embed_job job = {.e = e, .tok = tok, .order = order, .live = live, .B = B, .longest = longest, .dim = dim,
+                     .pool = pool, .normalize = normalize, .out = out, .st = QKV_OK};
+    job.w = calloc((size_t)workers, sizeof *job.w);
+    if (s == QKV_OK && !job.w)
         s = qkv_fail(QKV_ERR_NOMEM, "embed: out of memory");
+    for (int k = 0; k < workers && s == QKV_OK && live; k++)
+        s = worker_new(&job, &job.w[k]);
     if (s == QKV_OK && live) {
-        if (e->bert)
-            s = bert_workspace_new(e->bert, B, longest, &ws);
+        atomic_init(&job.next, 0);
+        atomic_init(&job.failed, 0);
+        if (workers > 1)
+            pool_run(tp, workers, embed_task, &job);
         else
-            s = model_state_new(e->tr->model, B, longest, 1, 0, &ms);
+            embed_task(&job, 0, 1);
+        if (job.st != QKV_OK)
+            s = qkv_fail(job.st, "%s", job.msg);
     }
-    int pad = e->bert ? (wp_pad_id(e->bert->tok) >= 0 ? wp_pad_id(e->bert->tok) : 0)
-                      : qkv_model_get_config(e->tr->model)->pad_id;
-    for (int start = 0; start < live && s == QKV_OK; start += B) {
-        int nb = live - start < B ? live - start : B;
-        int T = tok[order[start]].n; /* longest first */
-        for (int b = 0; b < nb; b++) {
-            const tokens *t = &tok[order[start + b]];
-            for (int j = 0; j < T; j++)
-                ids[(size_t)b * T + j] = j < t->n ? t->ids[j] : pad;
-            len[b] = t->n;
-        }
-        const float *hidden;
-        if (e->bert) {
-            s = bert_forward(e->bert, ws, ids, len, nb, T, &hidden);
-        } else {
-            s = model_encode(ms, ids, len, nb, T);
-            hidden = model_encoder_output(ms);
-        }
-        if (s != QKV_OK)
-            break;
-        pool_forward(pooled, hidden, len, nb, T, dim, pool);
-        if (normalize)
-            l2_normalize_forward(pooled, pooled, nb, dim);
-        for (int b = 0; b < nb; b++)
-            memcpy(out + (size_t)order[start + b] * dim, pooled + (size_t)b * dim, (size_t)dim * sizeof *out);
-    }
-    bert_workspace_free(ws);
-    model_state_free(ms);
-    free(ids);
-    free(len);
-    free(pooled);
+    for (int k = 0; job.w && k < workers; k++)
+        worker_free(&job.w[k]);
+    free(job.w);
     for (int i = 0; tok && i < n; i++)
         free(tok[i].ids);
     free(tok);
