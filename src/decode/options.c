@@ -105,7 +105,7 @@ qkv_status translator_resolve(const qkv_translator *t, const qkv_translate_optio
     p->sample = o->sample;
     const char *ct = "float32";
     qkv_compute_type_resolve(o->compute_type, &ct);
-    p->weight_type = !strcmp(ct, "int8") ? QLIN_INT8 : !strcmp(ct, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+    p->weight_type = qlinear_type_of(ct);
     if (!o->compute_type || !o->compute_type[0] || !strcmp(o->compute_type, "default"))
         p->weight_type = t->own_type; /* the type the model file was written in */
     p->num_samples = o->sample ? o->num_samples : 1;

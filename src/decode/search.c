@@ -622,7 +622,7 @@ int search_batch_order(const int *src_len, int n, int *order)
     for (int i = 0; i < n; i++)
         if (src_len[i] > 0)
             li[cnt++] = (struct len_idx){src_len[i], i};
-    qsort(li, (size_t)cnt, sizeof *li, cmp_len_idx); /* keep in sync with search_run_state's order */
+    qsort(li, (size_t)cnt, sizeof *li, cmp_len_idx);
     for (int i = 0; i < cnt; i++)
         order[i] = li[i].idx;
     free(li);
@@ -641,7 +641,7 @@ qkv_status search_run_state(search_state *state, const search_params *p, const i
     cp->rows_per_sent = p->sample ? p->num_samples : (p->beam_size > 1 ? p->beam_size : 1);
     /* the sentences that need decoding, longest first, so batches are
      * similar in length (less padding) */
-    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof(int)), cnt = 0, maxS = 1, Tcap = p->prompt_len + 1;
+    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof(int)), cnt, maxS = 1, Tcap = p->prompt_len + 1;
     if (!order)
         return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory");
     for (int i = 0; i < n; i++) {
@@ -652,25 +652,16 @@ qkv_status search_run_state(search_state *state, const search_params *p, const i
             return qkv_fail(QKV_ERR_ARG, "translate: source %d has %d tokens, max_positions is %d", i, src_len[i],
                             cfg->max_positions);
         }
-        order[cnt++] = i;
         if (src_len[i] > maxS)
             maxS = src_len[i];
         int ml = search_max_length(m, p, src_len[i]);
         if (ml > Tcap)
             Tcap = ml;
     }
-    /* longest first, ties in input order; a struct key keeps qsort reentrant */
-    struct len_idx *li = malloc((size_t)(cnt > 0 ? cnt : 1) * sizeof *li);
-    if (!li) {
+    if ((cnt = search_batch_order(src_len, n, order)) < 0) {
         free(order);
         return qkv_fail(QKV_ERR_NOMEM, "translate: out of memory");
     }
-    for (int i = 0; i < cnt; i++)
-        li[i] = (struct len_idx){src_len[order[i]], order[i]};
-    qsort(li, (size_t)cnt, sizeof *li, cmp_len_idx);
-    for (int i = 0; i < cnt; i++)
-        order[i] = li[i].idx;
-    free(li);
     if (cnt == 0) {
         free(order);
         return QKV_OK;

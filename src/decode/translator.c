@@ -84,7 +84,7 @@ static qkv_status load_checkpoint(qkv_translator *t, const char *path)
     /* a quantized checkpoint: its type is the default, and int8 weights
      * are packed from the stored rows, not re-quantized */
     const char *ct = qkv_checkpoint_compute_type(t->file);
-    t->own_type = !strcmp(ct, "int8") ? QLIN_INT8 : !strcmp(ct, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+    t->own_type = qlinear_type_of(ct);
     if (t->own_type == QLIN_INT8) {
         model_i8_tensor *i8;
         float *scales;
@@ -316,6 +316,34 @@ typedef struct {
     int n_tgt;
 } pair_ref;
 
+/* The padded shape of pairs pr[0..B): sources of S tokens, decoder inputs
+ * of T positions (the prompt, then every target token but the last). */
+static qkv_status pairs_shape(const pair_ref *pr, int B, int prompt_len, const qkv_model_config *cfg, int *S,
+                              int *T)
+{
+    *S = *T = 1;
+    for (int b = 0; b < B; b++) {
+        if (pr[b].n_src > *S)
+            *S = pr[b].n_src;
+        if (prompt_len - 1 + pr[b].n_tgt > *T)
+            *T = prompt_len - 1 + pr[b].n_tgt;
+    }
+    if (*T > cfg->max_positions)
+        return qkv_fail(QKV_ERR_ARG, "translate: target of %d tokens exceeds max_positions %d", *T,
+                        cfg->max_positions);
+    return QKV_OK;
+}
+
+/* src [B, S]: the pairs' sources padded with pad_id; sl [B]: their lengths. */
+static void pairs_sources(int *src, int *sl, const pair_ref *pr, int B, int S, int pad_id)
+{
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < S; j++)
+            src[(size_t)b * S + j] = j < pr[b].n_src ? pr[b].src[j] : pad_id;
+        sl[b] = pr[b].n_src;
+    }
+}
+
 /* Runs the decoder over target prefixes [prompt, tgt[0..n-1)) of a batch of
  * pairs; fills logprob[i] (sum of log P(tgt[j]) of the raw model, j >=
  * 0) and, when attn is not NULL, attn[i] = [L][H][n_tgt][n_src]. */
@@ -327,26 +355,17 @@ static qkv_status force_decode(const qkv_translator *t, const pair_ref *pr, int 
     int V = cfg->tgt_vocab_size, L = cfg->decoder_layers, H = cfg->decoder_heads;
     qkv_status st = QKV_OK;
     for (int i0 = 0; i0 < n && st == QKV_OK; i0 += batch) {
-        int B = n - i0 < batch ? n - i0 : batch, S = 1, T = 1;
-        for (int b = 0; b < B; b++) {
-            const pair_ref *p = &pr[i0 + b];
-            if (p->n_src > S)
-                S = p->n_src;
-            if (prompt_len - 1 + p->n_tgt > T)
-                T = prompt_len - 1 + p->n_tgt;
-        }
-        if (T > cfg->max_positions)
-            return qkv_fail(QKV_ERR_ARG, "translate: target of %d tokens exceeds max_positions %d", T,
-                            cfg->max_positions);
+        int B = n - i0 < batch ? n - i0 : batch, S, T;
+        QKV_TRY(pairs_shape(pr + i0, B, prompt_len, cfg, &S, &T));
         int *src = calloc((size_t)B * S, sizeof(int)), *sl = calloc((size_t)B, sizeof(int));
         int *tin = calloc((size_t)B * T, sizeof(int)), *tl = calloc((size_t)B, sizeof(int));
         model_state *ms = NULL;
         if (!src || !sl || !tin || !tl)
             st = qkv_fail(QKV_ERR_NOMEM, "out of memory");
+        if (st == QKV_OK)
+            pairs_sources(src, sl, pr + i0, B, S, cfg->pad_id);
         for (int b = 0; st == QKV_OK && b < B; b++) {
             const pair_ref *p = &pr[i0 + b];
-            for (int j = 0; j < S; j++)
-                src[(size_t)b * S + j] = j < p->n_src ? p->src[j] : cfg->pad_id;
             /* decoder input: the prompt, then every target token but the last */
             int len = prompt_len - 1 + p->n_tgt;
             for (int j = 0; j < T; j++) {
@@ -357,7 +376,6 @@ static qkv_status force_decode(const qkv_translator *t, const pair_ref *pr, int 
                     v = p->tgt[j - prompt_len];
                 tin[(size_t)b * T + j] = v < V ? v : cfg->eos_id;
             }
-            sl[b] = p->n_src;
             tl[b] = len > 0 ? len : 1;
         }
         const float *logits = NULL;
@@ -585,16 +603,8 @@ static qkv_status force_decode_typed(const qkv_translator *t, const pair_ref *pr
     QKV_TRY(translator_weights(t, wtype, &w));
     qkv_status st = QKV_OK;
     for (int i0 = 0; i0 < n && st == QKV_OK; i0 += batch) {
-        int B = n - i0 < batch ? n - i0 : batch, S = 1, T = 1;
-        for (int b = 0; b < B; b++) {
-            if (pr[i0 + b].n_src > S)
-                S = pr[i0 + b].n_src;
-            if (prompt_len - 1 + pr[i0 + b].n_tgt > T)
-                T = prompt_len - 1 + pr[i0 + b].n_tgt;
-        }
-        if (T > cfg->max_positions)
-            return qkv_fail(QKV_ERR_ARG, "translate: target of %d tokens exceeds max_positions %d", T,
-                            cfg->max_positions);
+        int B = n - i0 < batch ? n - i0 : batch, S, T;
+        QKV_TRY(pairs_shape(pr + i0, B, prompt_len, cfg, &S, &T));
         int *src = calloc((size_t)B * S, sizeof(int)), *sl = calloc((size_t)B, sizeof(int));
         int *in = calloc((size_t)B, sizeof(int));
         double *sum = calloc((size_t)B, sizeof(double));
@@ -602,11 +612,8 @@ static qkv_status force_decode_typed(const qkv_translator *t, const pair_ref *pr
         model_decoder_cache *cache = NULL;
         if (!src || !sl || !in || !sum)
             st = qkv_fail(QKV_ERR_NOMEM, "out of memory");
-        for (int b = 0; st == QKV_OK && b < B; b++) {
-            for (int j = 0; j < S; j++)
-                src[(size_t)b * S + j] = j < pr[i0 + b].n_src ? pr[i0 + b].src[j] : cfg->pad_id;
-            sl[b] = pr[i0 + b].n_src;
-        }
+        if (st == QKV_OK)
+            pairs_sources(src, sl, pr + i0, B, S, cfg->pad_id);
         if (st == QKV_OK)
             st = model_state_new(m, B, S, 1, 0, &ms);
         if (st == QKV_OK)

@@ -52,19 +52,14 @@ void translator_pool_free(translator_pool *p)
 qkv_status translator_state_take(const qkv_translator *t, int wtype, search_state **out)
 {
     *out = NULL;
-    if (wtype < 0 || wtype >= TRANSLATOR_TYPES)
-        return qkv_fail(QKV_ERR_ARG, "translate: compute type %d", wtype);
+    const model_decoder_weights *w;
+    QKV_TRY(translator_weights(t, wtype, &w));
     translator_pool *p = t->pool;
-    qkv_status st = QKV_OK;
     pthread_mutex_lock(&p->mu);
-    if (!p->w[wtype])
-        st = model_decoder_weights_new_typed(t->model, wtype, &p->w[wtype]);
-    if (st == QKV_OK && p->n_free[wtype] > 0)
+    if (p->n_free[wtype] > 0)
         *out = p->free_states[wtype][--p->n_free[wtype]];
     pthread_mutex_unlock(&p->mu);
-    if (st == QKV_OK && !*out)
-        st = search_state_new(t->model, p->w[wtype], out);
-    return st;
+    return *out ? QKV_OK : search_state_new(t->model, w, out);
 }
 
 void translator_state_give(const qkv_translator *t, int wtype, search_state *s)

@@ -99,6 +99,11 @@ void qlinear_forward(float *out, const float *inp, const qlinear *q, const float
     }
 }
 
+qlinear_type qlinear_type_of(const char *resolved)
+{
+    return !strcmp(resolved, "int8") ? QLIN_INT8 : !strcmp(resolved, "bfloat16") ? QLIN_BF16 : QLIN_F32;
+}
+
 /* keep in sync with the rule in qkv.h and the README's "Compute types" */
 qkv_status qkv_compute_type_resolve(const char *name, const char **resolved)
 {

@@ -39,6 +39,8 @@ size_t qlinear_scratch_bytes(qlinear_type type, int N, int C);
 /* out: [N, OC]   inp: [N, C]   bias: [OC] or NULL */
 void qlinear_forward(float *out, const float *inp, const qlinear *q, const float *bias, int N, void *scratch);
 
-/* qkv_compute_type_resolve is declared in qkv.h. */
+/* qkv_compute_type_resolve is declared in qkv.h. The qlinear_type of one
+ * of its resolved names ("float32", "int8", "bfloat16"). */
+qlinear_type qlinear_type_of(const char *resolved);
 
 #endif

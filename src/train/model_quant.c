@@ -65,6 +65,25 @@ static size_t rest_floats(const qkv_model *m, const model_product_tensor *cut, i
  * load gives the same bits and would only double them in the file. */
 static int stored(const model_product_tensor *t, int int8) { return int8 || !t->fp32_too; }
 
+/* params_rest and the parameter buffer: the ranges outside the cut
+ * tensors, in order, copied into to_rest (saving) or from from_rest into
+ * m's parameters (loading); the other pointer is NULL. */
+static void rest_copy(const qkv_model *m, const model_product_tensor *cut, int ncut, float *to_rest,
+                      const float *from_rest)
+{
+    size_t at = 0, r = 0;
+    for (int i = 0; i <= ncut; i++) {
+        size_t end = i < ncut ? cut[i].offset : m->num_params;
+        if (to_rest)
+            memcpy(to_rest + r, m->params + at, (end - at) * sizeof(float));
+        else
+            memcpy(m->params + at, from_rest + r, (end - at) * sizeof(float));
+        r += end - at;
+        if (i < ncut)
+            at = end + (size_t)cut[i].rows * cut[i].cols;
+    }
+}
+
 static size_t qweights_bytes(const model_product_tensor *t, int n, int int8)
 {
     size_t b = 0;
@@ -117,15 +136,8 @@ qkv_status qkv_checkpoint_save_quantized(const char *path, const qkv_model *m, c
             w += e * sizeof(uint16_t);
         }
     }
-    /* params_rest: everything outside the cut ranges, in order */
-    size_t at = 0, r = 0;
-    for (int i = 0; s == QKV_OK && i <= ncut; i++) {
-        size_t end = i < ncut ? cut[i].offset : m->num_params;
-        memcpy(rest + r, m->params + at, (end - at) * sizeof(float));
-        r += end - at;
-        if (i < ncut)
-            at = end + (size_t)cut[i].rows * cut[i].cols;
-    }
+    if (s == QKV_OK)
+        rest_copy(m, cut, ncut, rest, NULL);
     if (s == QKV_OK)
         s = qkv_config_to_json(qkv_model_get_config(m), &cfg);
     cJSON *j = s == QKV_OK ? cJSON_CreateObject() : NULL;
@@ -195,14 +207,8 @@ qkv_status model_io_fill_quantized(const char *path, const ckpt_file *f, qkv_mod
     else if (rs->nbytes != nr * sizeof(float))
         s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'params_rest' has %zu bytes, the config needs %zu", path,
                      rs->nbytes, nr * sizeof(float));
-    size_t at = 0, r = 0;
-    for (int i = 0; s == QKV_OK && i <= ncut; i++) {
-        size_t end = i < ncut ? cut[i].offset : m->num_params;
-        memcpy(m->params + at, (const float *)rs->data + r, (end - at) * sizeof(float));
-        r += end - at;
-        if (i < ncut)
-            at = end + (size_t)cut[i].rows * cut[i].cols;
-    }
+    if (s == QKV_OK)
+        rest_copy(m, cut, ncut, NULL, rs->data);
     /* the dequantized tensors in their ranges (fp32_too ones keep their float32 copy) */
     const char *w = ws->data;
     for (int i = 0; s == QKV_OK && i < n; i++) {
@@ -210,6 +216,10 @@ qkv_status model_io_fill_quantized(const char *path, const ckpt_file *f, qkv_mod
             continue;
         size_t e = (size_t)t[i].rows * t[i].cols;
         float *dst = m->params + t[i].offset;
+        if (t[i].fp32_too) { /* int8 only (bf16 does not store them): its float32 copy came with params_rest */
+            w += e + (size_t)t[i].rows * sizeof(float);
+            continue;
+        }
         if (int8) {
             float *scale = malloc((size_t)t[i].rows * sizeof(float));
             if (!scale) {
@@ -217,8 +227,7 @@ qkv_status model_io_fill_quantized(const char *path, const ckpt_file *f, qkv_mod
                 break;
             }
             memcpy(scale, w + e, (size_t)t[i].rows * sizeof(float));
-            if (!t[i].fp32_too)
-                dequantize_rows_s8(dst, (const int8_t *)w, scale, t[i].rows, t[i].cols, t[i].cols);
+            dequantize_rows_s8(dst, (const int8_t *)w, scale, t[i].rows, t[i].cols, t[i].cols);
             free(scale);
             w += e + (size_t)t[i].rows * sizeof(float);
         } else {
@@ -228,8 +237,7 @@ qkv_status model_io_fill_quantized(const char *path, const ckpt_file *f, qkv_mod
                 break;
             }
             memcpy(b, w, e * sizeof(uint16_t));
-            if (!t[i].fp32_too)
-                bf16_to_float(dst, b, e);
+            bf16_to_float(dst, b, e);
             free(b);
             w += e * sizeof(uint16_t);
         }
