@@ -45,7 +45,7 @@ typedef struct {
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
-static int engine_ok;
+static int engine_ok; /* an engine, and it makes bf16 matmuls on this CPU */
 
 static void tls_free(void *v)
 {
@@ -57,10 +57,33 @@ static void tls_free(void *v)
     free(t);
 }
 
+/* Whether oneDNN makes a bf16 x bf16 -> f32 matmul here: oneDNN 2.6 has none
+ * on a CPU without AVX-512 (an AVX2-only one refuses the primitive). */
+static int onednn_makes_bf16(void)
+{
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_dims_t d = {1, 1}, st = {1, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_memory_desc_init_by_strides(&amd, 2, d, dnnl_bf16, st) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&bmd, 2, d, dnnl_bf16, st) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&cmd, 2, d, dnnl_f32, st) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL) == dnnl_success;
+    dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
 static void tls_init(void)
 {
     pthread_key_create(&tls_key, tls_free);
-    engine_ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
+    engine_ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success && onednn_makes_bf16();
+}
+
+int gemm_bf16_onednn_ok(void)
+{
+    pthread_once(&tls_once, tls_init);
+    return engine_ok;
 }
 
 static tls_bufs *tls(void)
@@ -108,7 +131,7 @@ static int choose_path(int trans_a, int trans_b, int M, int N, int K)
 {
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K;
     if (forced >= 0)
-        return forced;
+        return engine_ok ? forced : GEMM_BF16_OWN;
     if (!engine_ok || !qkv_bf16_native(NULL))
         return GEMM_BF16_OWN;
     return GEMM_BF16_ONEDNN;

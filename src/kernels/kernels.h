@@ -66,9 +66,12 @@ void gemm_mixed(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
                 const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Tests and benchmarks: GEMM_BF16_OWN or GEMM_BF16_ONEDNN for every
- * product, -1: by shape (the default). Not while products run. */
+ * product, -1: by shape (the default). Not while products run. Forcing
+ * oneDNN where it makes no bf16 matmul runs the own kernel. */
 enum { GEMM_BF16_OWN = 0, GEMM_BF16_ONEDNN = 1 };
 void gemm_bf16_force(int path);
+/* 1 when oneDNN makes bf16 matmuls on this CPU (none without AVX-512). */
+int gemm_bf16_onednn_ok(void);
 /* "own" or "onednn": the kernel gemm_bf16 runs for this shape. */
 const char *gemm_bf16_path_name(int trans_a, int trans_b, int M, int N, int K);
 
