@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +80,74 @@ static void test_corruption_detected(void)
     CHECK(ckpt_read("/nonexistent/x.qkv", &f) == QKV_ERR_IO, "missing file");
 }
 
+/* A file read from disk (mapped) with sections larger than the chunk its
+ * pages are released by: the copy is the data, and a damaged or truncated
+ * file on disk, an empty file and a FIFO's bytes are handled as in memory. */
+static void test_mapped_file(void)
+{
+    size_t n = (9u << 20) / sizeof(float) + 3; /* past two 4 MiB chunks, not a page multiple */
+    float *big = malloc(n * sizeof *big), *back = malloc(n * sizeof *back);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (float)i * 0.5f;
+    ckpt_section in[2] = {{"config", "{}", 2}, {"params", big, n * sizeof(float)}};
+    char path[256];
+    tmp_path(path, sizeof path, "map");
+    CHECK(ckpt_write(path, in, 2) == QKV_OK, "write: %s", qkv_last_error());
+    ckpt_file f;
+    CHECK(ckpt_read(path, &f) == QKV_OK, "read: %s", qkv_last_error());
+    const ckpt_section *ps = ckpt_find(&f, "params");
+    CHECK(ps && ps->nbytes == n * sizeof(float), "params section");
+    if (ps) {
+        ckpt_section_copy(&f, back, ps);
+        CHECK(memcmp(back, big, n * sizeof(float)) == 0, "copied params differ");
+        /* the section stays readable after its pages were released */
+        CHECK(memcmp(ps->data, big, n * sizeof(float)) == 0, "params after the copy differ");
+    }
+    ckpt_free(&f);
+    FILE *fp = fopen(path, "r+b"); /* one byte in the middle flipped on disk */
+    fseek(fp, (long)(n * 2), SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, (long)(n * 2), SEEK_SET);
+    fputc(c ^ 0x10, fp);
+    fclose(fp);
+    CHECK(ckpt_read(path, &f) == QKV_ERR_FORMAT && strstr(qkv_last_error(), "checksum"), "flipped on disk: %s",
+          qkv_last_error());
+    CHECK(truncate(path, (off_t)(n * 3)) == 0, "truncate");
+    CHECK(ckpt_read(path, &f) == QKV_ERR_FORMAT, "truncated on disk: %s", qkv_last_error());
+    CHECK(truncate(path, 0) == 0, "truncate to 0");
+    CHECK(ckpt_read(path, &f) == QKV_ERR_FORMAT && strstr(qkv_last_error(), "magic"), "empty file: %s",
+          qkv_last_error());
+    remove(path);
+    /* a FIFO is read, not mapped */
+    ckpt_section small[1] = {{"params", big, 64 * sizeof(float)}};
+    char src[300], fifo[300];
+    snprintf(src, sizeof src, "%s.src", path);
+    snprintf(fifo, sizeof fifo, "%s.fifo", path);
+    CHECK(ckpt_write(src, small, 1) == QKV_OK, "write: %s", qkv_last_error());
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *d;
+        size_t len;
+        FILE *w = fopen(fifo, "wb");
+        if (w && qkv_read_file(src, &d, &len) == QKV_OK)
+            fwrite(d, 1, len, w);
+        if (w)
+            fclose(w); /* _exit does not flush */
+        _exit(0);
+    }
+    qkv_status st = ckpt_read(fifo, &f);
+    CHECK(st == QKV_OK, "fifo: %s", qkv_last_error());
+    if (st == QKV_OK) {
+        ps = ckpt_find(&f, "params");
+        CHECK(ps && ps->nbytes == 64 * sizeof(float) && memcmp(ps->data, big, ps->nbytes) == 0, "fifo content");
+        ckpt_free(&f);
+    }
+    waitpid(pid, NULL, 0);
+    remove(src), remove(fifo);
+    free(big), free(back);
+}
+
 static void test_bad_tag(void)
 {
     ckpt_section in[1] = {{"", "x", 1}};
@@ -135,6 +204,7 @@ static const test_case cases[] = {
     TEST(test_round_trip),
     TEST(test_corruption_detected),
     TEST(test_bad_tag),
+    TEST(test_mapped_file),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, TEST_COUNT(cases)); }

@@ -1,7 +1,12 @@
 #include "train/checkpoint.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/io.h"
 #include "base/status.h"
@@ -83,9 +88,53 @@ qkv_status ckpt_write(const char *path, const ckpt_section *sections, int n)
     return qkv_afile_commit(&f);
 }
 
+static qkv_status parse(const void *data, size_t len, const char *name, ckpt_file *out);
+
+/* A mapped file's pages are dropped behind every CKPT_CHUNK bytes read
+ * (they are clean, so the kernel refills them from the page cache if read
+ * again): reading a checkpoint then costs one chunk of memory besides what
+ * the caller copies out, instead of the whole file. */
+#define CKPT_CHUNK ((size_t)4 << 20)
+
+static void drop_pages(const ckpt_file *f, const void *from, size_t n)
+{
+    if (!f->map_len || !n)
+        return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)from + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1),
+              b = ((uintptr_t)from + n) & ~(uintptr_t)(pg - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED); /* a hint: nothing to do if it fails */
+}
+
+static uint64_t checksum(const ckpt_file *f, const uint8_t *p, size_t n)
+{
+    uint64_t h = CKPT_FNV_OFFSET;
+    for (size_t at = 0; at < n; at += CKPT_CHUNK) {
+        size_t k = n - at < CKPT_CHUNK ? n - at : CKPT_CHUNK;
+        h = ckpt_fnv1a64(p + at, k, h);
+        drop_pages(f, p + at, k);
+    }
+    return h;
+}
+
+void ckpt_section_copy(const ckpt_file *f, void *dst, const ckpt_section *s)
+{
+    for (size_t at = 0; at < s->nbytes; at += CKPT_CHUNK) {
+        size_t k = s->nbytes - at < CKPT_CHUNK ? s->nbytes - at : CKPT_CHUNK;
+        memcpy((char *)dst + at, (const char *)s->data + at, k);
+        drop_pages(f, (const char *)s->data + at, k);
+    }
+}
+
 qkv_status ckpt_parse(const void *data, size_t len, const char *name, ckpt_file *out)
 {
     memset(out, 0, sizeof *out);
+    return parse(data, len, name, out);
+}
+
+static qkv_status parse(const void *data, size_t len, const char *name, ckpt_file *out)
+{
     const uint8_t *p = data;
     if (len < 16 + 8 || memcmp(p, ckpt_magic, 8) != 0)
         return qkv_fail(QKV_ERR_FORMAT, "%s: not a qkv checkpoint (no QKVCKPT magic)", name);
@@ -93,7 +142,7 @@ qkv_status ckpt_parse(const void *data, size_t len, const char *name, ckpt_file 
     if (out->version != CKPT_VERSION)
         return qkv_fail(QKV_ERR_FORMAT, "%s: checkpoint version %u, this qkv reads version %u", name,
                         out->version, CKPT_VERSION);
-    uint64_t want = get_u64(p + len - 8), got = ckpt_fnv1a64(p, len - 8, CKPT_FNV_OFFSET);
+    uint64_t want = get_u64(p + len - 8), got = checksum(out, p, len - 8);
     if (want != got)
         return qkv_fail(QKV_ERR_FORMAT, "%s: checksum mismatch (file truncated or corrupted)", name);
     uint32_t n = get_u32(p + 12);
@@ -131,25 +180,55 @@ qkv_status ckpt_parse(const void *data, size_t len, const char *name, ckpt_file 
     return QKV_OK;
 }
 
+/* A regular file is mapped (read-only, private; qkv replaces checkpoints by
+ * renaming a new file over them, which leaves a mapped one intact), anything
+ * else (a pipe, an empty file) is read into memory. */
+static int map_file(const char *path, void **data, size_t *len)
+{
+    struct stat pre; /* before opening: opening a FIFO would take its writer's bytes */
+    if (stat(path, &pre) != 0 || !S_ISREG(pre.st_mode))
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return 0;
+    *data = p;
+    *len = (size_t)st.st_size;
+    return 1;
+}
+
 qkv_status ckpt_read(const char *path, ckpt_file *out)
 {
-    char *data;
+    void *data;
     size_t len;
     memset(out, 0, sizeof *out);
-    QKV_TRY(qkv_read_file(path, &data, &len));
-    qkv_status s = ckpt_parse(data, len, path, out);
-    if (s != QKV_OK) {
-        free(data);
-        return s;
+    if (map_file(path, &data, &len)) {
+        out->map_len = len;
+    } else {
+        char *buf;
+        QKV_TRY(qkv_read_file(path, &buf, &len));
+        data = buf;
     }
     out->file_data = data;
-    return QKV_OK;
+    qkv_status s = parse(data, len, path, out);
+    if (s != QKV_OK)
+        ckpt_free(out);
+    return s;
 }
 
 void ckpt_free(ckpt_file *f)
 {
     free(f->sections);
-    free(f->file_data);
+    if (f->map_len)
+        munmap(f->file_data, f->map_len);
+    else
+        free(f->file_data);
     memset(f, 0, sizeof *f);
 }
 

@@ -41,6 +41,7 @@ typedef struct {
     ckpt_section *sections;
     int n_sections;
     void *file_data; /* whole file when read; sections point into it */
+    size_t map_len;  /* file_data is a mapping of this many bytes (0: malloc'd) */
 } ckpt_file;
 
 /* Writes sections atomically (temporary file + rename). */
@@ -52,6 +53,10 @@ qkv_status ckpt_read(const char *path, ckpt_file *out);
 /* The same from memory (data must stay alive as long as out). */
 qkv_status ckpt_parse(const void *data, size_t len, const char *name, ckpt_file *out);
 void ckpt_free(ckpt_file *f);
+/* Copies a section's payload to dst (s->nbytes bytes), releasing a mapped
+ * file's pages behind it, so that loading costs the destination's memory and
+ * not the file's as well. */
+void ckpt_section_copy(const ckpt_file *f, void *dst, const ckpt_section *s);
 
 /* The section with that tag, or NULL. */
 const ckpt_section *ckpt_find(const ckpt_file *f, const char *tag);

@@ -77,7 +77,7 @@ qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vo
                      want);
         goto fail;
     } else {
-        memcpy(qkv_model_params(*model), ps->data, want);
+        ckpt_section_copy(f, qkv_model_params(*model), ps);
     }
     const ckpt_section *sv = ckpt_find(f, "src_vocab"), *tv = ckpt_find(f, "tgt_vocab");
     if (sv) {

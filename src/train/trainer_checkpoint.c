@@ -188,9 +188,9 @@ qkv_status qkv_trainer_resume(qkv_trainer *t, const char *path)
         qkv_fail_context(s, "%s: cannot restore the data position (same corpus and batching options?)", path);
         goto done;
     }
-    memcpy(t->model->params, ps->data, pb);
-    memcpy(t->m, ms->data, pb);
-    memcpy(t->v, vs->data, pb);
+    ckpt_section_copy(&f, t->model->params, ps); /* sizes checked above */
+    ckpt_section_copy(&f, t->m, ms);
+    ckpt_section_copy(&f, t->v, vs);
     t->step = (int64_t)step->valuedouble;
     const cJSON *x;
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "tgt_tokens")) && cJSON_IsNumber(x))
