@@ -127,6 +127,45 @@ static void test_decode_interface(void)
     golden_free(&g);
 }
 
+/* A forward-only state (one layer's buffers lent to every layer) gives the
+ * encoder outputs and logits of a full state bit for bit, pre- and
+ * post-norm, and refuses what needs every layer's activations. */
+static void test_forward_state(void)
+{
+    for (int k = 0; k < NCASES; k++) {
+        golden g;
+        if (!golden_load(&g, cases[k])) {
+            golden_free(&g);
+            return;
+        }
+        const qkv_model_config *c = qkv_model_get_config(g.m);
+        int V = c->tgt_vocab_size;
+        size_t nl = (size_t)g.B * g.T * V, ne = (size_t)g.B * g.S * c->d_model;
+        float *l0 = malloc(nl * sizeof *l0), *e0 = malloc(ne * sizeof *e0);
+        const float *l1 = NULL;
+        CHECK(model_encode(g.s, g.src, g.src_len, g.B, g.S) == QKV_OK, "%s", qkv_last_error());
+        memcpy(e0, model_encoder_output(g.s), ne * sizeof *e0);
+        CHECK(model_decode_logits(g.s, g.tgt_in, g.tgt_len, g.T, &l1) == QKV_OK, "%s", qkv_last_error());
+        memcpy(l0, l1, nl * sizeof *l0);
+        model_state *f = NULL;
+        CHECK(model_state_new_forward(g.m, g.B, g.S, g.T, &f) == QKV_OK, "%s", qkv_last_error());
+        CHECK(model_state_workspace_bytes(f) < model_state_workspace_bytes(g.s),
+              "%s: forward workspace %zu bytes, full %zu", cases[k], model_state_workspace_bytes(f),
+              model_state_workspace_bytes(g.s));
+        CHECK(model_encode(f, g.src, g.src_len, g.B, g.S) == QKV_OK, "%s", qkv_last_error());
+        CHECK_CLOSE_F32(model_encoder_output(f), e0, ne, 0, cases[k]);
+        CHECK(model_decode_logits(f, g.tgt_in, g.tgt_len, g.T, &l1) == QKV_OK, "%s", qkv_last_error());
+        CHECK_CLOSE_F32(l1, l0, nl, 0, cases[k]);
+        CHECK(model_attention(f, ATTN_ENCODER_SELF, 0) == NULL && model_attention(f, ATTN_DECODER_CROSS, 0) == NULL,
+              "%s: a forward state gave per-layer attention", cases[k]);
+        CHECK(model_backward(f) == QKV_ERR_ARG, "%s: backward on a forward state", cases[k]);
+        model_state_free(f);
+        free(l0), free(e0);
+        golden_free(&g);
+        if (test_failures())
+            return;
+    }
+}
 
 /* model_decode_step, one position at a time with the cache, gives the
  * full-sequence logits at every valid position; after a beam-style reorder
@@ -400,6 +439,7 @@ static const test_case tests[] = {
     TEST(test_padding_mask),
     TEST(test_causal_mask),
     TEST(test_decode_interface),
+    TEST(test_forward_state),
     TEST(test_incremental_decoding),
     TEST(test_cache_beams),
     TEST(test_threads_do_not_change_dropout),

@@ -448,7 +448,7 @@ static qkv_status search_reserve(search_state *s, int B, int maxR, int maxS, int
         c->enc = NULL;
         int eb = imax(s->cap_encB, enc_B), es = imax(s->cap_S, maxS);
         s->cap_encB = s->cap_S = 0;
-        QKV_TRY(model_state_new(c->m, eb, es, 1, 0, &c->enc));
+        QKV_TRY(model_state_new_forward(c->m, eb, es, 1, &c->enc));
         s->cap_encB = eb;
         s->cap_S = es;
     }

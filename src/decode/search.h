@@ -22,10 +22,13 @@
 #include "model/model.h"
 #include "qkv.h"
 
-/* Source tokens encoded at once: the encoder's workspace (kept for
- * training's backward) grows with rows x length, so long batches are
- * encoded in chunks of about this many tokens. */
-#define SEARCH_ENCODER_TOKENS 1024
+/* Source tokens encoded at once: the encoder's workspace (one layer's
+ * activations, model_state_new_forward: about 28 KB a token for the small
+ * model) grows with rows x length and stays resident while the batch
+ * decodes, so long batches are encoded in chunks of about this many
+ * tokens (512: 14 MB; products of 512 rows run as fast per row as of
+ * 1,024). */
+#define SEARCH_ENCODER_TOKENS 512
 
 /* Largest beam (the candidate lists live on the stack). */
 #define SEARCH_MAX_BEAM 32
@@ -52,7 +55,7 @@ typedef struct {
     int eos_id;
     int batch_size;
     int encoder_tokens; /* 0: SEARCH_ENCODER_TOKENS */
-    int weight_type;    /* qlinear_type of the decoder's linear layers (kernels/qlinear.h) */
+    int weight_type;    /* qlinear_type of the linear layers (kernels/qlinear.h) */
 } search_params;
 
 typedef struct {

@@ -380,7 +380,7 @@ static qkv_status force_decode(const qkv_translator *t, const pair_ref *pr, int 
         }
         const float *logits = NULL;
         if (st == QKV_OK)
-            st = model_state_new(m, B, S, T, 0, &ms);
+            st = attn ? model_state_new(m, B, S, T, 0, &ms) : model_state_new_forward(m, B, S, T, &ms);
         if (st == QKV_OK)
             st = model_encode(ms, src, sl, B, S);
         if (st == QKV_OK)
@@ -615,7 +615,7 @@ static qkv_status force_decode_typed(const qkv_translator *t, const pair_ref *pr
         if (st == QKV_OK)
             pairs_sources(src, sl, pr + i0, B, S, cfg->pad_id);
         if (st == QKV_OK)
-            st = model_state_new(m, B, S, 1, 0, &ms);
+            st = model_state_new_forward(m, B, S, 1, &ms);
         if (st == QKV_OK)
             st = model_encode_typed(ms, w, src, sl, B, S);
         if (st == QKV_OK)

@@ -120,7 +120,7 @@ static qkv_status worker_new(const embed_job *j, embed_worker *w)
         return qkv_fail(QKV_ERR_NOMEM, "embed: out of memory");
     if (j->e->bert)
         return bert_workspace_new(j->e->bert, B, j->longest, &w->ws);
-    return model_state_new(j->e->tr->model, B, j->longest, 1, 0, &w->ms);
+    return model_state_new_forward(j->e->tr->model, B, j->longest, 1, &w->ms);
 }
 
 static void worker_free(embed_worker *w)

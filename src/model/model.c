@@ -64,6 +64,8 @@ const float *model_encoder_output(const model_state *s) { return s->enc_out; }
 const float *model_attention(const model_state *s, model_attention_kind kind, int layer)
 {
     const qkv_model_config *c = &s->m->cfg;
+    if (s->shared_layers) /* the last layer's probabilities overwrote the others' */
+        return NULL;
     if (kind == ATTN_ENCODER_SELF)
         return layer >= 0 && layer < c->encoder_layers && s->encoded ? s->enc[layer].self.probs : NULL;
     if (layer < 0 || layer >= c->decoder_layers || !s->decoded)

@@ -112,6 +112,14 @@ typedef struct {
 } model_state_limits;
 qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *lim, int with_grads,
                                   model_state **out);
+/* A state for forwards whose per-layer activations nobody reads afterwards
+ * (translation's encoder, forced decoding in a compute type, embeddings):
+ * every layer of a stack works in one layer's buffers, so the workspace
+ * holds one layer per stack instead of all (a third of it for 3 + 3
+ * layers). Outputs, logits and losses are those of model_state_new;
+ * model_attention and model_attention_qkv give nothing (NULL, QKV_ERR_ARG)
+ * and model_backward fails. */
+qkv_status model_state_new_forward(const qkv_model *m, int max_B, int max_S, int max_T, model_state **out);
 void model_state_free(model_state *s);
 /* Workspace bytes (activations and, with grads, backward scratch). */
 size_t model_state_workspace_bytes(const model_state *s);

@@ -58,7 +58,12 @@ static size_t layout(model_state *s, qkv_arena *arena)
     size_t He = c->encoder_heads, Hd = c->decoder_heads, Fe = c->encoder_d_ff, Fd = c->decoder_d_ff;
     size_t pe = He * Ns * S, pds = Hd * Nt * T, pdc = Hd * Nt * S;
     float *atty = take(&cv, Nm * C);
-    for (int l = 0; l < c->encoder_layers; l++) {
+    /* a forward-only state carves layer 0 of each stack and lends it to the
+     * others: within a layer, a block's input and output are distinct
+     * buffers (blk[0] and blk[2]), so layer l + 1 reads layer l's output
+     * from the block it does not write first */
+    int nenc = s->shared_layers ? 1 : c->encoder_layers, ndec = s->shared_layers ? 1 : c->decoder_layers;
+    for (int l = 0; l < nenc; l++) {
         layer_acts *L = &s->enc[l];
         take_block(&cv, &L->blk[0], Ns, C);
         take_block(&cv, &L->blk[2], Ns, C);
@@ -66,7 +71,7 @@ static size_t layout(model_state *s, qkv_arena *arena)
         L->ffn.pre = take(&cv, Ns * Fe);
         L->ffn.act = take(&cv, Ns * Fe);
     }
-    for (int l = 0; l < c->decoder_layers; l++) {
+    for (int l = 0; l < ndec; l++) {
         layer_acts *L = &s->dec[l];
         for (int j = 0; j < 3; j++)
             take_block(&cv, &L->blk[j], Nt, C);
@@ -75,6 +80,10 @@ static size_t layout(model_state *s, qkv_arena *arena)
         L->ffn.pre = take(&cv, Nt * Fd);
         L->ffn.act = take(&cv, Nt * Fd);
     }
+    for (int l = nenc; arena && l < c->encoder_layers; l++)
+        s->enc[l] = s->enc[0];
+    for (int l = ndec; arena && l < c->decoder_layers; l++)
+        s->dec[l] = s->dec[0];
     s->enc_x0 = take(&cv, Ns * C);
     s->dec_x0 = take(&cv, Nt * C);
     if (c->final_norm) {
@@ -142,8 +151,8 @@ qkv_status model_state_new(const qkv_model *m, int max_B, int max_S, int max_T, 
     return model_state_new_limits(m, &lim, with_grads, out);
 }
 
-qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *lim, int with_grads,
-                                  model_state **out)
+static qkv_status state_new(const qkv_model *m, const model_state_limits *lim, int with_grads, int shared_layers,
+                            model_state **out)
 {
     *out = NULL;
     const qkv_model_config *c = &m->cfg;
@@ -165,6 +174,7 @@ qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *
     s->max_tgt_cells = (size_t)(lim->max_tgt_cells < (int64_t)max_B * max_T ? lim->max_tgt_cells
                                                                               : (int64_t)max_B * max_T);
     s->with_grads = with_grads;
+    s->shared_layers = shared_layers;
     s->enc = calloc((size_t)c->encoder_layers, sizeof *s->enc);
     s->dec = calloc((size_t)c->decoder_layers, sizeof *s->dec);
     size_t ns = s->max_src_cells, nt = s->max_tgt_cells;
@@ -195,6 +205,18 @@ qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *
         model_zero_grads(s);
     *out = s;
     return QKV_OK;
+}
+
+qkv_status model_state_new_limits(const qkv_model *m, const model_state_limits *lim, int with_grads,
+                                  model_state **out)
+{
+    return state_new(m, lim, with_grads, 0, out);
+}
+
+qkv_status model_state_new_forward(const qkv_model *m, int max_B, int max_S, int max_T, model_state **out)
+{
+    model_state_limits lim = {max_B, max_S, max_T, (int64_t)max_B * max_S, (int64_t)max_B * max_T};
+    return state_new(m, &lim, 0, 1, out);
 }
 
 size_t model_state_workspace_bytes(const model_state *s) { return s->ws.size; }

@@ -25,6 +25,7 @@ typedef struct {
 struct model_state {
     const qkv_model *m;
     int max_B, max_S, max_T, with_grads;
+    int shared_layers; /* model_state_new_forward: every layer of a stack uses layer 0's buffers */
     size_t max_src_cells, max_tgt_cells; /* B * S and B * T of any batch */
     float *grads;
     void (*grads_ready)(void *ctx, size_t begin, size_t end); /* see model_set_grads_ready */
