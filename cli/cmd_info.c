@@ -54,7 +54,7 @@ int cmd_info(int argc, char **argv)
     if ((s = ckpt_find(&f, "params")))
         printf("parameters: %zu (float32)\n", s->nbytes / sizeof(float));
     if ((s = ckpt_find(&f, "quant"))) {
-        printf("compute type: %s (qkv quantize: the decoder's linear layers stored so; its default type)\n",
+        printf("compute type: %s (qkv quantize: the linear layers stored so; its default type)\n",
                qkv_checkpoint_compute_type(&f));
         print_json_section("quantization", s);
     } else {

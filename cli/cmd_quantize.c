@@ -11,8 +11,8 @@
 
 static const char usage[] =
     "usage: qkv quantize MODEL.qkv --compute-type int8|bfloat16 -o OUT.qkv\n"
-    "  Writes MODEL with the decoder's linear layers (self- and cross-attention projections,\n"
-    "  feed-forward, output projection) stored in the compute type: int8 per output row\n"
+    "  Writes MODEL with its linear layers (the encoder's and the decoder's attention projections\n"
+    "  and feed-forward layers, the output projection) stored in the compute type: int8 per output row\n"
     "  (symmetric, scale max|w|/127; int8_float32 and int8_bfloat16 are accepted and store int8)\n"
     "  or bfloat16. Everything else stays float32. OUT translates as MODEL does with\n"
     "  --compute-type TYPE, and that type is its default; qkv info shows it.\n"

@@ -27,7 +27,7 @@ static const char usage[] =
     "  --workers N              translations run at once (default 1)\n"
     "  --max-batch-tokens N     source tokens (estimated) gathered from queued requests into one\n"
     "                           batch (default 2048)\n"
-    "  --compute-type T         the decoder's linear layers: default (each model's own) | auto | float32 |\n"
+    "  --compute-type T         the linear layers: default (each model's own) | auto | float32 |\n"
     "                           int8 | int8_float32 | int8_bfloat16 | bfloat16 (as qkv translate)\n"
     "  --queue N                queued requests before 503 (default 256)\n"
     "  --max-body N             bytes of a request body before 413 (default 1048576)\n"

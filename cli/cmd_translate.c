@@ -35,7 +35,7 @@ static const char usage[] =
     "  --batch-size N           sentences decoded together (default 32)\n"
     "  --threads N              kernel threads (default: $QKV_THREADS or all cores)\n"
     "  --compute-type T         default (float32) | auto | float32 | int8 | int8_float32 | int8_bfloat16 |\n"
-    "                           bfloat16: the decoder's linear layers (see `qkv version` for auto)\n"
+    "                           bfloat16: the linear layers (see `qkv version` for auto)\n"
     "  --timing                 print one JSON line to stderr at the end: {\"load_s\", \"translate_s\",\n"
     "                           \"sentences\"}; translate_s is the time inside qkv_translate (tokenizing,\n"
     "                           search, detokenizing), without loading the model or reading and writing\n"

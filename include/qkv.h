@@ -451,7 +451,7 @@ typedef struct {
     int num_samples;             /* 1: independent samples per sentence (sorted by score) */
     int batch_size;              /* 32: sentences decoded together (sorted by source length) */
     int attention;               /* 0: 1 returns the cross-attention of each best hypothesis */
-    const char *compute_type;    /* NULL ("default": the model's own, float32): the decoder's linear
+    const char *compute_type;    /* NULL ("default": the model's own, float32): the linear
                                     layers in "auto", "float32", "int8", "int8_float32", "int8_bfloat16"
                                     or "bfloat16" (CTranslate2's names; qkv_compute_type_resolve) */
 } qkv_translate_options;
@@ -748,14 +748,14 @@ void qkv_classify_scores(const char *const *gold, const char *const *pred, int n
  *   - default (also NULL or ""): the model's own type: float32, or the
  *     type a `qkv quantize` checkpoint was written in;
  *   - float32: every product in fp32;
- *   - int8, int8_float32, int8_bfloat16: the decoder's linear layers (self-
- *     and cross-attention projections, feed-forward, output projection)
- *     have int8 weights (per output row, scale 127 / max|w|), activations
- *     are quantized per row at run time, products are u8 x s8 -> s32
- *     (AVX512-VNNI, else AVX2 vpmaddubsw, else C), dequantized to fp32.
- *     Embeddings, layer norms, softmax, the attention scores and the
- *     encoder stay in fp32: they are a small share of the time and the
- *     most sensitive to rounding (int8_bfloat16 is therefore int8 here);
+ *   - int8, int8_float32, int8_bfloat16: the linear layers of the encoder
+ *     and the decoder (attention projections, feed-forward, output
+ *     projection) have int8 weights (per output row, scale 127 / max|w|),
+ *     activations are quantized per row at run time, products are u8 x s8
+ *     -> s32 (AVX512-VNNI, else AVX2 vpmaddubsw, else C), dequantized to
+ *     fp32. Embeddings, layer norms, softmax, the attention scores and the
+ *     residual stream stay in fp32: they are a small share of the time and
+ *     the most sensitive to rounding (int8_bfloat16 is therefore int8 here);
  *   - bfloat16: the same layers with bf16 weights and bf16-rounded
  *     activations, fp32 accumulation (AVX512-BF16 vdpbf16ps, else widened
  *     to fp32 in registers);
