@@ -1,11 +1,58 @@
 #include "base/io.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/status.h"
+
+qkv_status qkv_map_file(const char *path, void **data, size_t *len, int *mapped)
+{
+    *data = NULL;
+    *len = 0;
+    *mapped = 0;
+    struct stat pre; /* before opening: opening a FIFO here would take its writer's bytes */
+    if (stat(path, &pre) == 0 && S_ISREG(pre.st_mode) && pre.st_size > 0) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        void *p = MAP_FAILED;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+            p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (fd >= 0)
+            close(fd);
+        if (p != MAP_FAILED) {
+            *data = p;
+            *len = (size_t)st.st_size;
+            *mapped = 1;
+            return QKV_OK;
+        }
+    }
+    char *buf;
+    QKV_TRY(qkv_read_file(path, &buf, len));
+    *data = buf;
+    return QKV_OK;
+}
+
+void qkv_unmap_file(void *data, size_t len, int mapped)
+{
+    if (mapped)
+        munmap(data, len);
+    else
+        free(data);
+}
+
+void qkv_release_pages(const void *p, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + n) & ~(uintptr_t)(pg - 1);
+    if (n && b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
 
 qkv_status qkv_read_file(const char *path, char **data, size_t *len)
 {

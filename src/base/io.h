@@ -14,6 +14,18 @@
  * convenience; *len excludes the NUL). Caller frees *data. */
 qkv_status qkv_read_file(const char *path, char **data, size_t *len);
 
+/* The bytes of a file: a regular file is mapped read-only (*mapped = 1;
+ * qkv replaces files by renaming new ones over them, which leaves a mapped
+ * one intact), anything else (a FIFO, an empty file) is read with
+ * qkv_read_file (*mapped = 0). qkv_unmap_file releases either. */
+qkv_status qkv_map_file(const char *path, void **data, size_t *len, int *mapped);
+void qkv_unmap_file(void *data, size_t len, int mapped);
+/* Drops the whole pages inside [p, p + n) of a mapped file from memory (they
+ * are clean: reading them again refills them from the page cache), so a
+ * reader that copies a file out in pieces holds one piece, not the file. A
+ * hint: nothing happens where it fails. */
+void qkv_release_pages(const void *p, size_t n);
+
 /* An output file being written atomically. */
 typedef struct {
     FILE *fp;

@@ -20,6 +20,7 @@ struct st_file {
     char *name; /* for messages */
     unsigned char *buf;
     size_t len;
+    int mapped;        /* buf maps the file (st_open): pages are released once read */
     size_t data_start; /* 8 + N */
     int n;
     st_tensor *t;
@@ -204,7 +205,7 @@ void st_close(st_file *f)
     free(f->t);
     free(f->by_name);
     free(f->meta);
-    free(f->buf);
+    qkv_unmap_file(f->buf, f->len, f->mapped);
     free(f->name);
     free(f);
 }
@@ -449,8 +450,8 @@ static qkv_status parse_header(st_file *f)
     return check_tiling(f);
 }
 
-/* Takes ownership of buf (malloc'ed). */
-static qkv_status open_buffer(st_file **out, unsigned char *buf, size_t len, const char *name)
+/* Takes ownership of buf (malloc'ed, or a qkv_map_file mapping). */
+static qkv_status open_buffer(st_file **out, unsigned char *buf, size_t len, int mapped, const char *name)
 {
     *out = NULL;
     st_file *f = calloc(1, sizeof *f);
@@ -458,12 +459,13 @@ static qkv_status open_buffer(st_file **out, unsigned char *buf, size_t len, con
     if (!f || !nm) {
         free(f);
         free(nm);
-        free(buf);
+        qkv_unmap_file(buf, len, mapped);
         return qkv_fail(QKV_ERR_NOMEM, "%s: out of memory", name ? name : "(memory)");
     }
     f->name = nm;
     f->buf = buf;
     f->len = len;
+    f->mapped = mapped;
     qkv_status s = parse_header(f);
     if (s != QKV_OK) {
         st_close(f);
@@ -476,10 +478,11 @@ static qkv_status open_buffer(st_file **out, unsigned char *buf, size_t len, con
 qkv_status st_open(st_file **out, const char *path)
 {
     *out = NULL;
-    char *data;
+    void *data;
     size_t len;
-    QKV_TRY(qkv_read_file(path, &data, &len));
-    return open_buffer(out, (unsigned char *)data, len, path);
+    int mapped;
+    QKV_TRY(qkv_map_file(path, &data, &len, &mapped));
+    return open_buffer(out, (unsigned char *)data, len, mapped, path);
 }
 
 qkv_status st_open_memory(st_file **out, const void *data, size_t len, const char *name)
@@ -490,7 +493,7 @@ qkv_status st_open_memory(st_file **out, const void *data, size_t len, const cha
         return qkv_fail(QKV_ERR_NOMEM, "%s: out of memory for %zu bytes", name ? name : "(memory)", len);
     if (len)
         memcpy(buf, data, len);
-    return open_buffer(out, buf, len, name);
+    return open_buffer(out, buf, len, 0, name);
 }
 
 int st_count(const st_file *f) { return f->n; }
@@ -546,10 +549,24 @@ static qkv_status lookup(const st_file *f, const char *name, size_t n, const st_
     return QKV_OK;
 }
 
+static qkv_status read_f32(const st_file *f, const st_tensor *t, float *out, size_t n);
+
+/* A tensor read from a mapped file leaves memory once converted: loading a
+ * model then holds its parameters and one tensor of the file, not both
+ * whole (a tensor read twice, as tied weights are, is read again from the
+ * page cache). */
 qkv_status st_read_f32(const st_file *f, const char *name, float *out, size_t n)
 {
     const st_tensor *t;
     QKV_TRY(lookup(f, name, n, &t));
+    qkv_status s = read_f32(f, t, out, n);
+    if (f->mapped)
+        qkv_release_pages(st_data(f, t), t->nbytes);
+    return s;
+}
+
+static qkv_status read_f32(const st_file *f, const st_tensor *t, float *out, size_t n)
+{
     const unsigned char *p = st_data(f, t);
     switch (t->dtype) {
     case ST_F32:
@@ -578,7 +595,7 @@ qkv_status st_read_f32(const st_file *f, const char *name, float *out, size_t n)
         return QKV_OK;
     default:
         return qkv_fail(QKV_ERR_FORMAT, "%s: tensor '%s': dtype %s, expected a float dtype (F32, F16, BF16, F64)",
-                        f->name, name, dtypes[t->dtype].name);
+                        f->name, t->name, dtypes[t->dtype].name);
     }
 }
 

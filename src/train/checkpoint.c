@@ -1,12 +1,7 @@
 #include "train/checkpoint.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/io.h"
 #include "base/status.h"
@@ -98,13 +93,8 @@ static qkv_status parse(const void *data, size_t len, const char *name, ckpt_fil
 
 static void drop_pages(const ckpt_file *f, const void *from, size_t n)
 {
-    if (!f->map_len || !n)
-        return;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)from + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1),
-              b = ((uintptr_t)from + n) & ~(uintptr_t)(pg - 1);
-    if (b > a)
-        madvise((void *)a, b - a, MADV_DONTNEED); /* a hint: nothing to do if it fails */
+    if (f->map_len)
+        qkv_release_pages(from, n);
 }
 
 static uint64_t checksum(const ckpt_file *f, const uint8_t *p, size_t n)
@@ -180,42 +170,15 @@ static qkv_status parse(const void *data, size_t len, const char *name, ckpt_fil
     return QKV_OK;
 }
 
-/* A regular file is mapped (read-only, private; qkv replaces checkpoints by
- * renaming a new file over them, which leaves a mapped one intact), anything
- * else (a pipe, an empty file) is read into memory. */
-static int map_file(const char *path, void **data, size_t *len)
-{
-    struct stat pre; /* before opening: opening a FIFO would take its writer's bytes */
-    if (stat(path, &pre) != 0 || !S_ISREG(pre.st_mode))
-        return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct stat st;
-    void *p = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED)
-        return 0;
-    *data = p;
-    *len = (size_t)st.st_size;
-    return 1;
-}
-
 qkv_status ckpt_read(const char *path, ckpt_file *out)
 {
     void *data;
     size_t len;
+    int mapped;
     memset(out, 0, sizeof *out);
-    if (map_file(path, &data, &len)) {
-        out->map_len = len;
-    } else {
-        char *buf;
-        QKV_TRY(qkv_read_file(path, &buf, &len));
-        data = buf;
-    }
+    QKV_TRY(qkv_map_file(path, &data, &len, &mapped));
     out->file_data = data;
+    out->map_len = mapped ? len : 0;
     qkv_status s = parse(data, len, path, out);
     if (s != QKV_OK)
         ckpt_free(out);
@@ -225,10 +188,7 @@ qkv_status ckpt_read(const char *path, ckpt_file *out)
 void ckpt_free(ckpt_file *f)
 {
     free(f->sections);
-    if (f->map_len)
-        munmap(f->file_data, f->map_len);
-    else
-        free(f->file_data);
+    qkv_unmap_file(f->file_data, f->map_len, f->map_len > 0);
     memset(f, 0, sizeof *f);
 }
 
