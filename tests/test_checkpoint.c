@@ -30,9 +30,13 @@ static void test_round_trip(void)
     CHECK(ckpt_write(path, in, 3) == QKV_OK, "write: %s", qkv_last_error());
     ckpt_file f;
     CHECK(ckpt_read(path, &f) == QKV_OK, "read: %s", qkv_last_error());
-    CHECK(f.n_sections == 3, "%d sections", f.n_sections);
+    /* and a "pad" before params, whose payload starts on a page */
+    CHECK(f.n_sections == 4 && !strcmp(f.sections[1].tag, "pad") && !strcmp(f.sections[2].tag, "params"),
+          "%d sections", f.n_sections);
     const ckpt_section *p = ckpt_find(&f, "params");
     CHECK(p && p->nbytes == sizeof params && memcmp(p->data, params, sizeof params) == 0, "params differ");
+    CHECK(p && ((const char *)p->data - (const char *)f.file_data) % CKPT_PARAMS_ALIGN == 0,
+          "params at file offset %td", p ? (const char *)p->data - (const char *)f.file_data : 0);
     const ckpt_section *c = ckpt_find(&f, "config");
     CHECK(c && c->nbytes == strlen(cfg) && memcmp(c->data, cfg, c->nbytes) == 0, "config differs");
     CHECK(ckpt_find(&f, "empty") && ckpt_find(&f, "empty")->nbytes == 0, "empty section");

@@ -60,19 +60,33 @@ qkv_status ckpt_write(const char *path, const ckpt_section *sections, int n)
         if (!memchr(sections[i].tag, '\0', CKPT_TAG_LEN + 1) || !sections[i].tag[0])
             return qkv_fail(QKV_ERR_ARG, "%s: section tag '%s' must have 1 to %d characters", path,
                             sections[i].tag, CKPT_TAG_LEN);
+    int n_params = 0;
+    for (int i = 0; i < n; i++)
+        n_params += !strcmp(sections[i].tag, "params");
     qkv_afile f;
     QKV_TRY(qkv_afile_open(&f, path));
     uint64_t h = CKPT_FNV_OFFSET;
     uint8_t head[16];
     memcpy(head, ckpt_magic, 8);
     put_u32(head + 8, CKPT_VERSION);
-    put_u32(head + 12, (uint32_t)n);
+    put_u32(head + 12, (uint32_t)(n + n_params));
     int ok = put(&f, &h, head, sizeof head);
+    size_t pos = sizeof head;
+    static const uint8_t zeros[CKPT_PARAMS_ALIGN];
     for (int i = 0; ok && i < n; i++) {
         uint8_t sh[CKPT_TAG_LEN + 8] = {0};
+        if (!strcmp(sections[i].tag, "params")) { /* a "pad" section first: see checkpoint.h */
+            size_t pad = (CKPT_PARAMS_ALIGN - (pos + 2 * sizeof sh) % CKPT_PARAMS_ALIGN) % CKPT_PARAMS_ALIGN;
+            memcpy(sh, "pad", 3);
+            put_u64(sh + CKPT_TAG_LEN, pad);
+            ok = put(&f, &h, sh, sizeof sh) && put(&f, &h, zeros, pad);
+            pos += sizeof sh + pad;
+            memset(sh, 0, sizeof sh);
+        }
         memcpy(sh, sections[i].tag, strlen(sections[i].tag));
         put_u64(sh + CKPT_TAG_LEN, sections[i].nbytes);
-        ok = put(&f, &h, sh, sizeof sh) && put(&f, &h, sections[i].data, sections[i].nbytes);
+        ok = ok && put(&f, &h, sh, sizeof sh) && put(&f, &h, sections[i].data, sections[i].nbytes);
+        pos += sizeof sh + sections[i].nbytes;
     }
     uint8_t tail[8];
     put_u64(tail, h);

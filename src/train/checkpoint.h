@@ -15,6 +15,9 @@
  *   "config"     model configuration, JSON (src/model/config.c)
  *   "src_vocab"  SentencePiece .model bytes of the source side
  *   "tgt_vocab"  same for the target side (absent: shared with the source)
+ *   "pad"        zero bytes before "params", so that its payload starts at a
+ *                multiple of CKPT_PARAMS_ALIGN bytes: a reader that maps the
+ *                file can use the parameters where they lie (model_io.c)
  *   "params"     float32 parameter buffer (qkv_model_num_params floats)
  *   "adam_m", "adam_v"  optimizer moments, same size (training checkpoints)
  *   "train"      training state, JSON: step, epoch, RNG and data position,
@@ -29,6 +32,7 @@
 #include "qkv.h"
 
 #define CKPT_TAG_LEN 16
+#define CKPT_PARAMS_ALIGN 4096 /* a page on x86-64 */
 
 typedef struct {
     char tag[CKPT_TAG_LEN + 1];
