@@ -1,10 +1,14 @@
 /* train/model_io: model checkpoints saved, loaded and averaged. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/io.h"
+#include "kernels/qlinear.h"
 #include "model/model.h"
+#include "train/checkpoint.h"
 #include "train/model_io.h"
 #include "test.h"
 
@@ -103,6 +107,130 @@ static void test_average(void)
     qkv_model_free(c);
 }
 
+/* Read-only loading (translators): parameters used in place from the file's
+ * mapping, equal to a copy's, and still equal after packing released their
+ * pages; a file without the page-aligned "pad" layout (an older qkv's) is
+ * copied instead. */
+static void test_readonly_mapped(void)
+{
+    /* weights of many pages each, so that whole pages of them are moved */
+    qkv_model_config c = qkv_model_default_config();
+    c.src_vocab_size = 300;
+    c.tgt_vocab_size = 200;
+    c.d_model = 128;
+    c.encoder_heads = c.decoder_heads = 2;
+    c.encoder_d_ff = c.decoder_d_ff = 256;
+    c.encoder_layers = 1;
+    c.decoder_layers = 2;
+    c.max_positions = 32;
+    qkv_model *m = NULL;
+    CHECK(qkv_model_new(&c, 5, &m) == QKV_OK, "model: %s", qkv_last_error());
+    if (!m)
+        return;
+    char path[256], old[300];
+    snprintf(path, sizeof path, "/tmp/qkv_test_mio_ro_%ld.qkv", (long)getpid());
+    snprintf(old, sizeof old, "%s.old", path);
+    const char blob[] = "vocab bytes";
+    qkv_vocab_blobs vb = {blob, sizeof blob, NULL, 0};
+    CHECK(qkv_checkpoint_save_model(path, m, &vb) == QKV_OK, "save: %s", qkv_last_error());
+    size_t np = qkv_model_num_params(m);
+    const float *want = qkv_model_params(m);
+    qkv_model *r = NULL;
+    qkv_vocab_blobs lb;
+    void *h = NULL;
+    CHECK(qkv_checkpoint_load_model_readonly(path, &r, &lb, &h) == QKV_OK, "load: %s", qkv_last_error());
+    if (r) {
+        CHECK(r->map != NULL, "a page-aligned float32 checkpoint was copied, not mapped");
+        /* the product weights' whole pages are pages of the file */
+        FILE *mp = fopen("/proc/self/maps", "r");
+        char line[512];
+        int file_vmas = 0;
+        uintptr_t lo = (uintptr_t)r->map, hi = lo + r->map_len;
+        while (mp && fgets(line, sizeof line, mp)) {
+            unsigned long a, b;
+            if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a >= lo && b <= hi && strstr(line, path))
+                file_vmas++;
+        }
+        if (mp)
+            fclose(mp);
+        CHECK(file_vmas >= model_decoder_product_count(r) - 1, "%d of the parameters' mappings are the file's",
+              file_vmas);
+        CHECK(memcmp(qkv_model_params(r), want, np * sizeof(float)) == 0, "mapped parameters differ");
+        CHECK(lb.src && lb.src_len == sizeof blob && !memcmp(lb.src, blob, sizeof blob), "vocab blob");
+        /* allocations made after loading (large ones are mappings of their
+         * own) survive the file's release: the holes the moved pages left in
+         * its mapping are not handed out meanwhile */
+        enum { NBIG = 48, BIG = 160 << 10 };
+        unsigned char *big[NBIG];
+        for (int i = 0; i < NBIG; i++)
+            if ((big[i] = malloc(BIG)))
+                memset(big[i], i + 1, BIG);
+        qkv_checkpoint_release(h); /* the model's parameters do not need the file's mapping */
+        int intact = 1;
+        for (int i = 0; i < NBIG; i++) {
+            for (int j = 0; big[i] && j < BIG; j += 4096)
+                intact &= big[i][j] == (unsigned char)(i + 1);
+            free(big[i]);
+        }
+        CHECK(intact, "an allocation made after loading changed when the file was released");
+        CHECK(memcmp(qkv_model_params(r), want, np * sizeof(float)) == 0, "parameters differ without the file");
+        model_decoder_weights *w = NULL;
+        CHECK(model_decoder_weights_new_typed(r, QLIN_INT8, &w) == QKV_OK, "%s", qkv_last_error());
+        model_decoder_weights_free(w);
+        CHECK(memcmp(qkv_model_params(r), want, np * sizeof(float)) == 0, "parameters differ after release");
+        qkv_model_free(r);
+    }
+    /* the same file without its pad section, as qkv wrote them before */
+    char *d;
+    size_t len;
+    CHECK(qkv_read_file(path, &d, &len) == QKV_OK, "%s", qkv_last_error());
+    ckpt_file f;
+    CHECK(ckpt_parse(d, len, path, &f) == QKV_OK, "%s", qkv_last_error());
+    int pad = -1;
+    for (int i = 0; i < f.n_sections; i++)
+        if (!strcmp(f.sections[i].tag, "pad"))
+            pad = i;
+    CHECK(pad >= 0, "no pad section");
+    if (pad >= 0) {
+        ckpt_section keep[8];
+        int n = 0;
+        for (int i = 0; i < f.n_sections && n < 8; i++)
+            if (i != pad)
+                keep[n++] = f.sections[i];
+        /* written by hand: ckpt_write would pad again */
+        size_t pos = 16;
+        char *o = malloc(len);
+        memcpy(o, d, 16);
+        o[12] = (char)n, o[13] = o[14] = o[15] = 0;
+        for (int i = 0; i < n; i++) {
+            memset(o + pos, 0, CKPT_TAG_LEN);
+            memcpy(o + pos, keep[i].tag, strlen(keep[i].tag));
+            for (int b = 0; b < 8; b++)
+                o[pos + CKPT_TAG_LEN + b] = (char)(keep[i].nbytes >> (8 * b));
+            pos += CKPT_TAG_LEN + 8;
+            memcpy(o + pos, keep[i].data, keep[i].nbytes);
+            pos += keep[i].nbytes;
+        }
+        uint64_t hsum = ckpt_fnv1a64(o, pos, CKPT_FNV_OFFSET);
+        for (int b = 0; b < 8; b++)
+            o[pos + b] = (char)(hsum >> (8 * b));
+        CHECK(qkv_write_file(old, o, pos + 8) == QKV_OK, "%s", qkv_last_error());
+        free(o);
+        r = NULL;
+        CHECK(qkv_checkpoint_load_model_readonly(old, &r, &lb, &h) == QKV_OK, "old layout: %s", qkv_last_error());
+        if (r) {
+            CHECK(r->map == NULL, "parameters off a page boundary were mapped");
+            CHECK(memcmp(qkv_model_params(r), want, np * sizeof(float)) == 0, "copied parameters differ");
+            qkv_model_free(r);
+            qkv_checkpoint_release(h);
+        }
+    }
+    ckpt_free(&f);
+    free(d);
+    remove(path), remove(old);
+    qkv_model_free(m);
+}
+
 static void test_load_errors(void)
 {
     qkv_model *m = NULL;
@@ -127,6 +255,7 @@ static const test_case cases[] = {
     TEST(test_save_load),
     TEST(test_average),
     TEST(test_load_errors),
+    TEST(test_readonly_mapped),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, TEST_COUNT(cases)); }

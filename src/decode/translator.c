@@ -44,7 +44,7 @@ const qkv_model *qkv_translator_model(const qkv_translator *t) { return t->model
 static qkv_status load_checkpoint(qkv_translator *t, const char *path)
 {
     qkv_vocab_blobs vb;
-    QKV_TRY(qkv_checkpoint_load_model(path, &t->model, &vb, &t->file));
+    QKV_TRY(qkv_checkpoint_load_model_readonly(path, &t->model, &vb, &t->file));
     if (!vb.src)
         return qkv_fail(QKV_ERR_FORMAT, "%s: checkpoint has no vocabulary (section 'src_vocab')", path);
     qkv_status s = qkv_vocab_load_memory(vb.src, vb.src_len, &t->src_vocab);

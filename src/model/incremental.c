@@ -177,7 +177,13 @@ static int pack_one(model_decoder_weights *dw, qlinear *dst, const model_i8_tens
     dw->bytes += qlinear_bytes(in, out, t);
     if (i8)
         return qlinear_make_i8(dst, i8[k].q + (size_t)row0 * in, i8[k].scale + row0, in, out);
-    return qlinear_make(dst, dw->m->params + off + (size_t)row0 * in, in, out, t);
+    int ok = qlinear_make(dst, dw->m->params + off + (size_t)row0 * in, in, out, t);
+    /* the float32 rows just packed are read again only by float32
+     * whole-sequence passes (scoring, attention maps): a mapped model's
+     * pages of them leave memory until then, one weight at a time, so that
+     * packing never holds all of them */
+    model_release_params(dw->m, off + (size_t)row0 * in, (size_t)out * in);
+    return ok;
 }
 
 /* Packs every decoder weight a step multiplies by, in the compute type. */

@@ -53,6 +53,8 @@ struct qkv_model {
     qkv_model_config cfg;
     float *params;
     size_t num_params;
+    void *map;      /* non-NULL: params lie in this read-only mapping (model_adopt_mapping) */
+    size_t map_len;
     qkv_tensor_info *tensors; /* names point into names_buf */
     int num_tensors;
     char *names_buf;
@@ -64,6 +66,22 @@ struct qkv_model {
     layer_offsets *enc_layers, *dec_layers;
     float *sin_table; /* [max_positions, d_model] for sinusoidal positions, else NULL */
 };
+
+/* qkv_model_new without parameters: for a loader that fills them all
+ * (uninitialised, untouched until then) or adopts a mapping (none). */
+typedef enum { MODEL_PARAMS_UNINIT, MODEL_PARAMS_NONE } model_params_alloc;
+qkv_status model_new_for_load(const qkv_model_config *c, model_params_alloc how, qkv_model **out);
+/* The model takes a read-only mapping [map, map + len) that holds its
+ * parameters at params (train/model_io.c's map_params: product weights as
+ * file pages, the rest copied) and unmaps it when freed. Writing the
+ * parameters of such a model faults: only translators, which never do,
+ * load so. */
+void model_adopt_mapping(qkv_model *m, void *map, size_t len, const float *params);
+/* Releases the pages of product weight rows [off, off + n) (in one of
+ * model_decoder_product_tensors) of a mapped model from memory: they are
+ * file pages and come back from the file when read again; called once a
+ * packed copy is made. No-op for a model whose parameters are its own. */
+void model_release_params(const qkv_model *m, size_t off, size_t n);
 
 /* Zeroes the pad_id row of each token-embedding table (encoder and decoder;
  * once when they are one) in `buf`, a buffer laid out as the parameters:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "base/io.h"
 #include "base/status.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -192,7 +193,10 @@ void qkv_model_free(qkv_model *m)
 {
     if (!m)
         return;
-    free(m->params);
+    if (m->map)
+        qkv_unmap_file(m->map, m->map_len, 1);
+    else
+        free(m->params);
     free(m->tensors);
     free(m->names_buf);
     free(m->enc_layers);
@@ -201,7 +205,35 @@ void qkv_model_free(qkv_model *m)
     free(m);
 }
 
+enum { PARAMS_INIT = 2 }; /* beside model_params_alloc's two */
+
+static qkv_status model_new(const qkv_model_config *c, uint64_t seed, int how, qkv_model **out);
+
 qkv_status qkv_model_new(const qkv_model_config *c, uint64_t seed, qkv_model **out)
+{
+    return model_new(c, seed, PARAMS_INIT, out);
+}
+
+qkv_status model_new_for_load(const qkv_model_config *c, model_params_alloc how, qkv_model **out)
+{
+    return model_new(c, 0, (int)how, out);
+}
+
+void model_adopt_mapping(qkv_model *m, void *map, size_t len, const float *params)
+{
+    free(m->params);
+    m->params = (float *)params; /* read-only: see model.h */
+    m->map = map;
+    m->map_len = len;
+}
+
+void model_release_params(const qkv_model *m, size_t off, size_t n)
+{
+    if (m->map)
+        qkv_release_pages(m->params + off, n * sizeof(float));
+}
+
+static qkv_status model_new(const qkv_model_config *c, uint64_t seed, int how, qkv_model **out)
 {
     *out = NULL;
     QKV_TRY(qkv_config_validate(c));
@@ -221,10 +253,12 @@ qkv_status qkv_model_new(const qkv_model_config *c, uint64_t seed, qkv_model **o
         name_bytes += strlen(tb.names[i]) + 1;
     if (tb.err == QKV_OK) {
         m->names_buf = malloc(name_bytes ? name_bytes : 1);
-        m->params = aligned_alloc(64, ((tb.total * sizeof(float)) + 63) & ~(size_t)63);
+        if (how != MODEL_PARAMS_NONE)
+            m->params = aligned_alloc(64, ((tb.total * sizeof(float)) + 63) & ~(size_t)63);
         if (c->positions == QKV_POS_SINUSOIDAL)
             m->sin_table = malloc((size_t)c->max_positions * (size_t)c->d_model * sizeof(float));
-        if (!m->names_buf || !m->params || (c->positions == QKV_POS_SINUSOIDAL && !m->sin_table))
+        if (!m->names_buf || (how != MODEL_PARAMS_NONE && !m->params) ||
+            (c->positions == QKV_POS_SINUSOIDAL && !m->sin_table))
             tb.err = qkv_fail(QKV_ERR_NOMEM, "model: cannot allocate %zu parameters", tb.total);
     }
     if (tb.err == QKV_OK) {
@@ -239,8 +273,10 @@ qkv_status qkv_model_new(const qkv_model_config *c, uint64_t seed, qkv_model **o
         tb.t = NULL;
         m->num_tensors = tb.n;
         m->num_params = tb.total;
-        init_params(m, tb.init, seed);
-        model_zero_pad_rows(m, m->params);
+        if (how == PARAMS_INIT) {
+            init_params(m, tb.init, seed);
+            model_zero_pad_rows(m, m->params);
+        }
         if (m->sin_table)
             sinusoidal_positions(m->sin_table, c->max_positions, c->d_model);
     }

@@ -1,8 +1,11 @@
 /* Model files: a qkv checkpoint reduced to what translation needs
  * (config, vocabularies, params), loading any checkpoint's model, and
  * averaging several. The container format is train/checkpoint.h. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/status.h"
 #include "model/model.h"
@@ -33,8 +36,93 @@ qkv_status qkv_checkpoint_save_model(const char *path, const qkv_model *m, const
     return s;
 }
 
+static qkv_status load_model(const char *path, int readonly, qkv_model **model, qkv_vocab_blobs *vocab,
+                             void **file_handle);
+
 qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vocab_blobs *vocab,
                                      void **file_handle)
+{
+    return load_model(path, 0, model, vocab, file_handle);
+}
+
+qkv_status qkv_checkpoint_load_model_readonly(const char *path, qkv_model **model, qkv_vocab_blobs *vocab,
+                                              void **file_handle)
+{
+    return load_model(path, 1, model, vocab, file_handle);
+}
+
+/* The parameters of a read-only model from the mapped file f, whose params
+ * section ps starts on a page: a buffer of their own (anonymous pages) that
+ * holds copies of the small tensors, with the whole pages inside each
+ * product weight moved there from the file's mapping (mremap), so those stay
+ * clean file pages: out of memory until read, and back out after
+ * model_release_params. Each product weight is a mapping of its own, so
+ * reading a bias next to it never brings in the file's large folio around
+ * it. Everything is read-only afterwards. */
+static qkv_status map_params(qkv_model *m, const ckpt_file *f, const ckpt_section *ps)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = (ps->nbytes + pg - 1) / pg * pg;
+    char *A = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int n = model_decoder_product_count(m);
+    model_product_tensor *pt = malloc((size_t)n * sizeof *pt);
+    size_t(*r)[2] = malloc((size_t)n * sizeof *r); /* whole pages [a, b) of each product weight, in buffer order */
+    if (A == MAP_FAILED || !pt || !r) {
+        if (A != MAP_FAILED)
+            munmap(A, len);
+        free(pt);
+        free(r);
+        return qkv_fail(QKV_ERR_NOMEM, "out of memory for %zu parameter bytes", ps->nbytes);
+    }
+    model_decoder_product_tensors(m, pt);
+    int nr = 0;
+    for (int i = 0; i < n; i++) {
+        size_t x = pt[i].offset * sizeof(float), y = x + (size_t)pt[i].rows * pt[i].cols * sizeof(float);
+        size_t a = (x + pg - 1) / pg * pg, b = y / pg * pg;
+        if (b > a) {
+            r[nr][0] = a;
+            r[nr++][1] = b;
+        }
+    }
+    for (int i = 1; i < nr; i++) /* insertion sort: a few dozen ranges */
+        for (int j = i; j > 0 && r[j][0] < r[j - 1][0]; j--) {
+            size_t t0 = r[j][0], t1 = r[j][1];
+            r[j][0] = r[j - 1][0], r[j][1] = r[j - 1][1];
+            r[j - 1][0] = t0, r[j - 1][1] = t1;
+        }
+    const char *src = ps->data;
+    size_t at = 0;
+    for (int i = 0; i <= nr; i++) {
+        size_t a = i < nr ? r[i][0] : ps->nbytes, b = i < nr ? r[i][1] : ps->nbytes;
+        if (a < at) /* tied weights listed twice */
+            a = at;
+        if (a > at) {
+            ckpt_section part = {"", (void *)(src + at), a - at};
+            ckpt_section_copy(f, A + at, &part);
+        }
+        if (b > a) {
+            if (mremap((void *)(src + a), b - a, b - a, MREMAP_MAYMOVE | MREMAP_FIXED, A + a) != MAP_FAILED) {
+                /* the hole left in the file's mapping is held until ckpt_free
+                 * unmaps it all: else a later mmap (a large malloc) could land
+                 * there and be unmapped with it */
+                mmap((void *)(src + a), b - a, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                     0);
+            } else {
+                ckpt_section part = {"", (void *)(src + a), b - a}; /* not moved: copied */
+                ckpt_section_copy(f, A + a, &part);
+            }
+        }
+        if (b > at)
+            at = b;
+    }
+    free(pt);
+    free(r);
+    mprotect(A, len, PROT_READ);
+    model_adopt_mapping(m, A, len, (const float *)A);
+    return QKV_OK;
+}
+
+static qkv_status load_model(const char *path, int readonly, qkv_model **model, qkv_vocab_blobs *vocab,
+                             void **file_handle)
 {
     *model = NULL;
     *file_handle = NULL;
@@ -66,7 +154,13 @@ qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vo
         qkv_fail_context(s, "%s: section 'config'", path);
         goto fail;
     }
-    if ((s = qkv_model_new(&cfg, 0, model)) != QKV_OK)
+    /* read-only, from a mapped file whose float32 parameters lie on a page
+     * boundary (written with the "pad" section): the product weights stay
+     * file pages (map_params); otherwise everything is copied (or
+     * dequantized) */
+    int in_place = readonly && !qs && f->map_len && ((uintptr_t)ps->data % CKPT_PARAMS_ALIGN) == 0;
+    if ((s = qs ? qkv_model_new(&cfg, 0, model)
+                : model_new_for_load(&cfg, in_place ? MODEL_PARAMS_NONE : MODEL_PARAMS_UNINIT, model)) != QKV_OK)
         goto fail;
     size_t want = qkv_model_num_params(*model) * sizeof(float);
     if (qs) {
@@ -76,6 +170,9 @@ qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vo
         s = qkv_fail(QKV_ERR_FORMAT, "%s: section 'params' has %zu bytes, the config needs %zu", path, ps->nbytes,
                      want);
         goto fail;
+    } else if (in_place) {
+        if ((s = map_params(*model, f, ps)) != QKV_OK)
+            goto fail;
     } else {
         ckpt_section_copy(f, qkv_model_params(*model), ps);
     }

@@ -23,6 +23,14 @@ typedef struct {
  * into *file (keep it until done with them; NULL when absent). */
 qkv_status qkv_checkpoint_load_model(const char *path, qkv_model **model, qkv_vocab_blobs *vocab,
                                      void **file_handle);
+/* The same for a model nobody writes (a translator's): from a float32
+ * checkpoint whose parameters lie on a page boundary (every file qkv
+ * writes), the product weights stay pages of the file instead of copies,
+ * so weights never read take no memory and model_release_params can drop
+ * packed ones; the parameters are read-only. Older files, quantized ones
+ * and unmappable ones are copied. */
+qkv_status qkv_checkpoint_load_model_readonly(const char *path, qkv_model **model, qkv_vocab_blobs *vocab,
+                                              void **file_handle);
 void qkv_checkpoint_release(void *file_handle);
 
 /* Writes a model-only checkpoint (config, vocabularies, params). */
