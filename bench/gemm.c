@@ -239,6 +239,8 @@ static int bf16_main(int repeats, const char *only)
     char info[2048];
     qkv_system_info(info, sizeof info);
     printf("%sbest of %d runs >= 0.2 s, conversions to bf16 included\n", info, repeats);
+    if (!gemm_bf16_onednn_ok())
+        printf("oneDNN makes no bf16 matmul on this CPU: the \"bf16 dnnl\" column runs the own kernel\n");
     for (int threads = 1; threads <= 2; threads++) {
         qkv_context_options co = qkv_context_default_options();
         co.threads = threads;
