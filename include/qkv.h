@@ -473,6 +473,8 @@ qkv_status qkv_translator_load(const char *path, qkv_translator **out);
  * own thread count. */
 qkv_status qkv_translator_load_ctx(const char *path, qkv_context *ctx, qkv_translator **out);
 void qkv_translator_free(qkv_translator *t);
+/* The translator's model, read-only: a qkv checkpoint's parameters may lie
+ * in a read-only mapping of the file (writing them faults). */
 const qkv_model *qkv_translator_model(const qkv_translator *t);
 /* qkv_translate_default_options() with the model's own generation defaults
  * filled in, as generate() applies them without arguments (a Marian
