@@ -209,10 +209,10 @@ static void test_reused_state_equals_fresh(void)
     free_fixture();
 }
 
-/* Batches of few rows go to a context's threads one batch each: a 2- and a
- * 3-thread translator give the 1-thread one's hypotheses to the bit, at
- * batch 1 and 2, greedy and beam 4, in float32 and int8, and as generate()
- * at beam 4 batch 1. */
+/* Batches of few rows, or many batches, go to a context's threads one batch
+ * each: a 2- and a 3-thread translator give the 1-thread one's hypotheses
+ * to the bit, at batch 1 to 4, greedy and beam 4, in float32 and int8, and
+ * as generate() at beam 4 batch 1. */
 static void test_batches_on_threads_equal_one_thread(void)
 {
     CHECK(load_fixture() >= 50, "fixture: %d sentences", n_lines);
@@ -229,7 +229,9 @@ static void test_batches_on_threads_equal_one_thread(void)
     static const struct {
         int beam, batch;
         const char *type;
-    } cfg[] = {{1, 1, "float32"}, {4, 1, "float32"}, {4, 2, "int8"}, {1, 3, "int8"}};
+    } cfg[] = {{1, 1, "float32"}, {4, 1, "float32"}, {4, 2, "int8"}, {1, 3, "int8"},
+               /* 16 rows, but 4 batches a thread or more: on the threads too */
+               {4, 4, "int8"}, {4, 4, "float32"}};
     for (size_t c = 0; t[0] && t[1] && t[2] && c < sizeof cfg / sizeof cfg[0]; c++) {
         qkv_translation *r[3] = {0};
         for (int k = 0; k < 3; k++) {
