@@ -271,12 +271,44 @@ static void test_i8_row_independent_of_batch(void)
     free(x), free(w), free(b), free(wq), free(ws), free(wsum), free(scratch), free(all), free(one);
 }
 
+/* Activation rows whose scale comes from edge values: the largest |x| a
+ * negative one, -0.0 and subnormals, magnitudes near FLT_MAX / 127 (the
+ * scale's max |x| is taken on the bits on the vector paths): the same bits
+ * as the twin. */
+static void test_i8_special_rows(void)
+{
+    qkv_rng_seed(&rng, 11);
+    int N = 4, C = 37, OC = 21;
+    float *x = rnd((size_t)N * C, 1), *w = rnd((size_t)OC * C, 1);
+    for (int c = 0; c < C; c++) {
+        x[c] = -fabsf(x[c]);                               /* row 0: all negative */
+        x[C + c] = c % 3 == 0 ? -0.0f : (float)c * 1e-41f; /* row 1: -0 and subnormals */
+        x[2 * C + c] *= 2e36f;                             /* row 2: huge */
+    }
+    x[3 * C + 5] = -7.25f; /* row 3: one large negative among small values */
+    int8_t *wq = xmalloc(linear_i8_weight_bytes(C, OC));
+    float *ws = xmalloc(linear_i8_panel_floats(OC) * sizeof(float));
+    int32_t *wsum = xmalloc(linear_i8_panel_floats(OC) * sizeof(int32_t));
+    void *scratch = xmalloc(linear_i8_scratch_bytes(N, C));
+    float *got = xmalloc((size_t)N * OC * sizeof(float)), *want = xmalloc((size_t)N * OC * sizeof(float));
+    linear_i8_pack(wq, ws, wsum, w, C, OC);
+    linear_i8_forward(got, x, wq, ws, wsum, NULL, N, C, OC, scratch);
+    linear_i8_forward_ref(want, x, w, NULL, N, C, OC);
+    for (int i = 0; i < N * OC; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+            CHECK(0, "row %d out %d: %.9g, ref %.9g (expected equal bits)", i / OC, i % OC, got[i], want[i]);
+            break;
+        }
+    free(x), free(w), free(wq), free(ws), free(wsum), free(scratch), free(got), free(want);
+}
+
 static const test_case cases[] = {
     TEST(test_i8_round_trip),
     TEST(test_bf16_round_trip),
     TEST(test_i8_every_row_count),
     TEST(test_i8_odd_and_model_shapes),
     TEST(test_i8_row_independent_of_batch),
+    TEST(test_i8_special_rows),
     TEST(test_bf16_every_row_count),
     TEST(test_bf16_odd_and_model_shapes),
 };
