@@ -12,14 +12,15 @@
 #include "train/model_io.h"
 #include "test.h"
 
-static qkv_model *tiny_model(uint64_t seed)
+/* 1 + 2 layers, 2 heads, d_ff 2 * d_model */
+static qkv_model *sized_model(uint64_t seed, int src_vocab, int tgt_vocab, int d_model)
 {
     qkv_model_config c = qkv_model_default_config();
-    c.src_vocab_size = 30;
-    c.tgt_vocab_size = 40;
-    c.d_model = 16;
+    c.src_vocab_size = src_vocab;
+    c.tgt_vocab_size = tgt_vocab;
+    c.d_model = d_model;
     c.encoder_heads = c.decoder_heads = 2;
-    c.encoder_d_ff = c.decoder_d_ff = 32;
+    c.encoder_d_ff = c.decoder_d_ff = 2 * d_model;
     c.encoder_layers = 1;
     c.decoder_layers = 2;
     c.max_positions = 32;
@@ -27,6 +28,8 @@ static qkv_model *tiny_model(uint64_t seed)
     CHECK(qkv_model_new(&c, seed, &m) == QKV_OK, "model: %s", qkv_last_error());
     return m;
 }
+
+static qkv_model *tiny_model(uint64_t seed) { return sized_model(seed, 30, 40, 16); }
 
 static void test_save_load(void)
 {
@@ -114,17 +117,7 @@ static void test_average(void)
 static void test_readonly_mapped(void)
 {
     /* weights of many pages each, so that whole pages of them are moved */
-    qkv_model_config c = qkv_model_default_config();
-    c.src_vocab_size = 300;
-    c.tgt_vocab_size = 200;
-    c.d_model = 128;
-    c.encoder_heads = c.decoder_heads = 2;
-    c.encoder_d_ff = c.decoder_d_ff = 256;
-    c.encoder_layers = 1;
-    c.decoder_layers = 2;
-    c.max_positions = 32;
-    qkv_model *m = NULL;
-    CHECK(qkv_model_new(&c, 5, &m) == QKV_OK, "model: %s", qkv_last_error());
+    qkv_model *m = sized_model(5, 300, 200, 128);
     if (!m)
         return;
     char path[256], old[300];

@@ -67,9 +67,10 @@ struct qkv_model {
     float *sin_table; /* [max_positions, d_model] for sinusoidal positions, else NULL */
 };
 
-/* qkv_model_new without parameters: for a loader that fills them all
- * (uninitialised, untouched until then) or adopts a mapping (none). */
-typedef enum { MODEL_PARAMS_UNINIT, MODEL_PARAMS_NONE } model_params_alloc;
+/* qkv_model_new without initialised parameters: for a loader that fills
+ * them all (UNINIT: allocated, untouched until then) or adopts a mapping
+ * (NONE); INIT is qkv_model_new's. */
+typedef enum { MODEL_PARAMS_INIT, MODEL_PARAMS_UNINIT, MODEL_PARAMS_NONE } model_params_alloc;
 qkv_status model_new_for_load(const qkv_model_config *c, model_params_alloc how, qkv_model **out);
 /* The model takes a read-only mapping [map, map + len) that holds its
  * parameters at params (train/model_io.c's map_params: product weights as

@@ -205,18 +205,16 @@ void qkv_model_free(qkv_model *m)
     free(m);
 }
 
-enum { PARAMS_INIT = 2 }; /* beside model_params_alloc's two */
-
-static qkv_status model_new(const qkv_model_config *c, uint64_t seed, int how, qkv_model **out);
+static qkv_status model_new(const qkv_model_config *c, uint64_t seed, model_params_alloc how, qkv_model **out);
 
 qkv_status qkv_model_new(const qkv_model_config *c, uint64_t seed, qkv_model **out)
 {
-    return model_new(c, seed, PARAMS_INIT, out);
+    return model_new(c, seed, MODEL_PARAMS_INIT, out);
 }
 
 qkv_status model_new_for_load(const qkv_model_config *c, model_params_alloc how, qkv_model **out)
 {
-    return model_new(c, 0, (int)how, out);
+    return model_new(c, 0, how, out);
 }
 
 void model_adopt_mapping(qkv_model *m, void *map, size_t len, const float *params)
@@ -233,7 +231,7 @@ void model_release_params(const qkv_model *m, size_t off, size_t n)
         qkv_release_pages(m->params + off, n * sizeof(float));
 }
 
-static qkv_status model_new(const qkv_model_config *c, uint64_t seed, int how, qkv_model **out)
+static qkv_status model_new(const qkv_model_config *c, uint64_t seed, model_params_alloc how, qkv_model **out)
 {
     *out = NULL;
     QKV_TRY(qkv_config_validate(c));
@@ -273,7 +271,7 @@ static qkv_status model_new(const qkv_model_config *c, uint64_t seed, int how, q
         tb.t = NULL;
         m->num_tensors = tb.n;
         m->num_params = tb.total;
-        if (how == PARAMS_INIT) {
+        if (how == MODEL_PARAMS_INIT) {
             init_params(m, tb.init, seed);
             model_zero_pad_rows(m, m->params);
         }

@@ -122,14 +122,16 @@ static uint64_t checksum(const ckpt_file *f, const uint8_t *p, size_t n)
     return h;
 }
 
-void ckpt_section_copy(const ckpt_file *f, void *dst, const ckpt_section *s)
+void ckpt_copy(const ckpt_file *f, void *dst, const void *src, size_t n)
 {
-    for (size_t at = 0; at < s->nbytes; at += CKPT_CHUNK) {
-        size_t k = s->nbytes - at < CKPT_CHUNK ? s->nbytes - at : CKPT_CHUNK;
-        memcpy((char *)dst + at, (const char *)s->data + at, k);
-        drop_pages(f, (const char *)s->data + at, k);
+    for (size_t at = 0; at < n; at += CKPT_CHUNK) {
+        size_t k = n - at < CKPT_CHUNK ? n - at : CKPT_CHUNK;
+        memcpy((char *)dst + at, (const char *)src + at, k);
+        drop_pages(f, (const char *)src + at, k);
     }
 }
+
+void ckpt_section_copy(const ckpt_file *f, void *dst, const ckpt_section *s) { ckpt_copy(f, dst, s->data, s->nbytes); }
 
 qkv_status ckpt_parse(const void *data, size_t len, const char *name, ckpt_file *out)
 {

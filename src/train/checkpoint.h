@@ -61,6 +61,8 @@ void ckpt_free(ckpt_file *f);
  * file's pages behind it, so that loading costs the destination's memory and
  * not the file's as well. */
 void ckpt_section_copy(const ckpt_file *f, void *dst, const ckpt_section *s);
+/* The same for n bytes at src inside f's data. */
+void ckpt_copy(const ckpt_file *f, void *dst, const void *src, size_t n);
 
 /* The section with that tag, or NULL. */
 const ckpt_section *ckpt_find(const ckpt_file *f, const char *tag);

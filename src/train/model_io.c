@@ -59,13 +59,23 @@ qkv_status qkv_checkpoint_load_model_readonly(const char *path, qkv_model **mode
  * model_release_params. Each product weight is a mapping of its own, so
  * reading a bias next to it never brings in the file's large folio around
  * it. Everything is read-only afterwards. */
+typedef struct {
+    size_t a, b;
+} page_range;
+
+static int by_start(const void *x, const void *y)
+{
+    size_t a = ((const page_range *)x)->a, b = ((const page_range *)y)->a;
+    return (a > b) - (a < b);
+}
+
 static qkv_status map_params(qkv_model *m, const ckpt_file *f, const ckpt_section *ps)
 {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = (ps->nbytes + pg - 1) / pg * pg;
     char *A = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int n = model_decoder_product_count(m);
     model_product_tensor *pt = malloc((size_t)n * sizeof *pt);
-    size_t(*r)[2] = malloc((size_t)n * sizeof *r); /* whole pages [a, b) of each product weight, in buffer order */
+    page_range *r = malloc((size_t)n * sizeof *r); /* whole pages [a, b) of each product weight, in buffer order */
     if (A == MAP_FAILED || !pt || !r) {
         if (A != MAP_FAILED)
             munmap(A, len);
@@ -78,27 +88,18 @@ static qkv_status map_params(qkv_model *m, const ckpt_file *f, const ckpt_sectio
     for (int i = 0; i < n; i++) {
         size_t x = pt[i].offset * sizeof(float), y = x + (size_t)pt[i].rows * pt[i].cols * sizeof(float);
         size_t a = (x + pg - 1) / pg * pg, b = y / pg * pg;
-        if (b > a) {
-            r[nr][0] = a;
-            r[nr++][1] = b;
-        }
+        if (b > a)
+            r[nr++] = (page_range){a, b};
     }
-    for (int i = 1; i < nr; i++) /* insertion sort: a few dozen ranges */
-        for (int j = i; j > 0 && r[j][0] < r[j - 1][0]; j--) {
-            size_t t0 = r[j][0], t1 = r[j][1];
-            r[j][0] = r[j - 1][0], r[j][1] = r[j - 1][1];
-            r[j - 1][0] = t0, r[j - 1][1] = t1;
-        }
+    qsort(r, (size_t)nr, sizeof *r, by_start);
     const char *src = ps->data;
     size_t at = 0;
     for (int i = 0; i <= nr; i++) {
-        size_t a = i < nr ? r[i][0] : ps->nbytes, b = i < nr ? r[i][1] : ps->nbytes;
-        if (a < at) /* tied weights listed twice */
+        size_t a = i < nr ? r[i].a : ps->nbytes, b = i < nr ? r[i].b : ps->nbytes;
+        if (a < at) /* distinct tensors never overlap; this keeps the walk monotonic if a list ever did */
             a = at;
-        if (a > at) {
-            ckpt_section part = {"", (void *)(src + at), a - at};
-            ckpt_section_copy(f, A + at, &part);
-        }
+        if (a > at)
+            ckpt_copy(f, A + at, src + at, a - at);
         if (b > a) {
             if (mremap((void *)(src + a), b - a, b - a, MREMAP_MAYMOVE | MREMAP_FIXED, A + a) != MAP_FAILED) {
                 /* the hole left in the file's mapping is held until ckpt_free
@@ -107,8 +108,7 @@ static qkv_status map_params(qkv_model *m, const ckpt_file *f, const ckpt_sectio
                 mmap((void *)(src + a), b - a, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
                      0);
             } else {
-                ckpt_section part = {"", (void *)(src + a), b - a}; /* not moved: copied */
-                ckpt_section_copy(f, A + a, &part);
+                ckpt_copy(f, A + a, src + a, b - a); /* not moved: copied */
             }
         }
         if (b > at)
