@@ -7,7 +7,8 @@
  *     the same dequantizing expression);
  *   - int8 vs float (linear_forward_ref): the quantization bound
  *     sum_c (|x_c| dw + |w_c| dx + dx dw) with dx = xs / 2, dw = ws / 2
- *     (half a step each), plus 1e-5 relative;
+ *     (half a step each: xs = (max(0, max x) - min(0, min x)) / 127 for the
+ *     7-bit activations, ws = max |w| / 127), plus 1e-5 relative;
  *   - bf16 kernel vs linear_bf16_forward_ref (exact products summed in
  *     double): C * 2^-23 * sum_c |x_c w_c| + 2^-23 |ref| (fp32 summation);
  *   - bf16 vs float: 2^-7 * sum_c |x_c w_c| (two roundings of at most 2^-8) plus
@@ -54,6 +55,17 @@ static float row_max(const float *x, int C)
     return m;
 }
 
+/* max(0, max x) - min(0, min x): the range of a row's 7-bit activations */
+static float row_range(const float *x, int C)
+{
+    float hi = 0, lo = 0;
+    for (int c = 0; c < C; c++) {
+        hi = x[c] > hi ? x[c] : hi;
+        lo = x[c] < lo ? x[c] : lo;
+    }
+    return hi - lo;
+}
+
 static void check_i8(int N, int C, int OC, int with_bias, int threads, const char *variant)
 {
     float *x = rnd((size_t)N * C, 2.0f), *w = rnd((size_t)OC * C, 0.5f), *b = with_bias ? rnd(OC, 1) : NULL;
@@ -72,7 +84,7 @@ static void check_i8(int N, int C, int OC, int with_bias, int threads, const cha
     linear_forward_ref(fl, x, w, b, N, C, OC);
     int bad = 0;
     for (int n = 0; n < N && bad < 3; n++) {
-        float xm = row_max(x + (size_t)n * C, C);
+        float xr = row_range(x + (size_t)n * C, C);
         for (int o = 0; o < OC && bad < 3; o++) {
             size_t i = (size_t)n * OC + o;
             if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
@@ -81,7 +93,7 @@ static void check_i8(int N, int C, int OC, int with_bias, int threads, const cha
                 bad++;
             }
             float wm = row_max(w + (size_t)o * C, C);
-            double dx = xm / 127.0 / 2, dw = wm / 127.0 / 2, bound = 0;
+            double dx = xr / 127.0 / 2, dw = wm / 127.0 / 2, bound = 0;
             for (int c = 0; c < C; c++)
                 bound += fabs(x[(size_t)n * C + c]) * dw + fabs(w[(size_t)o * C + c]) * dx + dx * dw;
             bound += 1e-5 * (fabs(fl[i]) + 1e-3);
@@ -220,6 +232,58 @@ static void test_i8_round_trip(void)
     free(x), free(y), free(q);
 }
 
+/* 7-bit activations: |x - dequant(quant(x))| <= scale / 2; 0 maps to the
+ * zero point exactly; a row of one sign keeps the symmetric 8-bit steps
+ * (its largest |x| maps to 127 or 0); a zero row has scale 0; the
+ * values and padding stay in [0, 127] and 0. */
+static void test_u7_round_trip(void)
+{
+    qkv_rng_seed(&rng, 8);
+    int N = 5, C = 51, ldq = 56;
+    float *x = rnd((size_t)N * C, 3.0f), *y = xmalloc((size_t)N * C * sizeof(float)), sc[5];
+    int32_t z[5];
+    memset(x + 2 * C, 0, (size_t)C * sizeof(float));
+    x[5] = -7.5f, x[6] = 0.0f; /* row 0: min -7.5, a zero */
+    for (int c = 0; c < C; c++) {
+        x[3 * C + c] = fabsf(x[3 * C + c]); /* row 3: >= 0 (a ReLU output) */
+        x[4 * C + c] = -fabsf(x[4 * C + c]); /* row 4: <= 0 */
+    }
+    x[3 * C + 9] = 4.0f, x[4 * C + 9] = -4.0f;
+    x[C + 3] = NAN; /* row 1: quantized as 0.0 */
+    uint8_t *q = xmalloc((size_t)N * ldq);
+    quantize_rows_u7(q, sc, z, x, N, C, ldq);
+    dequantize_rows_u7(y, q, sc, z, N, C, ldq);
+    CHECK(q[5] == 0, "q of the row minimum -7.5 is %d, expected 0", q[5]);
+    CHECK(q[6] == z[0], "q of 0.0 is %d, expected the zero point %d", q[6], z[0]);
+    CHECK(q[ldq + 3] == z[1], "q of NaN is %d, expected the zero point %d", q[ldq + 3], z[1]);
+    CHECK(y[6] == 0.0f, "0.0 dequantizes to %g", y[6]);
+    CHECK(sc[0] == row_range(x, C) / 127.0f, "scale of row 0 is %.9g, expected %.9g", sc[0], row_range(x, C) / 127.0f);
+    CHECK(sc[2] == 0.0f && z[2] == 0, "zero row: scale %g, zero point %d", sc[2], z[2]);
+    CHECK(z[3] == 0 && sc[3] == 4.0f / 127.0f && q[3 * ldq + 9] == 127,
+          "row >= 0: zero point %d, scale %.9g, q(max) %d; expected 0, %.9g, 127", z[3], sc[3], q[3 * ldq + 9],
+          4.0f / 127.0f);
+    CHECK(z[4] == 127 && sc[4] == 4.0f / 127.0f && q[4 * ldq + 9] == 0,
+          "row <= 0: zero point %d, scale %.9g, q(min) %d; expected 127, %.9g, 0", z[4], sc[4], q[4 * ldq + 9],
+          4.0f / 127.0f);
+    for (int n = 0; n < N; n++) {
+        CHECK(z[n] >= 0 && z[n] <= 127, "zero point of row %d is %d", n, z[n]);
+        for (int c = C; c < ldq; c++)
+            CHECK(q[(size_t)n * ldq + c] == 0, "padding q[%d, %d] = %d, expected 0", n, c, q[(size_t)n * ldq + c]);
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)n * C + c;
+            CHECK(q[(size_t)n * ldq + c] <= 127, "q[%d, %d] = %d > 127", n, c, q[(size_t)n * ldq + c]);
+            if (isnan(x[i]))
+                continue;
+            double e = fabs((double)x[i] - y[i]), tol = sc[n] / 2 * (1 + 1e-5);
+            if (e > tol) {
+                CHECK(0, "round trip x[%d, %d] = %.9g -> %.9g (error %g > %g)", n, c, x[i], y[i], e, tol);
+                break;
+            }
+        }
+    }
+    free(x), free(y), free(q);
+}
+
 static void test_bf16_round_trip(void)
 {
     qkv_rng_seed(&rng, 6);
@@ -271,14 +335,15 @@ static void test_i8_row_independent_of_batch(void)
     free(x), free(w), free(b), free(wq), free(ws), free(wsum), free(scratch), free(all), free(one);
 }
 
-/* Activation rows whose scale comes from edge values: the largest |x| a
- * negative one, -0.0 and subnormals, magnitudes near FLT_MAX / 127 (the
- * scale's max |x| is taken on the bits on the vector paths): the same bits
- * as the twin. */
+/* Activation rows whose scale comes from edge values: all negative, -0.0
+ * and subnormals, magnitudes near FLT_MAX / 127, one large negative, a
+ * NaN, a range below QU7_MIN_RANGE (the vector paths take the range on
+ * the bits): the same bits as the twin, and finite outputs where the
+ * input row is finite. */
 static void test_i8_special_rows(void)
 {
     qkv_rng_seed(&rng, 11);
-    int N = 4, C = 37, OC = 21;
+    int N = 6, C = 37, OC = 21;
     float *x = rnd((size_t)N * C, 1), *w = rnd((size_t)OC * C, 1);
     for (int c = 0; c < C; c++) {
         x[c] = -fabsf(x[c]);                               /* row 0: all negative */
@@ -286,6 +351,9 @@ static void test_i8_special_rows(void)
         x[2 * C + c] *= 2e36f;                             /* row 2: huge */
     }
     x[3 * C + 5] = -7.25f; /* row 3: one large negative among small values */
+    x[4 * C + 7] = NAN;    /* row 4: a NaN (skipped in the range, quantized as 0.0) */
+    for (int c = 0; c < C; c++)
+        x[5 * C + c] *= 1e-31f; /* row 5: a range below QU7_MIN_RANGE: zeros */
     int8_t *wq = xmalloc(linear_i8_weight_bytes(C, OC));
     float *ws = xmalloc(linear_i8_panel_floats(OC) * sizeof(float));
     int32_t *wsum = xmalloc(linear_i8_panel_floats(OC) * sizeof(int32_t));
@@ -295,15 +363,18 @@ static void test_i8_special_rows(void)
     linear_i8_forward(got, x, wq, ws, wsum, NULL, N, C, OC, scratch);
     linear_i8_forward_ref(want, x, w, NULL, N, C, OC);
     for (int i = 0; i < N * OC; i++)
-        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-            CHECK(0, "row %d out %d: %.9g, ref %.9g (expected equal bits)", i / OC, i % OC, got[i], want[i]);
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0 || !isfinite(got[i])) {
+            CHECK(0, "row %d out %d: %.9g, ref %.9g (expected equal finite bits)", i / OC, i % OC, got[i], want[i]);
             break;
         }
+    for (int o = 0; o < OC; o++)
+        CHECK(got[5 * OC + o] == 0.0f, "a row of range 1e-31: out %d = %g, expected 0", o, got[5 * OC + o]);
     free(x), free(w), free(wq), free(ws), free(wsum), free(scratch), free(got), free(want);
 }
 
 static const test_case cases[] = {
     TEST(test_i8_round_trip),
+    TEST(test_u7_round_trip),
     TEST(test_bf16_round_trip),
     TEST(test_i8_every_row_count),
     TEST(test_i8_odd_and_model_shapes),

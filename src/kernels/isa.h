@@ -179,11 +179,12 @@ int kern_select(qkv_isa isa);
  * Items are groups of output panels, as for linear_packed. */
 typedef struct {
     float *out;
-    const int8_t *xq;   /* [N, Cp]; u8 (xq + 128) when the path's i8_unsigned */
+    const uint8_t *xq;  /* [N, Cp] in [0, 127] */
     const float *xs;    /* [N] */
+    const int32_t *xz;  /* [N] zero points */
     const int8_t *wq;   /* packed */
     const float *ws;    /* [panels * 16] */
-    const int32_t *wsum; /* [panels * 16]: 128 sum_c wq[o, c] */
+    const int32_t *wsum; /* [panels * 16]: sum_c wq[o, c] */
     const float *bias;
     int N, Cp, OC;
 } lq_args;
@@ -201,13 +202,14 @@ typedef struct {
     float alpha;
 } lb_args;
 
-/* rows of activations to int8 (quant.h): q: [N, ldq], scale: [N], x: [N, C];
- * flip 0x80 stores u8 = q + 128 (as two's complement bytes, q ^ 0x80) */
+/* rows of activations to 7 bits (quantize_rows_u7 in quant.h): q: [N, ldq],
+ * scale, zero: [N], x: [N, C] */
 typedef struct {
-    int8_t *q;
+    uint8_t *q;
     float *scale;
+    int32_t *zero;
     const float *x;
-    int C, ldq, flip;
+    int C, ldq;
 } qr_args;
 
 /* rows of activations to bf16: q: [N, ldq], x: [N, C] (row stride ldx) */
@@ -222,7 +224,6 @@ typedef struct {
     kpar_fn quant_rows, bf16_rows;
     kpar_fn linear_i8;
     int (*linear_i8_groups)(int N, int OC);
-    int (*linear_i8_unsigned)(void); /* 1: activations go in as u8 = xq + 128 */
     kpar_fn linear_bf16;
     int (*linear_bf16_groups)(int N, int OC);
     const char *(*i8_name)(void);

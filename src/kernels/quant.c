@@ -1,6 +1,7 @@
 /* int8 and bf16 linear layers: packing, activation quantization, the
  * threaded drivers and the plain twins (quant.h). The products are per
  * instruction set (generic/, avx2/, avx512/ quant.c). */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -44,6 +45,40 @@ void dequantize_rows_s8(float *x, const int8_t *q, const float *scale, int N, in
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
             x[(size_t)n * C + c] = (float)q[(size_t)n * ldq + c] * scale[n];
+}
+
+void quantize_rows_u7(uint8_t *q, float *scale, int32_t *zero, const float *x, int N, int C, int ldq)
+{
+    for (int n = 0; n < N; n++) {
+        const float *r = x + (size_t)n * C;
+        uint8_t *o = q + (size_t)n * ldq;
+        float hi = 0, lo = 0; /* NaNs fail both comparisons */
+        for (int c = 0; c < C; c++) {
+            if (r[c] > hi)
+                hi = r[c];
+            if (r[c] < lo)
+                lo = r[c];
+        }
+        float nlo = lo < 0 ? -lo : 0.0f, range = hi + nlo, inv = range >= QU7_MIN_RANGE ? 127.0f / range : 0.0f;
+        /* the rounding of impl/quant_rows.inc: (v + 1.5 2^23) - 1.5 2^23 */
+        float z = (nlo * inv + 12582912.0f) - 12582912.0f, off = 12582912.0f - z;
+        scale[n] = inv > 0 ? range / 127.0f : 0.0f;
+        zero[n] = (int32_t)z;
+        for (int c = 0; c < C; c++) {
+            float v = fabsf(r[c]) <= FLT_MAX ? r[c] : 0.0f;
+            int32_t i = (int32_t)((v * inv + 12582912.0f) - off);
+            o[c] = (uint8_t)(i < 127 ? i : 127);
+        }
+        for (int c = C; c < ldq; c++)
+            o[c] = 0;
+    }
+}
+
+void dequantize_rows_u7(float *x, const uint8_t *q, const float *scale, const int32_t *zero, int N, int C, int ldq)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            x[(size_t)n * C + c] = (float)((int32_t)q[(size_t)n * ldq + c] - zero[n]) * scale[n];
 }
 
 static inline uint16_t bf16_of(float f)
@@ -103,7 +138,7 @@ void linear_i8_pack_quantized(int8_t *wq, float *ws, int32_t *wsum, const int8_t
     memset(wq, 0, linear_i8_weight_bytes(C, OC));
     for (int o = 0; o < P * LQ_PANEL; o++) {
         ws[o] = o < OC ? scale[o] : 0;
-        wsum[o] = o < OC ? 128 * pack_i8_row(wq, Cp, o, q + (size_t)o * C, C) : 0;
+        wsum[o] = o < OC ? pack_i8_row(wq, Cp, o, q + (size_t)o * C, C) : 0;
     }
 }
 
@@ -118,11 +153,14 @@ void linear_i8_pack(int8_t *wq, float *ws, int32_t *wsum, const float *weight, i
         if (o >= OC)
             continue;
         quantize_rows_s8(row, &ws[o], weight + (size_t)o * C, 1, C, C);
-        wsum[o] = 128 * pack_i8_row(wq, Cp, o, row, C);
+        wsum[o] = pack_i8_row(wq, Cp, o, row, C);
     }
 }
 
-size_t linear_i8_scratch_bytes(int N, int C) { return (size_t)N * (size_t)linear_i8_cp(C) + (size_t)N * sizeof(float) + 64; }
+size_t linear_i8_scratch_bytes(int N, int C)
+{
+    return (size_t)N * (size_t)linear_i8_cp(C) + (size_t)N * (sizeof(float) + sizeof(int32_t)) + 64;
+}
 
 /* Multiply-adds below which a product stays on the calling thread (as
  * linear_packed.c). */
@@ -135,27 +173,32 @@ void linear_i8_forward(float *out, const float *inp, const int8_t *wq, const flo
         return;
     int Cp = linear_i8_cp(C);
     float *xs = scratch;
-    int8_t *xq = (int8_t *)(xs + N);
-    qr_args q = {xq, xs, inp, C, Cp, kernq->linear_i8_unsigned() ? 0x80 : 0};
+    int32_t *xz = (int32_t *)(xs + N);
+    uint8_t *xq = (uint8_t *)(xz + N);
+    qr_args q = {xq, xs, xz, inp, C, Cp};
     kpar_for(N, (double)N * C, PAR_MIN, kernq->quant_rows, &q);
-    lq_args a = {out, xq, xs, wq, ws, wsum, bias, N, Cp, OC};
+    lq_args a = {out, xq, xs, xz, wq, ws, wsum, bias, N, Cp, OC};
     kpar_for(kernq->linear_i8_groups(N, OC), (double)N * C * OC, LQ_PAR_MIN, kernq->linear_i8, &a);
 }
 
 void linear_i8_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                            int OC)
 {
-    int8_t xq[C > 0 ? C : 1], wq[C > 0 ? C : 1];
+    uint8_t xq[C > 0 ? C : 1];
+    int8_t wq[C > 0 ? C : 1];
     for (int n = 0; n < N; n++) {
         float xs;
-        quantize_rows_s8(xq, &xs, inp + (size_t)n * C, 1, C, C);
+        int32_t xz;
+        quantize_rows_u7(xq, &xs, &xz, inp + (size_t)n * C, 1, C, C);
         for (int o = 0; o < OC; o++) {
             float wsc;
             quantize_rows_s8(wq, &wsc, weight + (size_t)o * C, 1, C, C);
-            int32_t s = 0;
-            for (int c = 0; c < C; c++)
+            int32_t s = 0, wsum = 0;
+            for (int c = 0; c < C; c++) {
                 s += (int32_t)xq[c] * wq[c];
-            float v = (float)s * (xs * wsc);
+                wsum += wq[c];
+            }
+            float v = (float)(s - xz * wsum) * (xs * wsc);
             out[(size_t)n * OC + o] = bias ? v + bias[o] : v;
         }
     }

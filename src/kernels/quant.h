@@ -1,18 +1,27 @@
 /* Lower-precision linear layers: int8 and bfloat16 weights, packed once.
  *
- * int8 (symmetric, per output row, as CTranslate2's int8):
+ * int8: weights symmetric per output row (as CTranslate2's int8),
+ * activations asymmetric per row in 7 bits (u8 in [0, 127], a zero point):
  *   weight row o:      ws[o] = max_c |w[o, c]| / 127,  wq[o, c] = round(w[o, c] / ws[o])
- *   activation row n:  xs[n] = max_c |x[n, c]| / 127,  xq[n, c] = round(x[n, c] / xs[n])
- *   out[n, o] = (float)(sum_c xq[n, c] wq[o, c]) * (xs[n] * ws[o]) (+ bias[o])
- * (quantized as round(v * (127 / max)), ties to even; a row of zeros has
- * scale 0). The integer sum is exact (|sum| <= 127^2 C < 2^31 for C below
- * 133,000), so every path gives the same bits as linear_i8_forward_ref:
- *   - AVX512-VNNI: vpdpbusd multiplies unsigned by signed bytes, so the
- *     activations go in as u8 = xq + 128 and the packed weight carries
- *     wsum[o] = 128 sum_c wq[o, c], subtracted after the chain;
- *   - AVX2 and AVX-512 without VNNI: vpmaddubsw on |xq| and wq with xq's
- *     sign (|xq| <= 127: a pair sums to at most 2 * 127^2 < 2^15, so the
- *     16-bit sums never saturate), then vpmaddwd by ones into s32;
+ *   activation row n:  lo = min(0, min_c x), hi = max(0, max_c x),
+ *                      xs[n] = (hi - lo) / 127,  xz[n] = round(-lo / xs[n]),
+ *                      xq[n, c] = clamp(round(x[n, c] / xs[n]) + xz[n], 0, 127)
+ *   out[n, o] = (float)(sum_c xq[n, c] wq[o, c] - xz[n] wsum[o]) * (xs[n] * ws[o]) (+ bias[o])
+ *               with wsum[o] = sum_c wq[o, c]
+ * (round is round(v * (127 / max)) or round(v * (127 / (hi - lo))), ties
+ * to even; a row of zeros has scale 0). A row of one sign keeps the 127
+ * steps of a symmetric 8-bit scale (ReLU outputs: the same values); a
+ * row of both signs has (hi - lo) / 127 steps, at most one bit coarser.
+ * The 7 bits are for AVX2: vpmaddubsw adds pairs of u8 x s8 products into
+ * saturating 16-bit sums, and with u8 <= 127 a pair is at most
+ * 2 * 127^2 < 2^15, so the unsigned activations go in straight (three
+ * instructions per 32 products; an exact 8-bit scheme needs |x| and x's
+ * sign on the weight, five, and ran 1.4x slower on AMD Zen 3). Every path
+ * uses the one scheme, so every path gives the same bits as
+ * linear_i8_forward_ref (the integer sums are exact: |sum| <= 127^2 C <
+ * 2^31 for C below 133,000):
+ *   - AVX512-VNNI: vpdpbusd (u8 x s8 into s32);
+ *   - AVX2 and AVX-512 without VNNI: vpmaddubsw then vpmaddwd by ones;
  *   - generic: plain integer C.
  * Layout, panels of LQ_PANEL = 16 output rows, C rounded up to Cp (a
  * multiple of 4, zeros past C):
@@ -40,12 +49,23 @@
 
 /* ---- quantize / dequantize rows (the scheme above) ---- */
 
-/* q: [N, ldq] (columns C .. ldq-1 set to 0)   scale: [N] (max|x| / 127)
- * x: [N, C] */
+/* Symmetric, as the weights: q: [N, ldq] (columns C .. ldq-1 set to 0)
+ * scale: [N] (max|x| / 127)   x: [N, C] */
 void quantize_rows_s8(int8_t *q, float *scale, const float *x, int N, int C, int ldq);
 
 /* x[n, c] = q[n, c] * scale[n].   x: [N, C]   q: [N, ldq] */
 void dequantize_rows_s8(float *x, const int8_t *q, const float *scale, int N, int C, int ldq);
+
+/* Activations, 7 bits with a zero point: q: [N, ldq] in [0, 127] (columns
+ * C .. ldq-1 set to 0)   scale: [N] ((hi - lo) / 127)   zero: [N] in [0, 127]
+ * x: [N, C]. NaNs are skipped when the range is taken and quantize as 0.0,
+ * as do infinities (whose range, and so scale, is infinite). A row whose
+ * range is below QU7_MIN_RANGE quantizes as a row of zeros (scale 0). */
+#define QU7_MIN_RANGE 0x1p-100f
+void quantize_rows_u7(uint8_t *q, float *scale, int32_t *zero, const float *x, int N, int C, int ldq);
+
+/* x[n, c] = (q[n, c] - zero[n]) * scale[n] */
+void dequantize_rows_u7(float *x, const uint8_t *q, const float *scale, const int32_t *zero, int N, int C, int ldq);
 
 /* float -> bf16 (round to nearest even; NaN stays NaN) and back. */
 void float_to_bf16(uint16_t *dst, const float *src, size_t n);
@@ -60,7 +80,7 @@ size_t linear_i8_weight_bytes(int C, int OC);
 size_t linear_i8_panel_floats(int OC);
 
 /* Quantizes and packs weight [OC, C]. wq: linear_i8_weight_bytes
- * ws, wsum: linear_i8_panel_floats(OC) each */
+ * ws, wsum: linear_i8_panel_floats(OC) each (wsum[o] = sum_c wq[o, c]) */
 void linear_i8_pack(int8_t *wq, float *ws, int32_t *wsum, const float *weight, int C, int OC);
 /* The same from weights already quantized by the scheme above (q: [OC, C]
  * row-major, scale: [OC]), e.g. read from a quantized checkpoint: nothing
@@ -79,7 +99,8 @@ void linear_i8_forward(float *out, const float *inp, const int8_t *wq, const flo
                        const float *bias, int N, int C, int OC, void *scratch);
 
 /* The plain twin on the unpacked float weight (quantizes both sides
- * itself): equal to linear_i8_forward to the bit. */
+ * itself, the weights with quantize_rows_s8, the activations with
+ * quantize_rows_u7): equal to linear_i8_forward to the bit. */
 void linear_i8_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                            int OC);
 

@@ -3,8 +3,8 @@
  * A 64-byte step of a packed panel is two ymm (outputs 0-7 and 8-15).
  * Blocks of 4 rows x 1 panel, or 1 row x 4 panels below 4 rows: 8
  * accumulators either way.
- *   - int8: vpmaddubsw(|xq|, wq * sign(xq)) then vpmaddwd by 1 (|xq| <=
- *     127, so the 16-bit pair sums stay below 2^15: no saturation);
+ *   - int8: vpmaddubsw(xq, wq) then vpmaddwd by 1 (xq in [0, 127], so the
+ *     16-bit pair sums stay below 2^15: no saturation);
  *   - bf16: the pairs are widened to fp32 (a shift and a mask) and go
  *     through two FMAs. */
 #pragma GCC optimize("no-trapping-math")
@@ -54,7 +54,7 @@ static inline int32_t ld32(const void *p)
             _mm256_storeu_si256((void *)(tmp + (size_t)r * 128 + p * 8), acc[r][p]);
 
 #define STEP_I8(c, a, b) \
-    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(b, a)), ones))
+    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones))
 #define STEP_WIDEN(c, a, b)                                                                         \
     c = _mm256_castps_si256(_mm256_fmadd_ps(                                                        \
         _mm256_castsi256_ps(_mm256_and_si256(a, hi)), _mm256_castsi256_ps(_mm256_and_si256(b, hi)), \
@@ -111,7 +111,8 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
     }
 
 #define I8_ROW(n, r) \
-    lq_store(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->xs[n], a->ws + o0, NULL, a->bias ? a->bias + o0 : NULL, width)
+    lq_store(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->xs[n], a->xz[n], a->ws + o0, a->wsum + o0, \
+             a->bias ? a->bias + o0 : NULL, width)
 #define BF_ROW(n, r) \
     lb_store(a->out + (size_t)(n) * a->ldc + o0, tmp + (r) * 128, a->bias ? a->bias + o0 : NULL, width, a->alpha, a->accum)
 #define Cp4 Cp / 4
@@ -126,7 +127,6 @@ static int groups_avx2(int N, int OC)
     return (P + np - 1) / np;
 }
 
-static int unsigned_avx2(void) { return 0; }
 static const char *i8_name(void) { return "avx2 vpmaddubsw"; }
 static const char *bf16_name(void) { return "avx2 (bf16 widened to fp32 in registers)"; }
 
@@ -136,7 +136,6 @@ const kernq_table kernq_avx2 = {
     .bf16_rows = bf16_rows,
     .linear_i8 = li8_avx2,
     .linear_i8_groups = groups_avx2,
-    .linear_i8_unsigned = unsigned_avx2,
     .linear_bf16 = lb_avx2,
     .linear_bf16_groups = groups_avx2,
     .i8_name = i8_name,

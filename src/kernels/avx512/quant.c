@@ -6,9 +6,10 @@
  * single rows); each input-column step broadcasts 4 bytes (2 bf16) of a
  * row and multiplies them into every panel.
  *   - int8 with AVX512-VNNI (function-level target, picked when
- *     kern_extras.vnni): vpdpbusd, u8 activations (xq + 128), the
- *     compensation subtracted in the store;
- *   - int8 without it: vpmaddubsw(|xq|, wq * sign(xq)) then vpmaddwd by 1;
+ *     kern_extras.vnni): vpdpbusd on the u8 activations (7 bits) and the
+ *     s8 weights, the zero point's compensation subtracted in the store;
+ *   - int8 without it: vpmaddubsw(xq, wq) then vpmaddwd by 1 (xq <= 127:
+ *     no saturation);
  *   - bf16 with AVX512-BF16: vdpbf16ps; without it, the pairs are widened
  *     to fp32 (a shift and a mask) and go through two FMAs. */
 #pragma GCC optimize("no-trapping-math")
@@ -37,15 +38,15 @@ static inline int32_t ld32(const void *p)
 
 /* lq_store / lb_store (impl/lq_store.inc) in vectors: the same operations
  * in the same order, so the same bits. */
-static inline void lq_store_512(float *out, const int32_t *acc, float xs, const float *ws, const int32_t *wsum,
-                                const float *bias, int w)
+static inline void lq_store_512(float *out, const int32_t *acc, float xs, int32_t xz, const float *ws,
+                                const int32_t *wsum, const float *bias, int w)
 {
     __m512 s = _mm512_set1_ps(xs);
+    __m512i z = _mm512_set1_epi32(xz);
     for (int j = 0; j < w; j += 16) {
         __mmask16 k = w - j >= 16 ? 0xffff : (__mmask16)((1u << (w - j)) - 1);
         __m512i a = _mm512_maskz_loadu_epi32(k, acc + j);
-        if (wsum)
-            a = _mm512_sub_epi32(a, _mm512_maskz_loadu_epi32(k, wsum + j));
+        a = _mm512_sub_epi32(a, _mm512_mullo_epi32(z, _mm512_maskz_loadu_epi32(k, wsum + j)));
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, ws + j)));
         if (bias)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
@@ -94,11 +95,7 @@ static inline void lb_store_512(float *out, const float *acc, const float *bias,
 #define STORE_F(dst, v) _mm512_storeu_ps(dst, _mm512_castsi512_ps(v))
 
 #define STEP_VNNI(c, a, b) c = _mm512_dpbusd_epi32(c, a, b)
-#define STEP_BW(c, a, b)                                                                             \
-    c = _mm512_add_epi32(c, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(a),               \
-                                                                   _mm512_mask_sub_epi8(b, _mm512_movepi8_mask(a), \
-                                                                                        zero, b)), \
-                                              ones))
+#define STEP_BW(c, a, b) c = _mm512_add_epi32(c, _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), ones))
 #define STEP_DPBF(c, a, b) \
     c = _mm512_castps_si512(_mm512_dpbf16_ps(_mm512_castsi512_ps(c), (__m512bh)(a), (__m512bh)(b)))
 #define STEP_WIDEN(c, a, b)                                                                               \
@@ -115,7 +112,7 @@ __attribute__((target("avx512vnni"))) AI void blk_vnni(int32_t *tmp, const uint8
 
 AI void blk_bw(int32_t *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, size_t ps, int K4, int R, int P)
 {
-    const __m512i ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    const __m512i ones = _mm512_set1_epi16(1);
     BLOCK_BODY(STEP_BW, _mm512_setzero_si512(), STORE_I)
 }
 
@@ -177,18 +174,16 @@ AI void blk_widen(float *tmp, const uint8_t *x, size_t ldx, const uint8_t *w, si
     }
 
 #define I8_ROW(n, r) \
-    lq_store_512(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->xs[n], a->ws + o0, WSUM, a->bias ? a->bias + o0 : NULL, width)
+    lq_store_512(a->out + (size_t)(n) * OC + o0, tmp + (r) * 128, a->xs[n], a->xz[n], a->ws + o0, a->wsum + o0, \
+                 a->bias ? a->bias + o0 : NULL, width)
 #define BF_ROW(n, r) \
     lb_store_512(a->out + (size_t)(n) * a->ldc + o0, tmp + (r) * 128, a->bias ? a->bias + o0 : NULL, width, a->alpha, a->accum)
 
 /* int8: K steps of 4 bytes; bf16: K steps of 2 bf16 (4 bytes): Cp / 4 and
  * Cp2 / 2 */
 #define WBYTES wq
-#define WSUM a->wsum + o0
 #define Cp4 Cp / 4
 RANGE_FN(li8_vnni, blk_vnni, int32_t, __attribute__((target("avx512vnni"))), lq_args, xq, Cp4, I8_ROW)
-#undef WSUM
-#define WSUM NULL
 RANGE_FN(li8_bw, blk_bw, int32_t, , lq_args, xq, Cp4, I8_ROW)
 #undef WBYTES
 #define WBYTES wb
@@ -218,7 +213,6 @@ static int groups_avx512(int N, int OC)
     return (P + np - 1) / np;
 }
 
-static int unsigned_avx512(void) { return kern_extras.vnni; }
 static const char *i8_name(void) { return kern_extras.vnni ? "avx512-vnni vpdpbusd" : "avx512bw vpmaddubsw"; }
 static const char *bf16_name(void)
 {
@@ -231,7 +225,6 @@ const kernq_table kernq_avx512 = {
     .bf16_rows = bf16_rows,
     .linear_i8 = li8_avx512,
     .linear_i8_groups = groups_avx512,
-    .linear_i8_unsigned = unsigned_avx512,
     .linear_bf16 = lb_avx512,
     .linear_bf16_groups = groups_avx512,
     .i8_name = i8_name,

@@ -25,16 +25,17 @@ static void li8_generic(void *arg, long g0, long g1)
             const int8_t *w = a->wq + (size_t)q * ps;
             int o0 = q * LQ_PANEL, width = OC - o0 < LQ_PANEL ? OC - o0 : LQ_PANEL;
             for (int n = 0; n < a->N; n++) {
-                const int8_t *x = a->xq + (size_t)n * a->Cp;
+                const uint8_t *x = a->xq + (size_t)n * a->Cp;
                 int32_t acc[LQ_PANEL] = {0};
                 for (int k = 0; k < K4; k++) {
-                    const int8_t *wk = w + (size_t)k * 64, *xk = x + 4 * (size_t)k;
+                    const int8_t *wk = w + (size_t)k * 64;
+                    const uint8_t *xk = x + 4 * (size_t)k;
                     for (int j = 0; j < LQ_PANEL; j++)
                         acc[j] += xk[0] * wk[4 * j] + xk[1] * wk[4 * j + 1] + xk[2] * wk[4 * j + 2] +
                                   xk[3] * wk[4 * j + 3];
                 }
-                lq_store(a->out + (size_t)n * OC + o0, acc, a->xs[n], a->ws + o0, NULL, a->bias ? a->bias + o0 : NULL,
-                         width);
+                lq_store(a->out + (size_t)n * OC + o0, acc, a->xs[n], a->xz[n], a->ws + o0, a->wsum + o0,
+                         a->bias ? a->bias + o0 : NULL, width);
             }
         }
 }
@@ -79,7 +80,6 @@ static int groups_generic(int N, int OC)
     return (P + GEN_NP - 1) / GEN_NP;
 }
 
-static int unsigned_generic(void) { return 0; }
 static const char *i8_name(void) { return "generic C"; }
 static const char *bf16_name(void) { return "generic C (bf16 widened to fp32)"; }
 
@@ -89,7 +89,6 @@ const kernq_table kernq_generic = {
     .bf16_rows = bf16_rows,
     .linear_i8 = li8_generic,
     .linear_i8_groups = groups_generic,
-    .linear_i8_unsigned = unsigned_generic,
     .linear_bf16 = lb_generic,
     .linear_bf16_groups = groups_generic,
     .i8_name = i8_name,
