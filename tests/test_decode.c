@@ -96,18 +96,20 @@ static void test_topk_matches_sort(void)
 {
     qkv_rng r;
     qkv_rng_seed(&r, 3);
-    int sizes[] = {1, 2, 7, 31, 100, 1001};
+    int sizes[] = {1, 2, 7, 31, 100, 1001, 4000};
     float vals[40], rv[40];
     int idx[40], ri[40];
-    for (int si = 0; si < 6; si++) {
+    for (int si = 0; si < 7; si++) {
         int V = sizes[si];
-        float *x = malloc((size_t)V * sizeof(float));
+        float *x = malloc((size_t)V * sizeof(float)), *y = malloc((size_t)V * sizeof(float));
         for (int trial = 0; trial < 20; trial++) {
             for (int v = 0; v < V; v++) {
                 /* few distinct values: many ties; some -inf */
                 x[v] = (float)qkv_rng_below(&r, 7) - 3.0f;
                 if (qkv_rng_below(&r, 9) == 0)
                     x[v] = -INFINITY;
+                if (qkv_rng_below(&r, 50) == 0)
+                    x[v] = NAN; /* never selected */
             }
             int k = 1 + (int)qkv_rng_below(&r, 39);
             int n = search_topk(x, V, k, vals, idx), nr = search_topk_ref(x, V, k, rv, ri);
@@ -115,8 +117,19 @@ static void test_topk_matches_sort(void)
             for (int i = 0; i < n && i < nr; i++)
                 CHECK(idx[i] == ri[i] && vals[i] == rv[i], "V %d k %d rank %d: (%d, %g), reference (%d, %g)", V,
                       k, i, idx[i], vals[i], ri[i], rv[i]);
+            /* with an offset (a beam score): the top k of x + off, x unchanged */
+            float off = -0.75f * (float)qkv_rng_below(&r, 5);
+            for (int v = 0; v < V; v++)
+                y[v] = x[v] + off;
+            n = search_topk_offset(x, V, off, k, vals, idx);
+            nr = search_topk_ref(y, V, k, rv, ri);
+            CHECK(n == nr, "V %d k %d offset %g: %d selected, reference %d", V, k, off, n, nr);
+            for (int i = 0; i < n && i < nr; i++)
+                CHECK(idx[i] == ri[i] && vals[i] == rv[i],
+                      "V %d k %d offset %g rank %d: (%d, %g), reference (%d, %g)", V, k, off, i, idx[i], vals[i],
+                      ri[i], rv[i]);
         }
-        free(x);
+        free(x), free(y);
     }
 }
 

@@ -82,30 +82,72 @@ void search_process_row(float *x, int V, const int *seq, int len, const search_p
 /* a before b in the ranking: larger value, then smaller index */
 static int ranks_before(float va, int ia, float vb, int ib) { return va > vb || (va == vb && ia < ib); }
 
-int search_topk(const float *x, int V, int k, float *vals, int *idx)
+/* Inserts (xv, v) into the ranked list vals/idx of n <= k entries. */
+static inline void topk_insert(float xv, int v, int k, int *n, float *vals, int *idx)
+{
+    int j = *n < k ? (*n)++ : k - 1;
+    while (j > 0 && ranks_before(xv, v, vals[j - 1], idx[j - 1])) {
+        vals[j] = vals[j - 1];
+        idx[j] = idx[j - 1];
+        j--;
+    }
+    vals[j] = xv;
+    idx[j] = v;
+}
+
+#define TOPK_BLOCK 16
+
+typedef float topk_f4 __attribute__((vector_size(16)));
+typedef int topk_i4 __attribute__((vector_size(16)));
+
+/* whether any of x[0..TOPK_BLOCK) + off is above t (NaN is not), four
+ * floats to a vector (SSE2, which every x86-64 has) */
+static inline int block_above(const float *x, float off, int add, float t)
+{
+    topk_i4 any = {0};
+    for (int i = 0; i < TOPK_BLOCK; i += 4) {
+        topk_f4 v;
+        memcpy(&v, x + i, sizeof v);
+        if (add)
+            v = v + off;
+        any |= v > t;
+    }
+    return (any[0] | any[1] | any[2] | any[3]) != 0;
+}
+
+/* The top k of x[v] (+ off when add, in float). Once the list is full, a
+ * value enters only above the last entry (ties keep the earlier index),
+ * so a block of values none of which is above it is passed over whole;
+ * the others go through the element test in order, as without blocks. */
+static int topk(const float *x, int V, float off, int add, int k, float *vals, int *idx)
 {
     if (k > V)
         k = V;
     if (k <= 0)
         return 0;
-    int n = 0;
-    for (int v = 0; v < V; v++) {
-        float xv = x[v];
-        /* NaN never enters; -inf does while the list is not full */
-        if (xv != xv)
+    int n = 0, v = 0;
+    for (; v < V && n < k; v++) {
+        float xv = add ? x[v] + off : x[v];
+        if (xv == xv) /* NaN never enters; -inf does while the list is not full */
+            topk_insert(xv, v, k, &n, vals, idx);
+    }
+    for (; v < V; v++) {
+        if (v % TOPK_BLOCK == 0 && v + TOPK_BLOCK <= V && !block_above(x + v, off, add, vals[k - 1])) {
+            v += TOPK_BLOCK - 1;
             continue;
-        if (n == k && !(xv > vals[k - 1]))
-            continue; /* ties keep the earlier (smaller) index */
-        int j = n < k ? n++ : k - 1;
-        while (j > 0 && ranks_before(xv, v, vals[j - 1], idx[j - 1])) {
-            vals[j] = vals[j - 1];
-            idx[j] = idx[j - 1];
-            j--;
         }
-        vals[j] = xv;
-        idx[j] = v;
+        float xv = add ? x[v] + off : x[v];
+        if (xv > vals[k - 1])
+            topk_insert(xv, v, k, &n, vals, idx);
     }
     return n;
+}
+
+int search_topk(const float *x, int V, int k, float *vals, int *idx) { return topk(x, V, 0.0f, 0, k, vals, idx); }
+
+int search_topk_offset(const float *x, int V, float off, int k, float *vals, int *idx)
+{
+    return topk(x, V, off, 1, k, vals, idx);
 }
 
 static const float *sort_keys;

@@ -214,10 +214,8 @@ static qkv_status beam_step(search_ctx *c, sentence *s, int si, int t, int *newR
         int r = s->first_row + k;
         float *x = c->x + (size_t)r * V;
         search_process_row(x, V, c->tok + (size_t)r * c->Tcap, cur_len, p, s->max_len, c->mark);
-        float bs = c->row_score[r];
-        for (int v = 0; v < V; v++)
-            x[v] += bs; /* float32, as the torch tensors */
-        int got = search_topk(x, V, K2, cv + nc, ci + nc);
+        /* the running beam score added in float32, as the torch tensors */
+        int got = search_topk_offset(x, V, c->row_score[r], K2, cv + nc, ci + nc);
         for (int j = 0; j < got; j++)
             ci[nc + j] += k * V; /* flat index over the sentence's beams */
         nc += got;

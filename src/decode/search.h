@@ -121,6 +121,8 @@ void search_process_row(float *x, int V, const int *seq, int len, const search_p
  * into vals[k], idx[k]; returns how many (min(k, V)). A bounded insertion
  * list: O(V) compares plus O(k) per accepted element, no sort of V. */
 int search_topk(const float *x, int V, int k, float *vals, int *idx);
+/* The same over x[v] + off (a float addition per value), x unchanged. */
+int search_topk_offset(const float *x, int V, float off, int k, float *vals, int *idx);
 /* The same by a full sort (the obviously-correct reference for tests). */
 int search_topk_ref(const float *x, int V, int k, float *vals, int *idx);
 
