@@ -510,9 +510,10 @@ static qkv_status run_batch(search_ctx *c, const int *const *src, const int *src
         if (st == QKV_OK)
             memcpy(c->enc_out + (size_t)b0 * row, model_encoder_output(c->enc), (size_t)n * row * sizeof(float));
     }
-    /* cross-attention keys and values once per source, copied to its rows */
+    /* cross-attention keys and values once per source; the cache starts
+     * with one row per sentence (below) */
     if (st == QKV_OK)
-        st = model_cache_start_beams(c->cache, c->enc_out, lens, nb, S, c->rows_per_sent);
+        st = model_cache_start_beams(c->cache, c->enc_out, lens, nb, S, 1);
     free(src_pad);
     free(lens);
     QKV_TRY(st);
@@ -548,9 +549,16 @@ static qkv_status run_batch(search_ctx *c, const int *const *src, const int *src
         }
     }
 
+    /* A sentence's rows hold the same tokens until its first search step
+     * (the prompt, then the first choice), so until then the decoder runs
+     * one row per sentence and its scores are copied to the sentence's
+     * rows (as CTranslate2 expands the beams after the first step): the
+     * same scores, since a row's do not depend on the other rows. */
+    int expanded = rps == 1;
     for (int t = 0; c->R > 0; t++) {
-        for (int r = 0; r < c->R; r++)
-            c->in[r] = c->tok[(size_t)r * c->Tcap + t];
+        int Rd = expanded ? c->R : nb; /* rows the decoder runs */
+        for (int r = 0; r < Rd; r++)
+            c->in[r] = c->tok[(size_t)(expanded ? r : r * rps) * c->Tcap + t];
         const float *logits;
         QKV_TRY(model_decode_step(c->cache, c->in, &logits));
         if (t + 1 < p->prompt_len) { /* still feeding the prompt */
@@ -558,11 +566,14 @@ static qkv_status run_batch(search_ctx *c, const int *const *src, const int *src
                 c->tok[(size_t)r * c->Tcap + t + 1] = p->prompt[t + 1];
             continue;
         }
-        size_t RV = (size_t)c->R * c->V;
         if (p->beam_size > 1 && !p->sample)
-            log_softmax_forward(c->x, logits, c->R, c->V);
+            log_softmax_forward(c->x, logits, Rd, c->V);
         else
-            memcpy(c->x, logits, RV * sizeof(float));
+            memcpy(c->x, logits, (size_t)Rd * c->V * sizeof(float));
+        if (!expanded) /* row b to rows b rps .. b rps + rps - 1, last first */
+            for (int b = nb - 1; b >= 0; b--)
+                for (int k = rps - 1; k >= 0; k--)
+                    memmove(c->x + ((size_t)b * rps + k) * c->V, c->x + (size_t)b * c->V, (size_t)c->V * sizeof(float));
         int newR = 0;
         for (int b = 0; b < nb; b++) {
             sentence *s = &sents[b];
@@ -592,6 +603,11 @@ static qkv_status run_batch(search_ctx *c, const int *const *src, const int *src
         memcpy(c->row_sent, c->new_sent, (size_t)newR * sizeof(int));
         if (c->rng)
             memcpy(c->rng, c->new_rng, (size_t)newR * sizeof(qkv_rng));
+        if (newR > 0 && !expanded) { /* parents among the sentences' rows: the cache's row b */
+            for (int i = 0; i < newR; i++)
+                c->parents[i] /= rps;
+            expanded = 1;
+        }
         if (newR > 0)
             QKV_TRY(model_cache_select(c->cache, c->parents, newR));
         c->R = newR;
