@@ -372,6 +372,64 @@ static void test_i8_special_rows(void)
     free(x), free(w), free(wq), free(ws), free(wsum), free(scratch), free(got), free(want);
 }
 
+/* The int8 sums through oneDNN's matmul (forced on, whatever the CPU):
+ * the same bits as the twin, at odd shapes and the decoder's; skipped
+ * when oneDNN has no engine. */
+static void test_i8_onednn_sums(void)
+{
+    linear_i8_onednn_force(1);
+    if (!linear_i8_onednn_wanted()) {
+        printf("skip test_i8_onednn_sums: oneDNN has no CPU engine here\n");
+        linear_i8_onednn_force(-1);
+        return;
+    }
+    qkv_rng_seed(&rng, 13);
+    static const int sh[][3] = {{1, 37, 21}, {5, 33, 65}, {64, 256, 250}, {130, 255, 129}, {7, 1024, 256}};
+    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int N = sh[i][0], C = sh[i][1], OC = sh[i][2];
+            test_set_threads(threads);
+            float *x = rnd((size_t)N * C, 2.0f), *w = rnd((size_t)OC * C, 0.5f), *b = rnd(OC, 1);
+            for (int c = 0; c < C; c++)
+                x[c] = fabsf(x[c]); /* a row of one sign */
+            int8_t *wq = xmalloc(linear_i8_weight_bytes(C, OC)), *rows = xmalloc((size_t)OC * C);
+            float *ws = xmalloc(linear_i8_panel_floats(OC) * sizeof(float)), *sc = xmalloc(OC * sizeof(float));
+            int32_t *wsum = xmalloc(linear_i8_panel_floats(OC) * sizeof(int32_t));
+            void *scratch = xmalloc(linear_i8_scratch_bytes(N, C));
+            float *got = xmalloc((size_t)N * OC * sizeof(float)), *want = xmalloc((size_t)N * OC * sizeof(float));
+            linear_i8_pack(wq, ws, wsum, w, C, OC);
+            quantize_rows_s8(rows, sc, w, OC, C, C);
+            /* the sums themselves come from oneDNN (not a fallback) */
+            uint8_t *xq = xmalloc((size_t)N * C);
+            float *xs = xmalloc(N * sizeof(float));
+            int32_t *xz = xmalloc(N * sizeof(int32_t));
+            quantize_rows_u7(xq, xs, xz, x, N, C, C);
+            const int32_t *acc = linear_i8_onednn(xq, C, rows, N, C, OC);
+            CHECK(acc != NULL, "oneDNN refused the u8 x s8 sums of N %d C %d OC %d", N, C, OC);
+            for (int j = 0; acc && j < N * OC; j++) {
+                int32_t e = 0;
+                for (int c = 0; c < C; c++)
+                    e += (int32_t)xq[(size_t)(j / OC) * C + c] * rows[(size_t)(j % OC) * C + c];
+                if (acc[j] != e) {
+                    CHECK(0, "oneDNN sum [%d, %d] = %d, expected %d", j / OC, j % OC, acc[j], e);
+                    break;
+                }
+            }
+            free(xq), free(xs), free(xz);
+            linear_i8_forward_rows(got, x, wq, ws, wsum, rows, i % 2 ? NULL : b, N, C, OC, scratch);
+            linear_i8_forward_ref(want, x, w, i % 2 ? NULL : b, N, C, OC);
+            for (int j = 0; j < N * OC; j++)
+                if (memcmp(&got[j], &want[j], sizeof(float)) != 0) {
+                    CHECK(0, "oneDNN sums, N %d C %d OC %d threads %d: out[%d, %d] = %.9g, ref %.9g (expected equal bits)",
+                          N, C, OC, threads, j / OC, j % OC, got[j], want[j]);
+                    break;
+                }
+            free(x), free(w), free(b), free(wq), free(rows), free(ws), free(sc), free(wsum), free(scratch), free(got),
+                free(want);
+        }
+    linear_i8_onednn_force(-1);
+}
+
 static const test_case cases[] = {
     TEST(test_i8_round_trip),
     TEST(test_u7_round_trip),
@@ -380,6 +438,7 @@ static const test_case cases[] = {
     TEST(test_i8_odd_and_model_shapes),
     TEST(test_i8_row_independent_of_batch),
     TEST(test_i8_special_rows),
+    TEST(test_i8_onednn_sums),
     TEST(test_bf16_every_row_count),
     TEST(test_bf16_odd_and_model_shapes),
 };

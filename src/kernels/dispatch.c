@@ -108,9 +108,11 @@ int qkv_system_info(char *buf, size_t size)
                     "features: %s\n"
                     "kernel paths: %s (this CPU); in use: %s%s\n"
                     "blas: %s, core %s (its own dispatch; OPENBLAS_CORETYPE caps it)\n"
-                    "int8 products: %s; bf16 products: %s\n"
+                    "int8 products: %s%s; bf16 products: %s\n"
                     "compute type auto: %s (translation; see qkv translate --help)\n",
                     f->brand[0] ? f->brand : "unknown", f->vendor, feats, paths, cpu_isa_name(kern->isa),
                     getenv("QKV_ISA") && *getenv("QKV_ISA") ? " (capped by $QKV_ISA)" : "", openblas_get_config(),
-                    openblas_get_corename(), linear_i8_path(), linear_bf16_path(), auto_type);
+                    openblas_get_corename(), linear_i8_path(),
+                    linear_i8_onednn_wanted() ? ", oneDNN's matmul from 64 rows ($QKV_INT8_ONEDNN=0: never)" : "",
+                    linear_bf16_path(), auto_type);
 }

@@ -12,11 +12,17 @@
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* an int8 weight's panels, scales and sums, without the plain rows */
+static size_t i8_core_bytes(int C, int OC)
+{
+    return up64(linear_i8_weight_bytes(C, OC)) + 2 * up64(linear_i8_panel_floats(OC) * 4);
+}
+
 size_t qlinear_bytes(int C, int OC, qlinear_type type)
 {
     switch (type) {
     case QLIN_INT8:
-        return up64(linear_i8_weight_bytes(C, OC)) + 2 * up64(linear_i8_panel_floats(OC) * 4);
+        return i8_core_bytes(C, OC) + (linear_i8_onednn_wanted() ? up64((size_t)OC * C) : 0);
     case QLIN_BF16:
         return up64(linear_bf16_weight_elems(C, OC) * 2);
     default:
@@ -38,6 +44,13 @@ int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type ty
         q->ws = (float *)(m + up64(linear_i8_weight_bytes(C, OC)));
         q->wsum = (int32_t *)((char *)q->ws + up64(linear_i8_panel_floats(OC) * 4));
         linear_i8_pack(q->wq, q->ws, q->wsum, weight, C, OC);
+        if (n > i8_core_bytes(C, OC)) {
+            q->wrows = (int8_t *)(m + i8_core_bytes(C, OC));
+            for (int o = 0; o < OC; o++) {
+                float sc;
+                quantize_rows_s8(q->wrows + (size_t)o * C, &sc, weight + (size_t)o * C, 1, C, C);
+            }
+        }
         break;
     case QLIN_BF16:
         q->wb = (uint16_t *)m;
@@ -62,6 +75,10 @@ int qlinear_make_i8(qlinear *q, const int8_t *wq_rows, const float *scale, int C
     q->ws = (float *)(m + up64(linear_i8_weight_bytes(C, OC)));
     q->wsum = (int32_t *)((char *)q->ws + up64(linear_i8_panel_floats(OC) * 4));
     linear_i8_pack_quantized(q->wq, q->ws, q->wsum, wq_rows, scale, C, OC);
+    if (n > i8_core_bytes(C, OC)) {
+        q->wrows = (int8_t *)(m + i8_core_bytes(C, OC));
+        memcpy(q->wrows, wq_rows, (size_t)OC * C);
+    }
     return 1;
 }
 
@@ -89,7 +106,7 @@ void qlinear_forward(float *out, const float *inp, const qlinear *q, const float
 {
     switch (q->type) {
     case QLIN_INT8:
-        linear_i8_forward(out, inp, q->wq, q->ws, q->wsum, bias, N, q->C, q->OC, scratch);
+        linear_i8_forward_rows(out, inp, q->wq, q->ws, q->wsum, q->wrows, bias, N, q->C, q->OC, scratch);
         break;
     case QLIN_BF16:
         linear_bf16_forward(out, inp, q->wb, bias, N, q->C, q->OC, scratch);

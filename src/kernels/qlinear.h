@@ -20,6 +20,7 @@ typedef struct {
     int8_t *wq;
     float *ws;
     int32_t *wsum;
+    int8_t *wrows; /* int8: the plain rows [OC, C] for oneDNN where linear_i8_onednn_wanted, else NULL */
     uint16_t *wb;
 } qlinear;
 

@@ -22,7 +22,10 @@
  * 2^31 for C below 133,000):
  *   - AVX512-VNNI: vpdpbusd (u8 x s8 into s32);
  *   - AVX2 and AVX-512 without VNNI: vpmaddubsw then vpmaddwd by ones;
- *   - generic: plain integer C.
+ *   - generic: plain integer C;
+ *   - oneDNN's matmul for the integer sums of products of 64 rows or more
+ *     where the CPU has AMX-INT8 (linear_i8_onednn.c; $QKV_INT8_ONEDNN=0
+ *     turns it off, 1 on for any CPU), with the store of the own paths.
  * Layout, panels of LQ_PANEL = 16 output rows, C rounded up to Cp (a
  * multiple of 4, zeros past C):
  *     wq[p][c / 4][j][c % 4] = wq[p * 16 + j][c]      (64 bytes per p, c/4)
@@ -97,6 +100,25 @@ size_t linear_i8_scratch_bytes(int N, int C);
  * bias: [OC] or NULL   scratch: linear_i8_scratch_bytes(N, C) */
 void linear_i8_forward(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
                        const float *bias, int N, int C, int OC, void *scratch);
+
+/* The same with the weight's plain rows wrows ([OC, C], the rows
+ * linear_i8_pack quantized; NULL: none), which let the integer sums go to
+ * oneDNN's matmul where linear_i8_onednn_use says so; the same bits either
+ * way. */
+void linear_i8_forward_rows(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
+                            const int8_t *wrows, const float *bias, int N, int C, int OC, void *scratch);
+
+/* oneDNN for the int8 sums (linear_i8_onednn.c): whether packed weights
+ * should keep their plain rows (oneDNN has an engine and the CPU has
+ * AMX-INT8 with the tile state granted, or forced), whether a call of N
+ * rows goes there (from 64 rows; every call when forced), and the sums
+ * themselves: [N, OC] s32 in a buffer of the calling thread, NULL when
+ * oneDNN refused (the caller then runs its own kernel). Tests force the
+ * path on (1), off (0) or back to the CPU's rule (-1). */
+int linear_i8_onednn_wanted(void);
+int linear_i8_onednn_use(int N);
+int32_t *linear_i8_onednn(const uint8_t *xq, int ldx, const int8_t *wrows, int N, int C, int OC);
+void linear_i8_onednn_force(int on);
 
 /* The plain twin on the unpacked float weight (quantizes both sides
  * itself, the weights with quantize_rows_s8, the activations with
