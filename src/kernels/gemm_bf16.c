@@ -16,8 +16,6 @@
  * fixed by the shape, so the bits do not depend on the thread count.
  * bf16 x bf16 products are exact in fp32; the paths differ only in the
  * order of the fp32 additions. */
-#include <dnnl.h>
-#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +23,7 @@
 #include "base/context.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/onednn.h"
 #include "kernels/quant.h"
 #include "qkv.h"
 
@@ -35,16 +34,14 @@
 
 /* ---- per-thread buffers (freed when the thread ends) ---- */
 
-enum { BUF_A, BUF_B, BUF_SCRATCH, N_BUF };
+enum { BUF_A, BUF_B, N_BUF };
 typedef struct {
     void *p[N_BUF];
     size_t n[N_BUF];
-    dnnl_stream_t stream;
 } tls_bufs;
 
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static dnnl_engine_t engine;
 static int engine_ok; /* an engine, and it makes bf16 matmuls on this CPU */
 
 static void tls_free(void *v)
@@ -52,8 +49,6 @@ static void tls_free(void *v)
     tls_bufs *t = v;
     for (int i = 0; i < N_BUF; i++)
         free(t->p[i]);
-    if (t->stream)
-        dnnl_stream_destroy(t->stream);
     free(t);
 }
 
@@ -61,11 +56,12 @@ static void tls_free(void *v)
  * on a CPU without AVX-512 (an AVX2-only one refuses the primitive). */
 static int onednn_makes_bf16(void)
 {
+    dnnl_engine_t engine = onednn_engine();
     dnnl_memory_desc_t amd, bmd, cmd;
     dnnl_dims_t d = {1, 1}, st = {1, 1};
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
-    int ok = dnnl_memory_desc_init_by_strides(&amd, 2, d, dnnl_bf16, st) == dnnl_success &&
+    int ok = engine && dnnl_memory_desc_init_by_strides(&amd, 2, d, dnnl_bf16, st) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&bmd, 2, d, dnnl_bf16, st) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&cmd, 2, d, dnnl_f32, st) == dnnl_success &&
              dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd) == dnnl_success &&
@@ -77,7 +73,7 @@ static int onednn_makes_bf16(void)
 static void tls_init(void)
 {
     pthread_key_create(&tls_key, tls_free);
-    engine_ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success && onednn_makes_bf16();
+    engine_ok = onednn_makes_bf16();
 }
 
 int gemm_bf16_onednn_ok(void)
@@ -214,11 +210,8 @@ typedef struct {
 /* C[m, n] block = alpha op(A) op(B) (+ beta C) on this thread alone. */
 static int dnnl_block(const dnnl_args *g, int m, int n, const uint16_t *A, const uint16_t *B, float *C)
 {
-    tls_bufs *t = tls();
-    if (!t || !engine_ok)
+    if (!engine_ok)
         return 0;
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(1);
     dnnl_memory_desc_t amd, bmd, cmd;
     dnnl_dims_t ad = {m, g->K}, bd = {g->K, n}, cd = {m, n};
     dnnl_dims_t as = {g->trans_a ? 1 : g->ca, g->trans_a ? g->ca : 1};
@@ -226,47 +219,18 @@ static int dnnl_block(const dnnl_args *g, int m, int n, const uint16_t *A, const
     dnnl_dims_t cs = {g->ldc, 1};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
-    dnnl_matmul_desc_t md;
     int ok = dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) == dnnl_success &&
-             dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd) == dnnl_success &&
-             dnnl_primitive_attr_create(&attr) == dnnl_success &&
-             dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+             dnnl_primitive_attr_create(&attr) == dnnl_success;
     if (ok && g->alpha != 1.0f)
         ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &g->alpha) == dnnl_success;
     if (ok && g->beta != 0.0f)
         ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, g->beta) == dnnl_success &&
              dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
-    /* the primitive itself comes from oneDNN's primitive cache after the
-     * first call of a shape */
-    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success &&
-         dnnl_primitive_create(&prim, pd) == dnnl_success;
-    const dnnl_memory_desc_t *smd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
-    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    void *sp = sbytes ? buf(t, BUF_SCRATCH, sbytes) : NULL;
-    ok = ok && (!sbytes || sp);
-    if (ok && !t->stream)
-        ok = dnnl_stream_create(&t->stream, engine, dnnl_stream_default_flags) == dnnl_success;
-    ok = ok && dnnl_memory_create(&ma, &amd, engine, (void *)A) == dnnl_success &&
-         dnnl_memory_create(&mb, &bmd, engine, (void *)B) == dnnl_success &&
-         dnnl_memory_create(&mc, &cmd, engine, C) == dnnl_success &&
-         (!sbytes || dnnl_memory_create(&ms, smd, engine, sp) == dnnl_success);
-    if (ok) {
-        dnnl_exec_arg_t args[4] = {
-            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
-        ok = dnnl_primitive_execute(prim, t->stream, sbytes ? 4 : 3, args) == dnnl_success &&
-             dnnl_stream_wait(t->stream) == dnnl_success;
-    }
-    dnnl_memory_destroy(ma), dnnl_memory_destroy(mb), dnnl_memory_destroy(mc), dnnl_memory_destroy(ms);
-    dnnl_primitive_destroy(prim);
-    dnnl_primitive_desc_destroy(pd);
+    ok = ok && onednn_matmul(&amd, A, &bmd, B, &cmd, C, attr);
     dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
-    omp_set_num_threads(prev);
     return ok;
 }
 

@@ -1,0 +1,20 @@
+/* oneDNN's matmul for the kernels that hand it products (gemm_bf16.c,
+ * linear_i8_onednn.c): one CPU engine per process and, per thread, a
+ * stream and a scratchpad, freed when the thread ends. */
+#ifndef QKV_KERNELS_ONEDNN_H
+#define QKV_KERNELS_ONEDNN_H
+
+#include <dnnl.h>
+
+/* The process's CPU engine, NULL when oneDNN has none. */
+dnnl_engine_t onednn_engine(void);
+
+/* C = A B by a matmul primitive on this thread alone (oneDNN's OpenMP team
+ * held at one thread while it runs): the descriptors and data of A, B and
+ * C, and attr (NULL, or the caller's: output scales, post-ops; its
+ * scratchpad mode is set to user here). Returns 0 when oneDNN refused the
+ * primitive or ran out of memory. */
+int onednn_matmul(const dnnl_memory_desc_t *amd, const void *A, const dnnl_memory_desc_t *bmd, const void *B,
+                  const dnnl_memory_desc_t *cmd, void *C, dnnl_primitive_attr_t attr);
+
+#endif
