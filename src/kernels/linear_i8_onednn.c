@@ -32,13 +32,17 @@
  * for this project at 2,296 GFLOP/s for 32 x 1024 x 256 on 2 cores of an
  * Intel Xeon with AMX, several times what a VNNI kernel reaches. */
 #define I8_ONEDNN_MIN_ROWS 64
-/* Rows per block handed to one thread: at least this many, and as many
- * blocks as threads. */
-#define I8_ONEDNN_BLOCK_MIN 32
+/* Rows per block handed to one thread: a multiple of this, and as many
+ * blocks as threads. Every block runs that many rows (the last one padded
+ * with zero rows, its extra sums dropped), so that a translation meets a
+ * few shapes, whose primitives oneDNN's cache keeps, instead of one per
+ * row count (each new shape is a kernel generated at run time). */
+#define I8_ONEDNN_ROWS_STEP 32
 
 typedef struct {
-    int32_t *acc;
-    size_t n_acc;
+    int32_t *acc, *pad_acc; /* the call's sums; a padded block's */
+    uint8_t *pad_x;         /* a padded block's activation rows */
+    size_t n_acc, n_pad_acc, n_pad_x;
 } tls_t;
 
 static pthread_key_t key;
@@ -49,7 +53,7 @@ static int env_choice = -1; /* $QKV_INT8_ONEDNN: 0 never, 1 from 64 rows on any 
 static void tls_free(void *v)
 {
     tls_t *t = v;
-    free(t->acc);
+    free(t->acc), free(t->pad_acc), free(t->pad_x);
     free(t);
 }
 
@@ -63,8 +67,7 @@ static void init(void)
         fprintf(stderr, "qkv: warning: QKV_INT8_ONEDNN=%s: expected 0 or 1; ignored\n", e);
 }
 
-/* the calling thread's buffer of N x OC sums, NULL when out of memory */
-static int32_t *sums_buffer(size_t n)
+static tls_t *tls(void)
 {
     pthread_once(&once, init);
     tls_t *t = pthread_getspecific(key);
@@ -72,15 +75,19 @@ static int32_t *sums_buffer(size_t n)
         free(t);
         t = NULL;
     }
-    if (!t)
-        return NULL;
-    if (t->n_acc < n) {
-        free(t->acc);
-        size_t m = (n * sizeof(int32_t) + 4095) / 4096 * 4096;
-        t->acc = aligned_alloc(64, m);
-        t->n_acc = t->acc ? m / sizeof(int32_t) : 0;
+    return t;
+}
+
+/* *p grown to at least bytes (64-aligned), NULL when out of memory */
+static void *grow(void **p, size_t *n, size_t bytes)
+{
+    if (*n < bytes) {
+        free(*p);
+        size_t m = (bytes + 4095) / 4096 * 4096;
+        *p = aligned_alloc(64, m);
+        *n = *p ? m : 0;
     }
-    return t->acc;
+    return *p;
 }
 
 void linear_i8_onednn_force(int on) { forced = on; }
@@ -100,8 +107,8 @@ int linear_i8_onednn_wanted(void)
 
 int linear_i8_onednn_use(int N) { return linear_i8_onednn_wanted() && (forced == 1 || N >= I8_ONEDNN_MIN_ROWS); }
 
-/* acc rows [r0, r0 + n) on this thread alone */
-static int block(int32_t *acc, const uint8_t *xq, int ldx, const int8_t *wrows, int n, int C, int OC)
+/* acc [n, OC] = xq [n, C] (row stride ldx) x wrows^T on this thread alone */
+static int matmul(int32_t *acc, const uint8_t *xq, int ldx, const int8_t *wrows, int n, int C, int OC)
 {
     dnnl_memory_desc_t amd, bmd, cmd;
     dnnl_dims_t ad = {n, C}, bd = {C, OC}, cd = {n, OC};
@@ -120,24 +127,44 @@ typedef struct {
     _Atomic int failed;
 } blocks_args;
 
+/* Items: blocks of bs rows; a short last block runs as bs rows through
+ * this thread's padded buffers. */
 static void blocks(void *arg, long b0, long b1)
 {
     blocks_args *a = arg;
     for (long b = b0; b < b1; b++) {
-        int r0 = (int)b * a->bs, n = a->N - r0 < a->bs ? a->N - r0 : a->bs;
-        if (!block(a->acc + (size_t)r0 * a->OC, a->xq + (size_t)r0 * a->ldx, a->ldx, a->wrows, n, a->C, a->OC))
+        int r0 = (int)b * a->bs, n = a->N - r0 < a->bs ? a->N - r0 : a->bs, ok;
+        int32_t *acc = a->acc + (size_t)r0 * a->OC;
+        const uint8_t *x = a->xq + (size_t)r0 * a->ldx;
+        if (n == a->bs) {
+            ok = matmul(acc, x, a->ldx, a->wrows, n, a->C, a->OC);
+        } else {
+            tls_t *t = tls();
+            uint8_t *px = t ? grow((void **)&t->pad_x, &t->n_pad_x, (size_t)a->bs * a->ldx) : NULL;
+            int32_t *pa = t ? grow((void **)&t->pad_acc, &t->n_pad_acc, (size_t)a->bs * a->OC * sizeof(int32_t)) : NULL;
+            ok = px && pa;
+            if (ok) {
+                memcpy(px, x, (size_t)n * a->ldx);
+                memset(px + (size_t)n * a->ldx, 0, (size_t)(a->bs - n) * a->ldx);
+                ok = matmul(pa, px, a->ldx, a->wrows, a->bs, a->C, a->OC);
+                if (ok)
+                    memcpy(acc, pa, (size_t)n * a->OC * sizeof(int32_t));
+            }
+        }
+        if (!ok)
             a->failed = 1;
     }
 }
 
 int32_t *linear_i8_onednn(const uint8_t *xq, int ldx, const int8_t *wrows, int N, int C, int OC)
 {
-    int32_t *acc = sums_buffer((size_t)N * OC);
+    tls_t *t = tls();
+    int32_t *acc = t ? grow((void **)&t->acc, &t->n_acc, (size_t)N * OC * sizeof(int32_t)) : NULL;
     if (!acc || !onednn_engine())
         return NULL;
     const qkv_context *cx = ctx_current();
     int threads = cx ? cx->threads : 1, bs = (N + threads - 1) / threads;
-    bs = bs < I8_ONEDNN_BLOCK_MIN ? I8_ONEDNN_BLOCK_MIN : (bs + 15) / 16 * 16;
+    bs = (bs + I8_ONEDNN_ROWS_STEP - 1) / I8_ONEDNN_ROWS_STEP * I8_ONEDNN_ROWS_STEP;
     blocks_args a = {acc, xq, wrows, ldx, N, C, OC, bs, 0};
     long nb = (N + bs - 1) / bs;
     if (nb == 1)
