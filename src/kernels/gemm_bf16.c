@@ -25,6 +25,7 @@
 #include "kernels/kernels.h"
 #include "kernels/onednn.h"
 #include "kernels/quant.h"
+#include "kernels/thread_buf.h"
 #include "qkv.h"
 
 /* Blocks of C for oneDNN: as gemm.c's (keep in sync with it). */
@@ -32,25 +33,8 @@
 #define BF_BLOCK_MIN 256
 #define BF_MAX_BLOCKS 8
 
-/* ---- per-thread buffers (freed when the thread ends) ---- */
-
-enum { BUF_A, BUF_B, N_BUF };
-typedef struct {
-    void *p[N_BUF];
-    size_t n[N_BUF];
-} tls_bufs;
-
-static pthread_key_t tls_key;
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int engine_ok; /* an engine, and it makes bf16 matmuls on this CPU */
-
-static void tls_free(void *v)
-{
-    tls_bufs *t = v;
-    for (int i = 0; i < N_BUF; i++)
-        free(t->p[i]);
-    free(t);
-}
 
 /* Whether oneDNN makes a bf16 x bf16 -> f32 matmul here: oneDNN 2.6 has none
  * on a CPU without AVX-512 (an AVX2-only one refuses the primitive). */
@@ -70,42 +54,12 @@ static int onednn_makes_bf16(void)
     return ok;
 }
 
-static void tls_init(void)
-{
-    pthread_key_create(&tls_key, tls_free);
-    engine_ok = onednn_makes_bf16();
-}
+static void init(void) { engine_ok = onednn_makes_bf16(); }
 
 int gemm_bf16_onednn_ok(void)
 {
-    pthread_once(&tls_once, tls_init);
+    pthread_once(&once, init);
     return engine_ok;
-}
-
-static tls_bufs *tls(void)
-{
-    pthread_once(&tls_once, tls_init);
-    tls_bufs *t = pthread_getspecific(tls_key);
-    if (!t && (t = calloc(1, sizeof *t)) && pthread_setspecific(tls_key, t) != 0) {
-        free(t);
-        t = NULL;
-    }
-    return t;
-}
-
-/* A buffer of at least bytes (64-aligned), grown as needed; NULL when out
- * of memory. */
-static void *buf(tls_bufs *t, int i, size_t bytes)
-{
-    if (!t)
-        return NULL;
-    if (t->n[i] < bytes) {
-        free(t->p[i]);
-        size_t n = (bytes + 4095) / 4096 * 4096;
-        t->p[i] = aligned_alloc(64, n);
-        t->n[i] = t->p[i] ? n : 0;
-    }
-    return t->p[i];
 }
 
 /* ---- the path ---- */
@@ -135,7 +89,7 @@ static int choose_path(int trans_a, int trans_b, int M, int N, int K)
 
 const char *gemm_bf16_path_name(int trans_a, int trans_b, int M, int N, int K)
 {
-    pthread_once(&tls_once, tls_init);
+    pthread_once(&once, init);
     return choose_path(trans_a, trans_b, M, N, K) == GEMM_BF16_ONEDNN ? "onednn" : "own";
 }
 
@@ -169,10 +123,9 @@ static void conv_transposed(void *arg, long b0, long b1)
 static int own_product(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc)
 {
-    tls_bufs *t = tls();
     int Kp = linear_bf16_cp(K);
-    uint16_t *xb = buf(t, BUF_A, (size_t)M * Kp * 2);
-    uint16_t *wb = buf(t, BUF_B, linear_bf16_weight_elems(K, N) * 2);
+    uint16_t *xb = thread_buf(TBUF_BF16_A, (size_t)M * Kp * 2);
+    uint16_t *wb = thread_buf(TBUF_BF16_B, linear_bf16_weight_elems(K, N) * 2);
     if (!xb || !wb)
         return 0;
     if (trans_a) {
@@ -258,9 +211,8 @@ static void dnnl_blocks(void *arg, long b0, long b1)
 static int dnnl_product(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc)
 {
-    tls_bufs *t = tls();
     int ra = trans_a ? K : M, ca = trans_a ? M : K, rb = trans_b ? N : K, cb = trans_b ? K : N;
-    uint16_t *ab = buf(t, BUF_A, (size_t)ra * ca * 2), *bb = buf(t, BUF_B, (size_t)rb * cb * 2);
+    uint16_t *ab = thread_buf(TBUF_BF16_A, (size_t)ra * ca * 2), *bb = thread_buf(TBUF_BF16_B, (size_t)rb * cb * 2);
     if (!ab || !bb || !engine_ok)
         return 0;
     br_args r = {ab, A, ca, ca, lda};
@@ -288,7 +240,7 @@ void gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const
         gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    pthread_once(&tls_once, tls_init);
+    pthread_once(&once, init);
     int path = choose_path(trans_a, trans_b, M, N, K);
     if (path == GEMM_BF16_ONEDNN &&
         dnnl_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))

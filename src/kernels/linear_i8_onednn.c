@@ -24,6 +24,7 @@
 #include "kernels/onednn.h"
 #include "kernels/parallel.h"
 #include "kernels/quant.h"
+#include "kernels/thread_buf.h"
 
 /* Rows from which a product goes to oneDNN where it is wanted: below, the
  * call's fixed cost (the primitive from oneDNN's cache, memory objects)
@@ -39,55 +40,17 @@
  * row count (each new shape is a kernel generated at run time). */
 #define I8_ONEDNN_ROWS_STEP 32
 
-typedef struct {
-    int32_t *acc, *pad_acc; /* the call's sums; a padded block's */
-    uint8_t *pad_x;         /* a padded block's activation rows */
-    size_t n_acc, n_pad_acc, n_pad_x;
-} tls_t;
-
-static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int forced = -1;
 static int env_choice = -1; /* $QKV_INT8_ONEDNN: 0 never, 1 from 64 rows on any CPU */
 
-static void tls_free(void *v)
-{
-    tls_t *t = v;
-    free(t->acc), free(t->pad_acc), free(t->pad_x);
-    free(t);
-}
-
 static void init(void)
 {
-    pthread_key_create(&key, tls_free);
     const char *e = getenv("QKV_INT8_ONEDNN");
     if (e && (!strcmp(e, "0") || !strcmp(e, "1")))
         env_choice = e[0] - '0';
     else if (e && *e)
         fprintf(stderr, "qkv: warning: QKV_INT8_ONEDNN=%s: expected 0 or 1; ignored\n", e);
-}
-
-static tls_t *tls(void)
-{
-    pthread_once(&once, init);
-    tls_t *t = pthread_getspecific(key);
-    if (!t && (t = calloc(1, sizeof *t)) && pthread_setspecific(key, t) != 0) {
-        free(t);
-        t = NULL;
-    }
-    return t;
-}
-
-/* *p grown to at least bytes (64-aligned), NULL when out of memory */
-static void *grow(void **p, size_t *n, size_t bytes)
-{
-    if (*n < bytes) {
-        free(*p);
-        size_t m = (bytes + 4095) / 4096 * 4096;
-        *p = aligned_alloc(64, m);
-        *n = *p ? m : 0;
-    }
-    return *p;
 }
 
 void linear_i8_onednn_force(int on) { forced = on; }
@@ -139,9 +102,8 @@ static void blocks(void *arg, long b0, long b1)
         if (n == a->bs) {
             ok = matmul(acc, x, a->ldx, a->wrows, n, a->C, a->OC);
         } else {
-            tls_t *t = tls();
-            uint8_t *px = t ? grow((void **)&t->pad_x, &t->n_pad_x, (size_t)a->bs * a->ldx) : NULL;
-            int32_t *pa = t ? grow((void **)&t->pad_acc, &t->n_pad_acc, (size_t)a->bs * a->OC * sizeof(int32_t)) : NULL;
+            uint8_t *px = thread_buf(TBUF_I8_PAD_X, (size_t)a->bs * a->ldx);
+            int32_t *pa = thread_buf(TBUF_I8_PAD_SUMS, (size_t)a->bs * a->OC * sizeof(int32_t));
             ok = px && pa;
             if (ok) {
                 memcpy(px, x, (size_t)n * a->ldx);
@@ -158,8 +120,7 @@ static void blocks(void *arg, long b0, long b1)
 
 int32_t *linear_i8_onednn(const uint8_t *xq, int ldx, const int8_t *wrows, int N, int C, int OC)
 {
-    tls_t *t = tls();
-    int32_t *acc = t ? grow((void **)&t->acc, &t->n_acc, (size_t)N * OC * sizeof(int32_t)) : NULL;
+    int32_t *acc = thread_buf(TBUF_I8_SUMS, (size_t)N * OC * sizeof(int32_t));
     if (!acc || !onednn_engine())
         return NULL;
     const qkv_context *cx = ctx_current();

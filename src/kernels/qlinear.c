@@ -43,13 +43,12 @@ int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type ty
         q->wq = (int8_t *)m;
         q->ws = (float *)(m + up64(linear_i8_weight_bytes(C, OC)));
         q->wsum = (int32_t *)((char *)q->ws + up64(linear_i8_panel_floats(OC) * 4));
-        linear_i8_pack(q->wq, q->ws, q->wsum, weight, C, OC);
-        if (n > i8_core_bytes(C, OC)) {
+        if (n > i8_core_bytes(C, OC)) { /* the plain rows too: quantized once, then packed */
             q->wrows = (int8_t *)(m + i8_core_bytes(C, OC));
-            for (int o = 0; o < OC; o++) {
-                float sc;
-                quantize_rows_s8(q->wrows + (size_t)o * C, &sc, weight + (size_t)o * C, 1, C, C);
-            }
+            quantize_rows_s8(q->wrows, q->ws, weight, OC, C, C);
+            linear_i8_pack_quantized(q->wq, q->ws, q->wsum, q->wrows, q->ws, C, OC);
+        } else {
+            linear_i8_pack(q->wq, q->ws, q->wsum, weight, C, OC);
         }
         break;
     case QLIN_BF16:

@@ -88,7 +88,7 @@ void linear_i8_pack(int8_t *wq, float *ws, int32_t *wsum, const float *weight, i
 /* The same from weights already quantized by the scheme above (q: [OC, C]
  * row-major, scale: [OC]), e.g. read from a quantized checkpoint: nothing
  * is re-quantized, so the packing equals linear_i8_pack of the weights q
- * came from. */
+ * came from. scale may be ws itself. */
 void linear_i8_pack_quantized(int8_t *wq, float *ws, int32_t *wsum, const int8_t *q, const float *scale, int C,
                               int OC);
 
