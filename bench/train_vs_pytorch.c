@@ -440,13 +440,10 @@ static int cmd_train(int argc, char **argv)
             return fail("training step");
         model_zero_pad_rows(m, grads); /* as the trainer */
         double norm = sqrt(global_norm_sq(grads, n));
-        if (norm > 1.0) { /* as the trainer and torch's clip_grad_norm_ */
-            float k = (float)(1.0 / (norm + 1e-6));
-            for (size_t j = 0; j < n; j++)
-                grads[j] *= k;
-        }
-        adamw_update(params, mom, vel, grads, n, (float)qkv_schedule_lr(&sch, step), 0.9f, 0.98f, 1e-9f, 0.0f,
-                     (int)step);
+        /* clipped as the trainer does and torch's clip_grad_norm_ */
+        float k = norm > 1.0 ? (float)(1.0 / (norm + 1e-6)) : 1.0f;
+        adamw_update_scaled(params, mom, vel, grads, k, n, (float)qkv_schedule_lr(&sch, step), 0.9f, 0.98f, 1e-9f,
+                            0.0f, (int)step);
         double dt = now() - t0, dc = cpu_now() - c0;
         cJSON_AddItemToArray(losses, cJSON_CreateNumber(loss));
         if (i == warmup - 1 || (warmup == 0 && i == 0))

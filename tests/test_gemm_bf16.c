@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/context.h"
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
@@ -170,6 +171,54 @@ static void test_mixed(void)
     free(A), free(B), free(C1), free(C2);
 }
 
+/* The linear layer's backward pair in a bf16 context (the output gradient
+ * rounded once for both products): the bits of the two gemm_mixed calls,
+ * with dinp accumulated (beta 1), overwritten (beta 0) and not wanted, on
+ * each kernel path and on a shape cut into blocks. */
+static void test_linear_backward_pair(void)
+{
+    static const int shapes[2][3] = {{37, 29, 45}, {600, 72, 50}}; /* N, C, OC */
+    int paths = n_paths("test_linear_backward_pair");
+    qkv_context *c = ctx_current(), bf = *c;
+    bf.bf16 = 1;
+    for (int path = 0; path < paths; path++)
+        for (int sh = 0; sh < 2; sh++)
+            for (int mode = 0; mode < 3; mode++) {
+                int N = shapes[sh][0], C = shapes[sh][1], OC = shapes[sh][2];
+                float beta = mode == 1 ? 0.0f : 1.0f;
+                float *dout = rnd((size_t)N * OC), *inp = rnd((size_t)N * C), *w = rnd((size_t)OC * C);
+                float *di1 = rnd((size_t)N * C), *dw1 = rnd((size_t)OC * C);
+                float *di2 = malloc((size_t)N * C * 4), *dw2 = malloc((size_t)OC * C * 4);
+                if (!di2 || !dw2)
+                    abort();
+                memcpy(di2, di1, (size_t)N * C * 4), memcpy(dw2, dw1, (size_t)OC * C * 4);
+                float *dw3 = malloc((size_t)OC * C * 4);
+                if (!dw3)
+                    abort();
+                memcpy(dw3, dw1, (size_t)OC * C * 4);
+                gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw3, C); /* fp32 */
+                gemm_bf16_force(path);
+                ctx_bind(&bf);
+                float *di = mode == 2 ? NULL : di1;
+                gemm_mixed_linear_backward(di, beta, dw1, dout, inp, w, N, C, OC);
+                if (di)
+                    gemm_mixed(0, 0, N, C, OC, 1.0f, dout, OC, w, C, beta, di2, C);
+                gemm_mixed(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw2, C);
+                ctx_bind(c);
+                gemm_bf16_force(-1);
+                CHECK(memcmp(di1, di2, (size_t)N * C * 4) == 0, "%s N %d mode %d: dinp differs from gemm_mixed's",
+                      path_name(path), N, mode);
+                CHECK(memcmp(dw1, dw2, (size_t)OC * C * 4) == 0,
+                      "%s N %d mode %d: dweight differs from gemm_mixed's", path_name(path), N, mode);
+                CHECK(memcmp(dw1, dw3, (size_t)OC * C * 4) != 0, "%s N %d mode %d: fp32's bits: bf16 did not run",
+                      path_name(path), N, mode);
+                free(dw3);
+                free(dout), free(inp), free(w), free(di1), free(dw1), free(di2), free(dw2);
+                if (test_failures())
+                    return;
+            }
+}
+
 /* Whether the products run natively: reported, never silently passed. */
 static void test_native(void)
 {
@@ -192,6 +241,7 @@ static const test_case cases[] = {
     TEST(test_shapes),
     TEST(test_blocks_and_threads),
     TEST(test_mixed),
+    TEST(test_linear_backward_pair),
     TEST(test_native),
 };
 

@@ -629,6 +629,14 @@ static void test_adamw(void)
     float w2 = 2, m0 = 0, v0 = 0, g0 = 0;
     adamw_update(&w2, &m0, &v0, &g0, 1, 0.5f, 0.9f, 0.999f, 1e-8f, 0.1f, 1);
     CHECK(fabsf(w2 - 1.9f) < 1e-6f, "pure decay gave %.7g, want 1.9", w2);
+    /* the scaled update: the bits of scaling the gradient first */
+    float *p3 = dup(p, n), *m3 = dup(m, n), *v3 = dup(v, n), *gs = dup(g, n);
+    for (size_t i = 0; i < n; i++)
+        gs[i] *= 0.37f;
+    adamw_update_scaled(p, m, v, g, 0.37f, n, 1e-3f, 0.9f, 0.98f, 1e-9f, 0.01f, 6);
+    adamw_update(p3, m3, v3, gs, n, 1e-3f, 0.9f, 0.98f, 1e-9f, 0.01f, 6);
+    CHECK(!memcmp(p, p3, n * 4) && !memcmp(m, m3, n * 4) && !memcmp(v, v3, n * 4),
+          "adamw_update_scaled differs from adamw_update on the scaled gradient");
     free_all();
 }
 

@@ -9,9 +9,10 @@
  *     op(B)^T packed into panels of 16 columns; threads take groups of
  *     panels, each over all rows;
  *   - oneDNN: dnnl_matmul (bf16 source and weights, f32 destination; it
- *     dispatches to AVX512-BF16 or AMX-BF16 itself) on blocks of C cut as
- *     gemm() cuts them, each block run by one thread (oneDNN's OpenMP team
- *     held at one thread while it runs).
+ *     dispatches to AVX512-BF16 or AMX-BF16 itself) on blocks of C cut
+ *     from the shape alone (BF_BLOCK_MIN), each block run by one thread
+ *     (oneDNN's OpenMP team held at one thread while it runs). The linear
+ *     layer's backward pair rounds its output gradient once for both.
  * Either way every element of C is computed by one thread in an order
  * fixed by the shape, so the bits do not depend on the thread count.
  * bf16 x bf16 products are exact in fp32; the paths differ only in the
@@ -28,9 +29,12 @@
 #include "kernels/thread_buf.h"
 #include "qkv.h"
 
-/* Blocks of C for oneDNN: as gemm.c's (keep in sync with it). */
+/* Blocks of C for oneDNN, as gemm.c cuts them (at most 8 along the longer
+ * side of C, from the shape alone) but of at least 64 rows or columns, not
+ * 256: the weight gradients of a d_model 256 model (256 x 256, 768 x 256)
+ * would otherwise be one block, or three, for two threads. */
 #define BF_SPLIT_MIN 1048576.0
-#define BF_BLOCK_MIN 256
+#define BF_BLOCK_MIN 64
 #define BF_MAX_BLOCKS 8
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -208,17 +212,22 @@ static void dnnl_blocks(void *arg, long b0, long b1)
     }
 }
 
-static int dnnl_product(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc)
+/* dst [rows, cols] (dense) = bf16(src [rows, cols], ld), rows in parallel */
+static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
 {
-    int ra = trans_a ? K : M, ca = trans_a ? M : K, rb = trans_b ? N : K, cb = trans_b ? K : N;
-    uint16_t *ab = thread_buf(TBUF_BF16_A, (size_t)ra * ca * 2), *bb = thread_buf(TBUF_BF16_B, (size_t)rb * cb * 2);
-    if (!ab || !bb || !engine_ok)
-        return 0;
-    br_args r = {ab, A, ca, ca, lda};
-    kpar_for(ra, (double)ra * ca, PAR_MIN, kernq->bf16_rows, &r);
-    br_args s = {bb, B, cb, cb, ldb};
-    kpar_for(rb, (double)rb * cb, PAR_MIN, kernq->bf16_rows, &s);
+    br_args r = {dst, src, cols, cols, ld};
+    kpar_for(rows, (double)rows * cols, PAR_MIN, kernq->bf16_rows, &r);
+}
+
+/* The product on operands already rounded: ab holds op(A)'s storage (rows
+ * of ca), bb op(B)'s (rows of cb); A, B are the fp32 operands, for a
+ * block oneDNN refuses. C is cut into blocks along its longer side, sized
+ * from the shape alone. */
+static void dnnl_run(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *ab,
+                     const uint16_t *bb, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc)
+{
+    int ca = trans_a ? M : K, cb = trans_b ? K : N;
     int split_m = M >= N, len = split_m ? M : N, bsz = len, blocks = 1;
     if ((double)M * N * K >= BF_SPLIT_MIN && len >= 2 * BF_BLOCK_MIN) {
         bsz = (len + BF_MAX_BLOCKS - 1) / BF_MAX_BLOCKS;
@@ -228,6 +237,18 @@ static int dnnl_product(int trans_a, int trans_b, int M, int N, int K, float alp
     dnnl_args g = {trans_a, trans_b, M, N, K, alpha, beta, ab, bb, ca, cb, C, ldc, split_m, bsz, len,
                    A, B, lda, ldb};
     kpar_dynamic(blocks, 2.0 * BF_SPLIT_MIN, BF_SPLIT_MIN, dnnl_blocks, &g);
+}
+
+static int dnnl_product(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int ra = trans_a ? K : M, ca = trans_a ? M : K, rb = trans_b ? N : K, cb = trans_b ? K : N;
+    uint16_t *ab = thread_buf(TBUF_BF16_A, (size_t)ra * ca * 2), *bb = thread_buf(TBUF_BF16_B, (size_t)rb * cb * 2);
+    if (!ab || !bb || !engine_ok)
+        return 0;
+    to_bf16(ab, A, ra, ca, lda);
+    to_bf16(bb, B, rb, cb, ldb);
+    dnnl_run(trans_a, trans_b, M, N, K, alpha, ab, bb, A, lda, B, ldb, beta, C, ldc);
     return 1;
 }
 
@@ -258,4 +279,33 @@ void gemm_mixed(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
         gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
         gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_mixed_linear_backward(float *dinp, float beta, float *dweight, const float *dout, const float *inp,
+                                const float *weight, int N, int C, int OC)
+{
+    /* dout [N, OC] is op(A)'s storage in both products (as is, then
+     * transposed): on the oneDNN path it is rounded once, into the A buffer,
+     * and each product rounds only its B */
+    int shared = ctx_bf16() && N > 0 && C > 0 && OC > 0;
+    if (shared) {
+        pthread_once(&once, init);
+        shared = choose_path(0, 0, N, C, OC) == GEMM_BF16_ONEDNN && choose_path(1, 0, OC, C, N) == GEMM_BF16_ONEDNN;
+    }
+    size_t wbytes = dinp ? (size_t)OC * C * 2 : 0, ibytes = (size_t)N * C * 2;
+    uint16_t *ab = shared ? thread_buf(TBUF_BF16_A, (size_t)N * OC * 2) : NULL;
+    uint16_t *bb = ab ? thread_buf(TBUF_BF16_B, wbytes > ibytes ? wbytes : ibytes) : NULL;
+    if (!bb) {
+        if (dinp)
+            gemm_mixed(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, beta, dinp, C);
+        gemm_mixed(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+        return;
+    }
+    to_bf16(ab, dout, N, OC, OC);
+    if (dinp) {
+        to_bf16(bb, weight, OC, C, C);
+        dnnl_run(0, 0, N, C, OC, 1.0f, ab, bb, dout, OC, weight, C, beta, dinp, C);
+    }
+    to_bf16(bb, inp, N, C, C);
+    dnnl_run(1, 0, OC, C, N, 1.0f, ab, bb, dout, OC, inp, C, 1.0f, dweight, C);
 }

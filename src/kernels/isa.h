@@ -82,7 +82,7 @@ typedef struct {
 typedef struct {
     float *param, *m, *v;
     const float *grad;
-    float lr, beta1, beta2, eps, decay, a1, a2, step_size, bc2_sqrt;
+    float lr, beta1, beta2, eps, decay, a1, a2, step_size, bc2_sqrt, grad_scale;
 } adamw_args;
 
 /* sums of squares of chunks of g, one part per item */

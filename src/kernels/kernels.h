@@ -65,6 +65,14 @@ void gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const
 void gemm_mixed(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The linear layer's two backward products through gemm_mixed:
+ *   dinp[N, C] = dout[N, OC] weight[OC, C] + beta dinp   (skipped when dinp is NULL)
+ *   dweight[OC, C] += dout^T[OC, N] inp[N, C]
+ * In bf16 on oneDNN, dout is rounded to bf16 once for both; the bits are
+ * those of the two gemm_mixed calls. */
+void gemm_mixed_linear_backward(float *dinp, float beta, float *dweight, const float *dout, const float *inp,
+                                const float *weight, int N, int C, int OC);
+
 /* Tests and benchmarks: GEMM_BF16_OWN or GEMM_BF16_ONEDNN for every
  * product, -1: by shape (the default). Not while products run. Forcing
  * oneDNN where it makes no bf16 matmul runs the own kernel. */
@@ -84,6 +92,11 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
  * dout: [N, OC]   inp: [N, C]   weight: [OC, C]. Accumulates. */
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int N, int C, int OC);
+/* linear_backward with dinp OVERWRITTEN rather than accumulated (dweight
+ * and dbias still accumulate): the product writes it with beta = 0, which
+ * saves zeroing it first and reading the zeros back (0 + x is x). */
+void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC);
 
 /* ---- embedding with scale and position ---------------------------------- */
 
@@ -228,6 +241,10 @@ void crossentropy_backward(float *dlogits, const float *probs, const int *target
  * step counts from 1; weight_decay 0 gives Adam.   param, m, v, grad: [n] */
 void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int step);
+/* adamw_update on g = grad[i] * grad_scale (float), the bits of scaling grad
+ * in place first, without that pass over it (gradient clipping). */
+void adamw_update_scaled(float *param, float *m, float *v, const float *grad, float grad_scale, size_t n,
+                         float lr, float beta1, float beta2, float eps, float weight_decay, int step);
 
 /* Sum of squares of g[n], accumulated in double (for gradient-norm clipping). */
 double global_norm_sq(const float *g, size_t n);

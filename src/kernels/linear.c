@@ -37,16 +37,25 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     gemm_mixed(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
+/* dinp[N, C] = dout[N, OC] weight[OC, C] + beta dinp; dweight[OC, C] += dout^T[OC, N] inp[N, C] */
+static void backward(float beta, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC)
+{
+    gemm_mixed_linear_backward(dinp, beta, dweight, dout, inp, weight, N, C, OC);
+    if (dbias)
+        column_sums_add(dbias, dout, N, OC);
+}
+
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int N, int C, int OC)
 {
-    /* dinp[N, C] += dout[N, OC] weight[OC, C] */
-    if (dinp)
-        gemm_mixed(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-    /* dweight[OC, C] += dout^T[OC, N] inp[N, C] */
-    gemm_mixed(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-    if (dbias)
-        column_sums_add(dbias, dout, N, OC);
+    backward(1.0f, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+}
+
+void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC)
+{
+    backward(0.0f, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 
 void embedding_forward(float *out, const int *ids, const float *table, const float *pos, int B, int T, int C,

@@ -8,6 +8,12 @@
 void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int step)
 {
+    adamw_update_scaled(param, m, v, grad, 1.0f, n, lr, beta1, beta2, eps, weight_decay, step);
+}
+
+void adamw_update_scaled(float *param, float *m, float *v, const float *grad, float grad_scale, size_t n,
+                         float lr, float beta1, float beta2, float eps, float weight_decay, int step)
+{
     /* scalars in double, as PyTorch forms them */
     double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
     adamw_args a = {param, m, v, grad, lr, beta1, beta2, eps,
@@ -15,7 +21,8 @@ void adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
                     .a1 = (float)(1.0 - beta1),
                     .a2 = (float)(1.0 - beta2),
                     .step_size = (float)(lr / bc1),
-                    .bc2_sqrt = (float)sqrt(bc2)};
+                    .bc2_sqrt = (float)sqrt(bc2),
+                    .grad_scale = grad_scale};
     kpar_for((long)n, (double)n, PAR_MIN, kern->adamw, &a);
 }
 

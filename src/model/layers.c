@@ -7,14 +7,6 @@
 
 void zero_floats(float *p, size_t n) { floats_zero(p, n); }
 
-void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC)
-{
-    /* dinp[N, C] = dout[N, OC] weight[OC, C] */
-    gemm_mixed(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
-    linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
-}
-
 /* linear_backward (add 1) or linear_backward_set (add 0) */
 static void linear_backward_to(int add, float *dinp, float *dweight, float *dbias, const float *dout,
                                const float *inp, const float *weight, int N, int C, int OC)

@@ -37,12 +37,6 @@ typedef struct {
  * lone memset would leave the other cores idle while it streams. */
 void zero_floats(float *p, size_t n);
 
-/* linear_backward with dinp OVERWRITTEN rather than accumulated: the GEMM
- * writes it with beta = 0, which saves zeroing it first and reading the
- * zeros back (same values: 0 + x is x). Shapes as linear_backward's. */
-void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC);
-
 /* Self-attention: out = out_proj(MHA(x, x, x)).
  * out: [B*T, C]   qkv_tmp: [B*T, 3C] scratch   x: [B*T, C]
  * key_len: [B] or NULL; causal for the decoder; dropmask [B, H, T, T] or NULL */

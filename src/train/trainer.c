@@ -491,14 +491,11 @@ static qkv_status train_step(qkv_trainer *t, const qkv_train_hooks *hooks, qkv_t
     if (!isfinite(norm) || !isfinite(loss_sum))
         return qkv_fail(QKV_ERR_ARG, "step %lld: the gradient is not finite (loss %g): lower the learning rate",
                         (long long)step, loss_sum);
-    if (o->clip_norm > 0 && norm > o->clip_norm) {
-        float c = (float)(o->clip_norm / (norm + 1e-6));
-        for (size_t i = 0; i < t->n_params; i++)
-            g[i] *= c;
-    }
+    /* clipped: g * c inside the update (g itself is left unscaled) */
+    float c = o->clip_norm > 0 && norm > o->clip_norm ? (float)(o->clip_norm / (norm + 1e-6)) : 1.0f;
     double lr = qkv_schedule_lr(&o->schedule, step);
-    adamw_update(t->model->params, t->m, t->v, g, t->n_params, (float)lr, o->beta1, o->beta2, o->eps,
-                 o->weight_decay, (int)step);
+    adamw_update_scaled(t->model->params, t->m, t->v, g, c, t->n_params, (float)lr, o->beta1, o->beta2, o->eps,
+                        o->weight_decay, (int)step);
     t->step = step;
     t->tgt_tokens += tokens;
     memset(r, 0, sizeof *r);
