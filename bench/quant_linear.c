@@ -1,15 +1,19 @@
 /* Linear layers in float32, bf16 and int8, qkv's kernels against oneDNN's
  * matmul primitive (weights in the layout oneDNN picks, reordered once, as
  * qkv packs once), at the decoder's shapes (M = rows of a step: 1-128) and
- * at training shapes (M 3000). GFLOP/s (2 M N K per product), best of 3
- * runs of >= 0.15 s each, at 1 and 2 threads. Not a test: run by hand.
+ * at training shapes (M 3000). GFLOP/s (2 M N K per product), best of 9
+ * runs of >= 0.04 s each, at 1 and 2 threads. Not a test: run by hand.
  *
  *     make bench && build/bench/quant_linear [threads...]
  *
  * qkv columns: f32 = linear_packed_forward (prepacked, few rows), bf16 =
  * linear_bf16_forward, i8 = linear_i8_forward (both including the run-time
- * conversion of the activations). oneDNN: f32 x f32, bf16 x bf16 -> f32,
- * u8 x s8 -> f32 (activations already quantized: it is given less work). */
+ * conversion of the activations), i8 dnnl = linear_i8_forward_rows with its
+ * integer sums through oneDNN forced on (the path AMX-INT8 CPUs take from
+ * 64 rows: the weight reordered once into oneDNN's layout, blocks of rows
+ * per thread, each a matmul then qkv's store). oneDNN: f32 x f32, bf16 x
+ * bf16 -> f32, u8 x s8 -> f32 (activations already quantized: it is given
+ * less work). */
 #include <dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +110,8 @@ static void onednn_free(onednn_mm *o)
 typedef struct {
     int M, N, K;
     float *x, *w, *out, *wp, *ws;
-    int8_t *wq;
+    int8_t *wq, *wrows;
+    i8_onednn_weight *wd;
     int32_t *wsum;
     uint16_t *wb;
     void *scratch;
@@ -116,6 +121,10 @@ typedef struct {
 static void run_f32(job *j) { linear_packed_forward(j->out, j->x, j->wp, NULL, j->M, j->K, j->N); }
 static void run_bf16(job *j) { linear_bf16_forward(j->out, j->x, j->wb, NULL, j->M, j->K, j->N, j->scratch); }
 static void run_i8(job *j) { linear_i8_forward(j->out, j->x, j->wq, j->ws, j->wsum, NULL, j->M, j->K, j->N, j->scratch); }
+static void run_i8_dnnl(job *j)
+{
+    linear_i8_forward_rows(j->out, j->x, j->wq, j->ws, j->wsum, j->wd, NULL, j->M, j->K, j->N, j->scratch);
+}
 static void run_dnnl(job *j) { onednn_run(j->o); }
 
 static double gflops(void (*fn)(job *), job *j)
@@ -153,8 +162,8 @@ int main(int argc, char **argv)
     const dnnl_version_t *dv = dnnl_version();
     printf("%sonednn %d.%d.%d (cpu runtime %u)\n", info, dv->major, dv->minor, dv->patch, dv->cpu_runtime);
     printf("GFLOP/s; qkv i8 and bf16 include quantizing / rounding the activations\n");
-    printf("%-3s %5s %5s %5s | %8s %8s %8s | %8s %8s %8s | %s\n", "thr", "M", "N", "K", "qkv f32", "qkv bf16",
-           "qkv i8", "dnnl f32", "dnnl bf16", "dnnl u8s8", "i8: qkv/dnnl");
+    printf("%-3s %5s %5s %5s | %8s %8s %8s %8s | %8s %8s %8s | %s\n", "thr", "M", "N", "K", "qkv f32", "qkv bf16",
+           "qkv i8", "i8 dnnl", "dnnl f32", "dnnl bf16", "dnnl u8s8", "i8: qkv/dnnl");
     for (int t = 0; t < nt; t++) {
         /* qkv's kernels run on a context of that many threads; oneDNN on
          * its OpenMP runtime, capped the same way */
@@ -180,15 +189,22 @@ int main(int argc, char **argv)
             j.wq = malloc(linear_i8_weight_bytes(j.K, j.N));
             j.ws = malloc(linear_i8_panel_floats(j.N) * 4);
             j.wsum = malloc(linear_i8_panel_floats(j.N) * 4);
-            linear_i8_pack(j.wq, j.ws, j.wsum, j.w, j.K, j.N);
+            j.wrows = malloc(NK);
+            quantize_rows_s8(j.wrows, j.ws, j.w, j.N, j.K, j.K);
+            linear_i8_pack_quantized(j.wq, j.ws, j.wsum, j.wrows, j.ws, j.K, j.N);
             j.wb = malloc(linear_bf16_weight_elems(j.K, j.N) * 2);
             linear_bf16_pack(j.wb, j.w, j.K, j.N);
             size_t sb = linear_i8_scratch_bytes(j.M, j.K), sb2 = linear_bf16_scratch_bytes(j.M, j.K);
             j.scratch = malloc(sb > sb2 ? sb : sb2);
-            double g[6];
+            double g[7];
             g[0] = gflops(run_f32, &j);
             g[1] = gflops(run_bf16, &j);
             g[2] = gflops(run_i8, &j);
+            linear_i8_onednn_force(1);
+            j.wd = linear_i8_onednn_pack(j.wrows, j.K, j.N);
+            g[6] = j.wd ? gflops(run_i8_dnnl, &j) : 0;
+            linear_i8_onednn_weight_free(j.wd);
+            linear_i8_onednn_force(-1);
             /* oneDNN inputs in its types */
             uint16_t *xb = malloc(MK * 2), *wbb = malloc(NK * 2);
             float_to_bf16(xb, j.x, MK);
@@ -212,11 +228,11 @@ int main(int argc, char **argv)
                 g[3 + d] = gflops(run_dnnl, &j);
                 onednn_free(&o);
             }
-            printf("%-3d %5d %5d %5d | %8.1f %8.1f %8.1f | %8.1f %8.1f %8.1f | %.2f\n", nthreads[t], j.M, j.N, j.K,
-                   g[0], g[1], g[2], g[3], g[4], g[5], g[5] > 0 ? g[2] / g[5] : 0);
+            printf("%-3d %5d %5d %5d | %8.1f %8.1f %8.1f %8.1f | %8.1f %8.1f %8.1f | %.2f\n", nthreads[t], j.M, j.N,
+                   j.K, g[0], g[1], g[2], g[6], g[3], g[4], g[5], g[5] > 0 ? g[2] / g[5] : 0);
             fflush(stdout);
             free(xb), free(wbb), free(xu), free(wi);
-            free(j.x), free(j.w), free(j.out), free(j.wp), free(j.wq), free(j.ws), free(j.wsum), free(j.wb);
+            free(j.x), free(j.w), free(j.out), free(j.wp), free(j.wq), free(j.wrows), free(j.ws), free(j.wsum), free(j.wb);
             free(j.scratch);
         }
         ctx_bind(NULL);

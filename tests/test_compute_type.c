@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "kernels/quant.h"
 #include "model/model.h"
 #include "qkv.h"
 #include "test.h"
@@ -254,6 +255,59 @@ static void test_packed_once_per_type(void)
     qkv_translator_free(t);
 }
 
+/* int8 with its integer sums through oneDNN's matmul (the AMX-INT8 path,
+ * forced on here whatever the CPU: weights reordered into oneDNN's layout
+ * when packed, every product's sums from oneDNN) translates to the bit as
+ * qkv's own kernels, at beam 4 over the fixture's sentences (steps of up to
+ * 4 x sentences rows) and greedily; skipped when oneDNN has no engine. */
+static void test_int8_onednn_same_bits(void)
+{
+    linear_i8_onednn_force(1);
+    int have = linear_i8_onednn_wanted();
+    linear_i8_onednn_force(-1);
+    if (!have) {
+        printf("skip test_int8_onednn_same_bits: oneDNN has no CPU engine here\n");
+        return;
+    }
+    char dir[512], sent[512];
+    snprintf(dir, sizeof dir, "%s/marian/opus_tiny", test_golden_dir());
+    snprintf(sent, sizeof sent, "%s/marian/sentences.txt", test_golden_dir());
+    int n = 0;
+    char **lines = read_lines(sent, &n);
+    CHECK(n >= 50, "%s: %d lines, expected >= 50", sent, n);
+    for (int beam = 1; beam <= 4 && n >= 50; beam += 3) {
+        qkv_translation *res[2] = {0};
+        for (int k = 0; k < 2; k++) {
+            linear_i8_onednn_force(k); /* read when the weights are packed and at each product */
+            qkv_translator *t = NULL;
+            CHECK(qkv_translator_load(dir, &t) == QKV_OK, "%s", qkv_last_error());
+            qkv_translate_options o = t ? qkv_translator_default_options(t) : qkv_translate_default_options();
+            o.compute_type = "int8";
+            o.beam_size = beam;
+            CHECK(t && qkv_translate(t, (const char *const *)lines, n, &o, &res[k]) == QKV_OK, "beam %d, oneDNN %s: %s",
+                  beam, k ? "on" : "off", qkv_last_error());
+            qkv_translator_free(t);
+        }
+        linear_i8_onednn_force(-1);
+        for (int i = 0; res[0] && res[1] && i < n; i++) {
+            const qkv_translation *a = &res[0][i], *b = &res[1][i];
+            int same = a->n_hyps == b->n_hyps && (!a->n_hyps || (!strcmp(a->hyps[0].text, b->hyps[0].text) &&
+                                                                  a->hyps[0].logprob == b->hyps[0].logprob));
+            CHECK(same, "beam %d line %d: own kernels '%s' (%.9g), oneDNN's sums '%s' (%.9g)", beam, i + 1,
+                  a->n_hyps ? a->hyps[0].text : "", a->n_hyps ? a->hyps[0].logprob : 0.0,
+                  b->n_hyps ? b->hyps[0].text : "", b->n_hyps ? b->hyps[0].logprob : 0.0);
+            if (!same)
+                break;
+        }
+        for (int k = 0; k < 2; k++)
+            if (res[k])
+                qkv_translations_free(res[k], n);
+    }
+    for (int i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
 /* The commands take the option and refuse unknown types before doing anything. */
 static void test_cli_options(void)
 {
@@ -281,6 +335,7 @@ static void test_cli_options(void)
 
 static const test_case cases[] = {
     TEST(test_resolve_names),
+    TEST(test_int8_onednn_same_bits),
     TEST(test_auto_rule),
     TEST(test_parity_opus_tiny),
     TEST(test_parity_sep_f16),

@@ -384,7 +384,8 @@ static void test_i8_onednn_sums(void)
         return;
     }
     qkv_rng_seed(&rng, 13);
-    static const int sh[][3] = {{1, 37, 21}, {5, 33, 65}, {64, 256, 250}, {130, 255, 129}, {7, 1024, 256}};
+    /* the last: a wide output, in blocks of 32 rows (the last padded) */
+    static const int sh[][3] = {{1, 37, 21}, {5, 33, 65}, {64, 256, 250}, {130, 255, 129}, {7, 1024, 256}, {100, 64, 5000}};
     for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++)
         for (int threads = 1; threads <= 2; threads++) {
             int N = sh[i][0], C = sh[i][1], OC = sh[i][2];
@@ -404,19 +405,35 @@ static void test_i8_onednn_sums(void)
             float *xs = xmalloc(N * sizeof(float));
             int32_t *xz = xmalloc(N * sizeof(int32_t));
             quantize_rows_u7(xq, xs, xz, x, N, C, C);
-            const int32_t *acc = linear_i8_onednn(xq, C, rows, N, C, OC);
-            CHECK(acc != NULL, "oneDNN refused the u8 x s8 sums of N %d C %d OC %d", N, C, OC);
-            for (int j = 0; acc && j < N * OC; j++) {
+            i8_onednn_weight *wd = linear_i8_onednn_pack(rows, C, OC);
+            CHECK(wd != NULL, "oneDNN refused to reorder the weight of C %d OC %d into its layout", C, OC);
+            CHECK(linear_i8_onednn_weight_bytes(wd) >= (size_t)OC * C, "oneDNN's layout holds %zu bytes for %d x %d",
+                  linear_i8_onednn_weight_bytes(wd), OC, C);
+            /* with unit scales and no zero points the store gives the sums
+             * themselves, exact in float (|sum| <= 127^2 C < 2^24) */
+            float *one = xmalloc(OC * sizeof(float)), *sums = xmalloc((size_t)N * OC * sizeof(float));
+            int32_t *zero = xmalloc((N > OC ? N : OC) * sizeof(int32_t));
+            memset(zero, 0, (N > OC ? N : OC) * sizeof(int32_t));
+            for (int o = 0; o < OC; o++)
+                one[o] = 1;
+            float *xone = xmalloc(N * sizeof(float));
+            for (int n = 0; n < N; n++)
+                xone[n] = 1;
+            int ran = wd && linear_i8_onednn(sums, xq, C, xone, zero, wd, one, zero, NULL, N, C, OC);
+            CHECK(ran, "oneDNN refused the u8 x s8 sums of N %d C %d OC %d", N, C, OC);
+            for (int j = 0; ran && j < N * OC; j++) {
                 int32_t e = 0;
                 for (int c = 0; c < C; c++)
                     e += (int32_t)xq[(size_t)(j / OC) * C + c] * rows[(size_t)(j % OC) * C + c];
-                if (acc[j] != e) {
-                    CHECK(0, "oneDNN sum [%d, %d] = %d, expected %d", j / OC, j % OC, acc[j], e);
+                if (sums[j] != (float)e) {
+                    CHECK(0, "oneDNN sum [%d, %d] = %.0f, expected %d", j / OC, j % OC, sums[j], e);
                     break;
                 }
             }
+            free(one), free(sums), free(zero), free(xone);
             free(xq), free(xs), free(xz);
-            linear_i8_forward_rows(got, x, wq, ws, wsum, rows, i % 2 ? NULL : b, N, C, OC, scratch);
+            linear_i8_forward_rows(got, x, wq, ws, wsum, wd, i % 2 ? NULL : b, N, C, OC, scratch);
+            linear_i8_onednn_weight_free(wd);
             linear_i8_forward_ref(want, x, w, i % 2 ? NULL : b, N, C, OC);
             for (int j = 0; j < N * OC; j++)
                 if (memcmp(&got[j], &want[j], sizeof(float)) != 0) {

@@ -152,6 +152,25 @@ static void round_trip(int tied, int pre_norm)
             qkv_translation *ra = NULL, *rb = NULL;
             CHECK(qkv_translate(a, src, 4, &o, &ra) == QKV_OK, "%s", qkv_last_error());
             CHECK(qkv_translate(q[k], src, 4, &oq, &rb) == QKV_OK, "%s", qkv_last_error());
+            if (k == 0) {
+                /* the stored int8 rows reordered for oneDNN (its sums forced
+                 * on): the same bits */
+                linear_i8_onednn_force(1);
+                qkv_translator *d = NULL;
+                qkv_translation *rd = NULL;
+                int have = linear_i8_onednn_wanted();
+                CHECK(!have || qkv_translator_load(q8, &d) == QKV_OK, "%s", qkv_last_error());
+                CHECK(!d || qkv_translate(d, src, 4, &oq, &rd) == QKV_OK, "%s", qkv_last_error());
+                for (int i = 0; rd && rb && i < 4; i++)
+                    CHECK(rd[i].n_hyps && rb[i].n_hyps && !strcmp(rd[i].hyps[0].text, rb[i].hyps[0].text) &&
+                              rd[i].hyps[0].logprob == rb[i].hyps[0].logprob,
+                          "beam %d line %d: the quantized file gives '%s' with oneDNN's sums, '%s' without", beam,
+                          i + 1, rd[i].n_hyps ? rd[i].hyps[0].text : "", rb[i].n_hyps ? rb[i].hyps[0].text : "");
+                if (rd)
+                    qkv_translations_free(rd, 4);
+                qkv_translator_free(d);
+                linear_i8_onednn_force(-1);
+            }
             for (int i = 0; ra && rb && i < 4; i++) {
                 const qkv_hypothesis *x = &ra[i].hyps[0], *y = &rb[i].hyps[0];
                 CHECK(ra[i].n_hyps && rb[i].n_hyps && !strcmp(x->text, y->text) && x->logprob == y->logprob,

@@ -174,21 +174,10 @@ static int dnnl_block(const dnnl_args *g, int m, int n, const uint16_t *A, const
     dnnl_dims_t as = {g->trans_a ? 1 : g->ca, g->trans_a ? g->ca : 1};
     dnnl_dims_t bs = {g->trans_b ? 1 : g->cb, g->trans_b ? g->cb : 1};
     dnnl_dims_t cs = {g->ldc, 1};
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
-    int ok = dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) == dnnl_success &&
-             dnnl_primitive_attr_create(&attr) == dnnl_success;
-    if (ok && g->alpha != 1.0f)
-        ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &g->alpha) == dnnl_success;
-    if (ok && g->beta != 0.0f)
-        ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, g->beta) == dnnl_success &&
-             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
-    ok = ok && onednn_matmul(&amd, A, &bmd, B, &cmd, C, attr);
-    dnnl_post_ops_destroy(po);
-    dnnl_primitive_attr_destroy(attr);
-    return ok;
+    return dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) == dnnl_success &&
+           dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) == dnnl_success &&
+           dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) == dnnl_success &&
+           onednn_matmul(&amd, A, &bmd, B, &cmd, C, g->alpha, g->beta, 0);
 }
 
 static void dnnl_blocks(void *arg, long b0, long b1)

@@ -219,9 +219,23 @@ typedef struct {
     int C, ldq, ldx;
 } br_args;
 
+/* rows of int8 sums from oneDNN through the int8 store (lq_store.inc):
+ * out [N, OC] from acc [N, OC] */
+typedef struct {
+    float *out;
+    const int32_t *acc;
+    const float *xs;
+    const int32_t *xz;
+    const float *ws;
+    const int32_t *wsum;
+    const float *bias;
+    int OC;
+} sums_args;
+
 typedef struct {
     qkv_isa isa;
     kpar_fn quant_rows, bf16_rows;
+    kpar_fn store_sums; /* items: rows (sums_args) */
     kpar_fn linear_i8;
     int (*linear_i8_groups)(int N, int OC);
     kpar_fn linear_bf16;

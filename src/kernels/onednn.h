@@ -9,12 +9,16 @@
 /* The process's CPU engine, NULL when oneDNN has none. */
 dnnl_engine_t onednn_engine(void);
 
-/* C = A B by a matmul primitive on this thread alone (oneDNN's OpenMP team
- * held at one thread while it runs): the descriptors and data of A, B and
- * C, and attr (NULL, or the caller's: output scales, post-ops; its
- * scratchpad mode is set to user here). Returns 0 when oneDNN refused the
- * primitive or ran out of memory. */
+/* This thread's stream, made on first use; NULL when oneDNN refuses one. */
+dnnl_stream_t onednn_stream(void);
+
+/* C = alpha A B + beta C by a matmul primitive on this thread alone
+ * (oneDNN's OpenMP team held at one thread while it runs): the descriptors
+ * and data of A, B and C. keep: the primitive of the shape (descriptors,
+ * alpha, beta) is made once and kept for the process, for callers that
+ * meet few shapes; else made for the call. Returns 0 when oneDNN refused
+ * the primitive or ran out of memory. */
 int onednn_matmul(const dnnl_memory_desc_t *amd, const void *A, const dnnl_memory_desc_t *bmd, const void *B,
-                  const dnnl_memory_desc_t *cmd, void *C, dnnl_primitive_attr_t attr);
+                  const dnnl_memory_desc_t *cmd, void *C, float alpha, float beta, int keep);
 
 #endif

@@ -12,17 +12,11 @@
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* an int8 weight's panels, scales and sums, without the plain rows */
-static size_t i8_core_bytes(int C, int OC)
-{
-    return up64(linear_i8_weight_bytes(C, OC)) + 2 * up64(linear_i8_panel_floats(OC) * 4);
-}
-
 size_t qlinear_bytes(int C, int OC, qlinear_type type)
 {
     switch (type) {
     case QLIN_INT8:
-        return i8_core_bytes(C, OC) + (linear_i8_onednn_wanted() ? up64((size_t)OC * C) : 0);
+        return up64(linear_i8_weight_bytes(C, OC)) + 2 * up64(linear_i8_panel_floats(OC) * 4);
     case QLIN_BF16:
         return up64(linear_bf16_weight_elems(C, OC) * 2);
     default:
@@ -30,7 +24,9 @@ size_t qlinear_bytes(int C, int OC, qlinear_type type)
     }
 }
 
-int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type type)
+size_t qlinear_held_bytes(const qlinear *q) { return qlinear_bytes(q->C, q->OC, q->type) + linear_i8_onednn_weight_bytes(q->wd); }
+
+static int alloc(qlinear *q, int C, int OC, qlinear_type type)
 {
     *q = (qlinear){.type = type, .C = C, .OC = OC};
     size_t n = qlinear_bytes(C, OC, type);
@@ -38,25 +34,47 @@ int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type ty
     if (!m)
         return 0;
     q->mem = m;
-    switch (type) {
-    case QLIN_INT8:
+    if (type == QLIN_INT8) {
         q->wq = (int8_t *)m;
         q->ws = (float *)(m + up64(linear_i8_weight_bytes(C, OC)));
         q->wsum = (int32_t *)((char *)q->ws + up64(linear_i8_panel_floats(OC) * 4));
-        if (n > i8_core_bytes(C, OC)) { /* the plain rows too: quantized once, then packed */
-            q->wrows = (int8_t *)(m + i8_core_bytes(C, OC));
-            quantize_rows_s8(q->wrows, q->ws, weight, OC, C, C);
-            linear_i8_pack_quantized(q->wq, q->ws, q->wsum, q->wrows, q->ws, C, OC);
+    }
+    return 1;
+}
+
+/* The weight in oneDNN's layout too where oneDNN runs the int8 sums; its
+ * absence (oneDNN refused) only means the own kernels run. */
+static void i8_onednn(qlinear *q, const int8_t *rows)
+{
+    if (linear_i8_onednn_wanted())
+        q->wd = linear_i8_onednn_pack(rows, q->C, q->OC);
+}
+
+int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type type)
+{
+    if (!alloc(q, C, OC, type))
+        return 0;
+    switch (type) {
+    case QLIN_INT8: {
+        /* oneDNN's layout from the same quantized rows: quantized once */
+        size_t nr = (size_t)OC * C;
+        int8_t *rows = linear_i8_onednn_wanted() ? malloc(nr ? nr : 1) : NULL;
+        if (rows) {
+            quantize_rows_s8(rows, q->ws, weight, OC, C, C);
+            linear_i8_pack_quantized(q->wq, q->ws, q->wsum, rows, q->ws, C, OC);
+            i8_onednn(q, rows);
+            free(rows);
         } else {
             linear_i8_pack(q->wq, q->ws, q->wsum, weight, C, OC);
         }
         break;
+    }
     case QLIN_BF16:
-        q->wb = (uint16_t *)m;
+        q->wb = (uint16_t *)q->mem;
         linear_bf16_pack(q->wb, weight, C, OC);
         break;
     default:
-        q->wp = (float *)m;
+        q->wp = (float *)q->mem;
         linear_pack(q->wp, weight, C, OC);
     }
     return 1;
@@ -64,20 +82,10 @@ int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type ty
 
 int qlinear_make_i8(qlinear *q, const int8_t *wq_rows, const float *scale, int C, int OC)
 {
-    *q = (qlinear){.type = QLIN_INT8, .C = C, .OC = OC};
-    size_t n = qlinear_bytes(C, OC, QLIN_INT8);
-    char *m = aligned_alloc(64, n ? n : 64);
-    if (!m)
+    if (!alloc(q, C, OC, QLIN_INT8))
         return 0;
-    q->mem = m;
-    q->wq = (int8_t *)m;
-    q->ws = (float *)(m + up64(linear_i8_weight_bytes(C, OC)));
-    q->wsum = (int32_t *)((char *)q->ws + up64(linear_i8_panel_floats(OC) * 4));
     linear_i8_pack_quantized(q->wq, q->ws, q->wsum, wq_rows, scale, C, OC);
-    if (n > i8_core_bytes(C, OC)) {
-        q->wrows = (int8_t *)(m + i8_core_bytes(C, OC));
-        memcpy(q->wrows, wq_rows, (size_t)OC * C);
-    }
+    i8_onednn(q, wq_rows);
     return 1;
 }
 
@@ -85,7 +93,9 @@ void qlinear_free(qlinear *q)
 {
     if (q) {
         free(q->mem);
+        linear_i8_onednn_weight_free(q->wd);
         q->mem = NULL;
+        q->wd = NULL;
     }
 }
 
@@ -105,7 +115,7 @@ void qlinear_forward(float *out, const float *inp, const qlinear *q, const float
 {
     switch (q->type) {
     case QLIN_INT8:
-        linear_i8_forward_rows(out, inp, q->wq, q->ws, q->wsum, q->wrows, bias, N, q->C, q->OC, scratch);
+        linear_i8_forward_rows(out, inp, q->wq, q->ws, q->wsum, q->wd, bias, N, q->C, q->OC, scratch);
         break;
     case QLIN_BF16:
         linear_bf16_forward(out, inp, q->wb, bias, N, q->C, q->OC, scratch);

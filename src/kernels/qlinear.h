@@ -20,7 +20,7 @@ typedef struct {
     int8_t *wq;
     float *ws;
     int32_t *wsum;
-    int8_t *wrows; /* int8: the plain rows [OC, C] for oneDNN where linear_i8_onednn_wanted, else NULL */
+    struct i8_onednn_weight *wd; /* int8: the weight in oneDNN's layout where linear_i8_onednn_wanted, else NULL */
     uint16_t *wb;
 } qlinear;
 
@@ -31,8 +31,10 @@ int qlinear_make(qlinear *q, const float *weight, int C, int OC, qlinear_type ty
 int qlinear_make_i8(qlinear *q, const int8_t *wq_rows, const float *scale, int C, int OC);
 void qlinear_free(qlinear *q);
 
-/* Bytes the packed weight holds (what a model's memory grows by). */
+/* Bytes of the packed weight in its type, and what a made one holds in
+ * all (what a model's memory grows by: oneDNN's copy too). */
 size_t qlinear_bytes(int C, int OC, qlinear_type type);
+size_t qlinear_held_bytes(const qlinear *q);
 
 /* Scratch for N rows (0 for f32). */
 size_t qlinear_scratch_bytes(qlinear_type type, int N, int C);

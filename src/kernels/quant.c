@@ -7,7 +7,6 @@
 
 #include "kernels/isa.h"
 #include "kernels/quant.h"
-#include "kernels/impl/lq_store.inc"
 
 static int panels(int OC) { return (OC + LQ_PANEL - 1) / LQ_PANEL; }
 
@@ -167,26 +166,6 @@ size_t linear_i8_scratch_bytes(int N, int C)
  * linear_packed.c). */
 #define LQ_PAR_MIN 300000.0
 
-/* rows of oneDNN's sums through the own paths' store: items rows */
-typedef struct {
-    float *out;
-    const int32_t *acc;
-    const float *xs;
-    const int32_t *xz;
-    const float *ws;
-    const int32_t *wsum;
-    const float *bias;
-    int OC;
-} sums_args;
-
-static void store_sums(void *arg, long r0, long r1)
-{
-    const sums_args *a = arg;
-    for (long n = r0; n < r1; n++)
-        lq_store(a->out + (size_t)n * a->OC, a->acc + (size_t)n * a->OC, a->xs[n], a->xz[n], a->ws, a->wsum, a->bias,
-                 a->OC);
-}
-
 void linear_i8_forward(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
                        const float *bias, int N, int C, int OC, void *scratch)
 {
@@ -194,7 +173,7 @@ void linear_i8_forward(float *out, const float *inp, const int8_t *wq, const flo
 }
 
 void linear_i8_forward_rows(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
-                            const int8_t *wrows, const float *bias, int N, int C, int OC, void *scratch)
+                            const i8_onednn_weight *wd, const float *bias, int N, int C, int OC, void *scratch)
 {
     if (N <= 0 || OC <= 0)
         return;
@@ -204,12 +183,8 @@ void linear_i8_forward_rows(float *out, const float *inp, const int8_t *wq, cons
     uint8_t *xq = (uint8_t *)(xz + N);
     qr_args q = {xq, xs, xz, inp, C, Cp};
     kpar_for(N, (double)N * C, PAR_MIN, kernq->quant_rows, &q);
-    const int32_t *acc = wrows && C > 0 && linear_i8_onednn_use(N) ? linear_i8_onednn(xq, Cp, wrows, N, C, OC) : NULL;
-    if (acc) {
-        sums_args s = {out, acc, xs, xz, ws, wsum, bias, OC};
-        kpar_for(N, (double)N * OC, PAR_MIN, store_sums, &s);
+    if (wd && linear_i8_onednn_use(N) && linear_i8_onednn(out, xq, Cp, xs, xz, wd, ws, wsum, bias, N, C, OC))
         return;
-    }
     lq_args a = {out, xq, xs, xz, wq, ws, wsum, bias, N, Cp, OC};
     kpar_for(kernq->linear_i8_groups(N, OC), (double)N * C * OC, LQ_PAR_MIN, kernq->linear_i8, &a);
 }

@@ -101,23 +101,34 @@ size_t linear_i8_scratch_bytes(int N, int C);
 void linear_i8_forward(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
                        const float *bias, int N, int C, int OC, void *scratch);
 
-/* The same with the weight's plain rows wrows ([OC, C], the rows
- * linear_i8_pack quantized; NULL: none), which let the integer sums go to
- * oneDNN's matmul where linear_i8_onednn_use says so; the same bits either
- * way. */
-void linear_i8_forward_rows(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
-                            const int8_t *wrows, const float *bias, int N, int C, int OC, void *scratch);
+/* The weight in oneDNN's own layout for the int8 sums (linear_i8_onednn.c),
+ * made once from the plain rows [OC, C] (the rows linear_i8_pack
+ * quantized): NULL when oneDNN has no engine or refused, or out of memory. */
+typedef struct i8_onednn_weight i8_onednn_weight;
+i8_onednn_weight *linear_i8_onednn_pack(const int8_t *wrows, int C, int OC);
+size_t linear_i8_onednn_weight_bytes(const i8_onednn_weight *w);
+void linear_i8_onednn_weight_free(i8_onednn_weight *w);
 
-/* oneDNN for the int8 sums (linear_i8_onednn.c): whether packed weights
- * should keep their plain rows (oneDNN has an engine and the CPU has
- * AMX-INT8 with the tile state granted, or forced), whether a call of N
- * rows goes there (from 64 rows; every call when forced), and the sums
- * themselves: [N, OC] s32 in a buffer of the calling thread, NULL when
- * oneDNN refused (the caller then runs its own kernel). Tests force the
- * path on (1), off (0) or back to the CPU's rule (-1). */
+/* linear_i8_forward with the weight also in oneDNN's layout (wd; NULL:
+ * none), which lets the integer sums go to oneDNN's matmul where
+ * linear_i8_onednn_use says so; the same bits either way. */
+void linear_i8_forward_rows(float *out, const float *inp, const int8_t *wq, const float *ws, const int32_t *wsum,
+                            const i8_onednn_weight *wd, const float *bias, int N, int C, int OC, void *scratch);
+
+/* oneDNN for the int8 sums: whether packed weights should also be made in
+ * oneDNN's layout (oneDNN has an engine and the CPU has AMX-INT8 with the
+ * tile state granted, or forced), whether a call of N rows goes there
+ * (from 64 rows; every call when forced), and the product itself: out
+ * [N, OC] by the own paths' store from oneDNN's sums of the quantized
+ * rows xq [N, ldx] (scales xs, zero points xz) and the weight. Returns 0
+ * when oneDNN refused (out is then partly written; the caller runs its
+ * own kernel). Tests force the path on (1), off (0) or back to the CPU's
+ * rule (-1). */
 int linear_i8_onednn_wanted(void);
 int linear_i8_onednn_use(int N);
-int32_t *linear_i8_onednn(const uint8_t *xq, int ldx, const int8_t *wrows, int N, int C, int OC);
+int linear_i8_onednn(float *out, const uint8_t *xq, int ldx, const float *xs, const int32_t *xz,
+                     const i8_onednn_weight *wd, const float *ws, const int32_t *wsum, const float *bias, int N, int C,
+                     int OC);
 void linear_i8_onednn_force(int on);
 
 /* The plain twin on the unpacked float weight (quantizes both sides

@@ -10,9 +10,8 @@ enum {
     TBUF_BF16_A,      /* gemm_bf16.c: op(A) in bf16 */
     TBUF_BF16_B,      /* gemm_bf16.c: op(B) in bf16 or packed */
     TBUF_ONEDNN,      /* onednn.c: a primitive's scratchpad */
-    TBUF_I8_SUMS,     /* linear_i8_onednn.c: a call's int32 sums */
+    TBUF_I8_SUMS,     /* linear_i8_onednn.c: a block's int32 sums */
     TBUF_I8_PAD_X,    /* linear_i8_onednn.c: a padded block's activations */
-    TBUF_I8_PAD_SUMS, /* linear_i8_onednn.c: a padded block's sums */
     TBUF_COUNT
 };
 

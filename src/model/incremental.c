@@ -174,10 +174,13 @@ static int pack_one(model_decoder_weights *dw, qlinear *dst, const model_i8_tens
                     int in, int out)
 {
     qlinear_type t = dw->type;
-    dw->bytes += qlinear_bytes(in, out, t);
-    if (i8)
-        return qlinear_make_i8(dst, i8[k].q + (size_t)row0 * in, i8[k].scale + row0, in, out);
+    if (i8) {
+        int ok = qlinear_make_i8(dst, i8[k].q + (size_t)row0 * in, i8[k].scale + row0, in, out);
+        dw->bytes += ok ? qlinear_held_bytes(dst) : 0;
+        return ok;
+    }
     int ok = qlinear_make(dst, dw->m->params + off + (size_t)row0 * in, in, out, t);
+    dw->bytes += ok ? qlinear_held_bytes(dst) : 0;
     /* the float32 rows just packed are read again only by float32
      * whole-sequence passes (scoring, attention maps): a mapped model's
      * pages of them leave memory until then, one weight at a time, so that

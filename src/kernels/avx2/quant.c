@@ -127,6 +127,14 @@ static int groups_avx2(int N, int OC)
     return (P + np - 1) / np;
 }
 
+static void store_sums(void *arg, long r0, long r1)
+{
+    const sums_args *a = arg;
+    for (long n = r0; n < r1; n++)
+        lq_store(a->out + (size_t)n * a->OC, a->acc + (size_t)n * a->OC, a->xs[n], a->xz[n], a->ws, a->wsum, a->bias,
+                 a->OC);
+}
+
 static const char *i8_name(void) { return "avx2 vpmaddubsw"; }
 static const char *bf16_name(void) { return "avx2 (bf16 widened to fp32 in registers)"; }
 
@@ -134,6 +142,7 @@ const kernq_table kernq_avx2 = {
     .isa = ISA_AVX2,
     .quant_rows = quant_rows,
     .bf16_rows = bf16_rows,
+    .store_sums = store_sums,
     .linear_i8 = li8_avx2,
     .linear_i8_groups = groups_avx2,
     .linear_bf16 = lb_avx2,

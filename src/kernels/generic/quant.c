@@ -80,6 +80,14 @@ static int groups_generic(int N, int OC)
     return (P + GEN_NP - 1) / GEN_NP;
 }
 
+static void store_sums(void *arg, long r0, long r1)
+{
+    const sums_args *a = arg;
+    for (long n = r0; n < r1; n++)
+        lq_store(a->out + (size_t)n * a->OC, a->acc + (size_t)n * a->OC, a->xs[n], a->xz[n], a->ws, a->wsum, a->bias,
+                 a->OC);
+}
+
 static const char *i8_name(void) { return "generic C"; }
 static const char *bf16_name(void) { return "generic C (bf16 widened to fp32)"; }
 
@@ -87,6 +95,7 @@ const kernq_table kernq_generic = {
     .isa = ISA_GENERIC,
     .quant_rows = quant_rows,
     .bf16_rows = bf16_rows,
+    .store_sums = store_sums,
     .linear_i8 = li8_generic,
     .linear_i8_groups = groups_generic,
     .linear_bf16 = lb_generic,
