@@ -23,6 +23,7 @@
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/kernels_ref.h"
+#include "kernels/onednn.h"
 #include "kernels/quant.h"
 #include "qkv.h"
 #include "test.h"
@@ -447,6 +448,55 @@ static void test_i8_onednn_sums(void)
     linear_i8_onednn_force(-1);
 }
 
+/* oneDNN's reference implementations are refused: a u8 operand with an
+ * element stride of 2, which only "ref_int8:any" takes, returns 0 and
+ * leaves C as it was, asked twice (the second from the kept refusal);
+ * the same product on dense rows runs, exactly. Skipped without an
+ * engine. */
+static void test_onednn_refuses_reference(void)
+{
+    if (!onednn_engine()) {
+        printf("skip test_onednn_refuses_reference: oneDNN has no CPU engine here\n");
+        return;
+    }
+    enum { M = 40, K = 48, N = 24 };
+    static uint8_t a[M * K * 2];
+    static int8_t b[K * N];
+    static int32_t c[M * N];
+    for (int i = 0; i < M * K * 2; i++)
+        a[i] = (uint8_t)(i * 7 % 128);
+    for (int i = 0; i < K * N; i++)
+        b[i] = (int8_t)(i * 5 % 255 - 127);
+    dnnl_memory_desc_t amd, dense, bmd, cmd;
+    dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
+    dnnl_dims_t as = {2 * K, 2}, ds = {K, 1}, bs = {N, 1}, cs = {N, 1};
+    CHECK(dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_u8, as) == dnnl_success &&
+              dnnl_memory_desc_init_by_strides(&dense, 2, ad, dnnl_u8, ds) == dnnl_success &&
+              dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_s8, bs) == dnnl_success &&
+              dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_s32, cs) == dnnl_success,
+          "memory descriptors");
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < M * N; i++)
+            c[i] = -7;
+        CHECK(!onednn_matmul(&amd, a, &bmd, b, &cmd, c, 1.0f, 0.0f, 1),
+              "a u8 operand of element stride 2 (reference implementation only): ran, expected refused (ask %d)", k + 1);
+        int same = 1;
+        for (int i = 0; i < M * N; i++)
+            same &= c[i] == -7;
+        CHECK(same, "a refused product wrote C (ask %d)", k + 1);
+    }
+    CHECK(onednn_matmul(&dense, a, &bmd, b, &cmd, c, 1.0f, 0.0f, 1), "oneDNN refused dense u8 x s8 rows");
+    for (int i = 0; i < M * N; i++) {
+        int32_t e = 0;
+        for (int j = 0; j < K; j++)
+            e += (int32_t)a[(i / N) * K + j] * b[j * N + i % N];
+        if (c[i] != e) {
+            CHECK(0, "dense u8 x s8: C[%d, %d] = %d, expected %d", i / N, i % N, c[i], e);
+            break;
+        }
+    }
+}
+
 static const test_case cases[] = {
     TEST(test_i8_round_trip),
     TEST(test_u7_round_trip),
@@ -456,6 +506,7 @@ static const test_case cases[] = {
     TEST(test_i8_row_independent_of_batch),
     TEST(test_i8_special_rows),
     TEST(test_i8_onednn_sums),
+    TEST(test_onednn_refuses_reference),
     TEST(test_bf16_every_row_count),
     TEST(test_bf16_odd_and_model_shapes),
 };

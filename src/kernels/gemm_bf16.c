@@ -192,8 +192,9 @@ static void dnnl_blocks(void *arg, long b0, long b1)
         float *C = g->C + (g->split_m ? (size_t)i0 * g->ldc : (size_t)i0);
         if (dnnl_block(g, m, nn, g->A + ao, g->B + bo, C))
             continue;
-        /* refused (out of memory): this block in fp32, deterministically so;
-         * the fp32 operands have strides lda, ldb instead of ca, cb */
+        /* refused (out of memory, or only a reference implementation
+         * offered): this block in fp32, deterministically so; the fp32
+         * operands have strides lda, ldb instead of ca, cb */
         size_t afo = g->split_m ? (g->trans_a ? (size_t)i0 : (size_t)i0 * g->lda) : 0;
         size_t bfo = g->split_m ? 0 : g->trans_b ? (size_t)i0 * g->ldb : (size_t)i0;
         gemm(g->trans_a, g->trans_b, m, nn, g->K, g->alpha, g->Af + afo, g->lda, g->Bf + bfo, g->ldb, g->beta, C,

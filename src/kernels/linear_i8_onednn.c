@@ -109,7 +109,7 @@ i8_onednn_weight *linear_i8_onednn_pack(const int8_t *wrows, int C, int OC)
              dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_s32, cs) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&plain, 2, bd, dnnl_s8, bs) == dnnl_success &&
              dnnl_matmul_desc_init(&mmd, &amd, &bmd, NULL, &cmd) == dnnl_success &&
-             dnnl_primitive_desc_create(&pd, &mmd, NULL, eng, NULL) == dnnl_success;
+             dnnl_primitive_desc_create(&pd, &mmd, NULL, eng, NULL) == dnnl_success && onednn_pd_fast(pd);
     if (ok) {
         w->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         w->data = aligned_alloc(64, (dnnl_memory_desc_get_size(&w->md) + 63) & ~(size_t)63);

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/onednn.h"
 #include "kernels/thread_buf.h"
@@ -78,9 +79,18 @@ static const cached *lookup(const dnnl_memory_desc_t *amd, const dnnl_memory_des
     return hit;
 }
 
+int onednn_pd_fast(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    return pd && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+           strncmp(impl, "ref", 3) != 0;
+}
+
 /* A new primitive for the shape: into the cache when kept and there is
  * room (the entry is returned, and *own stays empty), else the caller's to
- * destroy (*own). NULL when oneDNN refused. */
+ * destroy (*own). NULL when oneDNN refused, or offered only a reference
+ * implementation: that refusal is kept too (an entry without primitive),
+ * so a kept shape asks oneDNN once. */
 static const cached *make(const dnnl_memory_desc_t *amd, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *cmd,
                           float alpha, float beta, int keep, cached *own)
 {
@@ -97,14 +107,15 @@ static const cached *make(const dnnl_memory_desc_t *amd, const dnnl_memory_desc_
     if (ok && beta != 0.0f)
         ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, beta) == dnnl_success &&
              dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
-    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success &&
-         dnnl_primitive_create(&e.prim, pd) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success;
+    int slow = ok && !onednn_pd_fast(pd);
+    ok = ok && !slow && dnnl_primitive_create(&e.prim, pd) == dnnl_success;
     if (ok)
         e.scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     dnnl_primitive_desc_destroy(pd);
     dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
-    if (!ok)
+    if (!ok && !slow)
         return NULL;
     const cached *r = NULL;
     pthread_mutex_lock(&cache_mu);
@@ -113,6 +124,8 @@ static const cached *make(const dnnl_memory_desc_t *amd, const dnnl_memory_desc_
         r = &cache[ncache++];
     }
     pthread_mutex_unlock(&cache_mu);
+    if (slow)
+        return NULL;
     if (r)
         return r;
     *own = e;
@@ -131,6 +144,8 @@ int onednn_matmul(const dnnl_memory_desc_t *amd, const void *A, const dnnl_memor
     const cached *p = keep ? lookup(amd, bmd, cmd, alpha, beta) : NULL;
     if (!p)
         p = make(amd, bmd, cmd, alpha, beta, keep, &own);
+    else if (!p->prim)
+        p = NULL; /* refused when first asked */
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
     size_t sbytes = p ? dnnl_memory_desc_get_size(&p->scratch) : 0;
     void *sp = sbytes ? thread_buf(TBUF_ONEDNN, sbytes) : NULL;
